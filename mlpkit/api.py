@@ -1,0 +1,73 @@
+"""The library functions the commands call: config and data in, plain results out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import Config, load_config
+from .data import Dataset, Split, load_dataset
+from .runs import RunWriter, load_weights
+from .trainer import EpochMetrics, EvalResult, StepInfo, Trainer, TrainResult, evaluate, fit
+
+
+def load_data_for(cfg: Config, data_dir: str | None = None) -> Dataset:
+    """The dataset a config names; ``data_dir`` (from --data-dir) wins over the config's."""
+    return load_dataset(cfg.data.dataset, data_dir or cfg.data.data_dir)
+
+
+def prepare(config: str | Path, overrides: tuple[str, ...] = (), data_dir: str | None = None) -> Trainer:
+    """Validate the config, load its data and build the trainer (model, optimizer, rngs)."""
+    cfg = load_config(config, overrides)
+    return Trainer(cfg, load_data_for(cfg, data_dir))
+
+
+def train_run(
+    trainer: Trainer,
+    out: str | Path | None,
+    *,
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_epoch: Callable[[EpochMetrics, float], None] | None = None,
+) -> TrainResult:
+    """Train to the configured epochs, writing the run folder ``out`` as it goes."""
+    writer = RunWriter(out, trainer.cfg) if out is not None else None
+
+    def _epoch(m: EpochMetrics, seconds: float) -> None:
+        if writer is not None:
+            writer.epoch_done(trainer.history, seconds)
+        if on_epoch is not None:
+            on_epoch(m, seconds)
+
+    times, test = fit(trainer, on_step=on_step, on_epoch=_epoch)
+    result = TrainResult(list(trainer.history), test, str(writer.path) if writer else None, times,
+                         trainer.model.num_params)
+    if writer is not None:
+        writer.finish(trainer.model, {"test": test, "epochs": trainer.epoch, "num_params": result.num_params})
+    return result
+
+
+def evaluate_run(run: str | Path, split: str = "test", data_dir: str | None = None) -> tuple[EvalResult, Path]:
+    """Score a saved run folder or weights file on one split of its dataset."""
+    cfg, model, path = load_weights(run)
+    data = load_data_for(cfg, data_dir)
+    if split == "test":
+        s = Split(data.x_test, data.y_test)
+    else:
+        from .data import split_train_val
+
+        train, val = split_train_val(data, cfg.data.validation)
+        if split == "validation":
+            if val is None:
+                from .errors import ConfigError
+
+                raise ConfigError(f"{path}: the run held out no validation split (data.validation is 0)")
+            s = val
+        else:
+            s = train
+    if data.num_features != model.in_features:
+        from .errors import CheckpointError
+
+        raise CheckpointError(
+            f"{path}: the model takes {model.in_features} inputs but {data.name} has {data.num_features} features"
+        )
+    return evaluate(model, s, data.scale, data.num_classes, split, data.class_names), path

@@ -1,0 +1,147 @@
+"""The ``mlpkit`` command line: parse options, call the library, render, exit.
+
+Exit codes: 0 success, 1 a check failed or training diverged, 2 bad input
+(config, file, dataset, folder), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__, api, render
+from .errors import MlpkitError
+from .runs import default_run_dir
+
+app = typer.Typer(
+    name="mlpkit",
+    help=(
+        "Train multilayer perceptrons whose forward and backward passes are written by hand "
+        "in NumPy, and look inside them.\n\n"
+        "Example: [bold]mlpkit train configs/quickstart.yaml[/bold]"
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Options shared by several commands, declared once.
+ConfigArg = Annotated[Path, typer.Argument(help="YAML config describing data, model and training.", show_default=False)]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", metavar="KEY.PATH=VALUE",
+                 help="Override a config value, e.g. --set train.lr=0.05 --set model.layers[2].dropout=0.3."),
+]
+DataDirOpt = Annotated[
+    Optional[str],
+    typer.Option("--data-dir", metavar="DIR", help="Folder holding the dataset files (wins over data.data_dir "
+                 "and $MLPKIT_DATA_DIR)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout, for scripts.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Turn library errors into one line on stderr and their exit code."""
+    try:
+        yield
+    except MlpkitError as e:
+        render.error(str(e))
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        render.error("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlpkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Train and inspect hand-written NumPy MLPs."""
+
+
+@app.command()
+def train(
+    config: ConfigArg,
+    set_: SetOpt = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Run folder to write (default: runs/<config>-<time>).")
+    ] = None,
+    data_dir: DataDirOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train the model a YAML config describes, with minibatch SGD.
+
+    Each epoch prints the training loss as trained (dropout on), the
+    inference-mode loss and accuracy on a training sample and on the validation
+    split, the mean gradient norm of each Linear layer, and the time. The run
+    folder gets the resolved config, metrics.jsonl and the weights (model.npz).
+
+    Example: [bold]mlpkit train configs/quickstart.yaml --set train.epochs=5[/bold]
+    """
+    with _errors():
+        trainer = api.prepare(config, tuple(set_ or ()), data_dir)
+        run_dir = out if out is not None else default_run_dir(config)
+        if not json_:
+            render.model_summary(trainer.model.summary(), trainer.model.num_params, trainer.model.in_features)
+        progress = render.EpochProgress(trainer.cfg.train.epochs, disable=quiet)
+        linear = [f"layers.{i}" for i, _ in trainer.model.linear_layers()]
+        table = None if json_ else render.EpochTable(trainer.cfg.train.epochs, linear)
+        try:
+            result = api.train_run(trainer, run_dir, on_step=progress, on_epoch=table)
+        finally:
+            progress.close()
+        if json_:
+            render.as_json(result)
+        else:
+            render.train_summary(result)
+
+
+class SplitName(str, Enum):
+    test = "test"
+    validation = "validation"
+    train = "train"
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run folder (uses its model.npz) or a weights .npz file.",
+                                        show_default=False)],
+    split: Annotated[SplitName, typer.Option(help="Which split of the run's dataset to score.")] = SplitName.test,
+    data_dir: DataDirOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Score a saved run: loss, accuracy, per-class accuracy and confusion matrix.
+
+    The model is rebuilt from the config stored in the weights file; the YAML
+    is not needed.
+
+    Example: [bold]mlpkit evaluate runs/quickstart-20261128-101500[/bold]
+    """
+    with _errors():
+        result, path = api.evaluate_run(run, split.value, data_dir)
+        if json_:
+            render.as_json(result)
+        else:
+            render.eval_result(result, str(path))
+
+
+def run() -> None:  # console-script entry point
+    app()

@@ -1,0 +1,441 @@
+"""The run config: YAML in, validated frozen dataclasses out.
+
+Everything is checked before any work starts. A problem is reported as one
+sentence naming the source (file or ``--set``), the key path (for example
+``model.layers[2].dropout``) and the bad value, as a :class:`ConfigError`.
+
+YAML is read with a :class:`yaml.SafeLoader` subclass whose only change is the
+YAML 1.2 float rule, so ``lr: 1e-3`` is the number users mean rather than the
+string YAML 1.1 makes of it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .init import BIAS_INITS, WEIGHT_INITS
+
+# Limits that keep a typo from allocating the machine away.
+MAX_WIDTH = 65_536  # units in one Linear layer
+MAX_LAYERS = 256
+MAX_PARAMS = 200_000_000  # 800 MB of float32 weights
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1_000_000
+MAX_CONFIG_BYTES = 1_000_000
+
+LAYER_TYPES = ("linear", "sigmoid", "relu", "tanh", "dropout")
+ACTIVATIONS = ("sigmoid", "relu", "tanh")
+DTYPES = ("float32", "float64")
+HEADS = ("softmax_ce",)
+
+
+def _f(default: Any = MISSING, *, help: str, **check: Any) -> Any:
+    """A dataclass field whose metadata carries its help text and checks."""
+    meta = {"help": help, **check}
+    if isinstance(default, (list, dict)):
+        raise TypeError("use a tuple default")
+    return field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One entry of ``model.layers``. Options left as None take the model's defaults."""
+
+    type: str = _f(help="linear | sigmoid | relu | tanh | dropout", choices=LAYER_TYPES)
+    out_features: int | None = _f(None, help="linear: output width", min=1, max=MAX_WIDTH)
+    p: float | None = _f(None, help="dropout: probability of dropping a unit, in [0, 1)", min=0.0, max_excl=1.0)
+    init: str | None = _f(None, help="linear: weight init (overrides model.init)", choices=WEIGHT_INITS)
+    init_std: float | None = _f(None, help="linear: std for init 'normal'", min_excl=0.0)
+    bias_init: str | None = _f(None, help="linear: bias init (overrides model.bias_init)", choices=BIAS_INITS)
+    bias_std: float | None = _f(None, help="linear: std for bias_init 'normal'", min_excl=0.0)
+
+
+# The option each layer type takes in the short form, and the options it allows.
+_MAIN_OPTION = {"linear": "out_features", "dropout": "p"}
+_LAYER_OPTIONS = {
+    "linear": ("out_features", "init", "init_std", "bias_init", "bias_std"),
+    "dropout": ("p",),
+    "sigmoid": (),
+    "relu": (),
+    "tanh": (),
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = _f("digits", help="digits | mnist | path/to/file.npz")
+    data_dir: str | None = _f(None, help="folder holding the dataset's IDX files")
+    validation: int = _f(0, help="examples held out of the end of the training split", min=0, max=10_000_000)
+    train_eval_samples: int = _f(
+        10_000, help="training examples scored in inference mode each epoch", min=0, max=10_000_000
+    )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    layers: tuple[LayerSpec, ...] = _f(help="the stack, input to logits")
+    init: str = _f("xavier", help="weight init of Linear layers", choices=WEIGHT_INITS)
+    init_std: float = _f(1.0, help="std for init 'normal'", min_excl=0.0)
+    bias_init: str = _f("zeros", help="bias init of Linear layers", choices=BIAS_INITS)
+    bias_std: float = _f(1.0, help="std for bias_init 'normal'", min_excl=0.0)
+    head: str = _f("softmax_ce", help="the loss head", choices=HEADS)
+    dtype: str = _f("float32", help="float32 (training) or float64", choices=DTYPES)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = _f(10, help="passes over the training split", min=1, max=MAX_EPOCHS)
+    batch_size: int = _f(64, help="examples per SGD step", min=1, max=MAX_BATCH)
+    lr: float = _f(0.1, help="learning rate", min_excl=0.0, max=1e6)
+    momentum: float = _f(0.0, help="SGD momentum, in [0, 1)", min=0.0, max_excl=1.0)
+    weight_decay: float = _f(0.0, help="L2 penalty coefficient (PyTorch SGD convention)", min=0.0, max=1e6)
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = _f(help="the network")
+    seed: int = _f(0, help="seeds init, shuffling and dropout", min=0, max=2**63 - 1)
+    data: DataConfig = _f(DataConfig(), help="the dataset")
+    train: TrainConfig = _f(TrainConfig(), help="the optimizer and schedule")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data that ``config_from_dict`` turns back into an equal Config."""
+        d = asdict(self)
+        d["model"]["layers"] = [layer_to_dict(s) for s in self.model.layers]
+        return d
+
+
+def layer_to_dict(spec: LayerSpec) -> Any:
+    """The shortest YAML form of a layer spec."""
+    opts = {k: getattr(spec, k) for k in _LAYER_OPTIONS[spec.type] if getattr(spec, k) is not None}
+    main = _MAIN_OPTION.get(spec.type)
+    if not opts:
+        return spec.type
+    if list(opts) == [main]:
+        return {spec.type: opts[main]}
+    return {spec.type: opts}
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 floats (``1e-3``) and no other change."""
+
+
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_FLOAT_12 = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML text safely; any parser failure becomes a one-line ConfigError."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{source}: not valid YAML{where}: {e.problem}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: the YAML is nested too deeply") from None
+
+
+def read_config_text(path: str | Path) -> str:
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise ConfigError(f"{p}: is a folder, not a config file")
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p}: is {size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}")
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except PermissionError:
+        raise ConfigError(f"{p}: config file cannot be read (permission denied)") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: config file cannot be read ({e.strerror or e})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: is not UTF-8 text (byte {e.start})") from None
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Ctx:
+    """Where values came from, for error messages."""
+
+    def __init__(self, source: str, overridden: set[str] | None = None) -> None:
+        self.source = source
+        self.overridden = overridden or set()
+
+    def fail(self, path: str, msg: str) -> ConfigError:
+        if path in self.overridden:
+            return ConfigError(f"--set {path}: {msg}")
+        return ConfigError(f"{self.source}: {path}: {msg}" if path else f"{self.source}: {msg}")
+
+
+def _describe(v: Any) -> str:
+    if isinstance(v, str):
+        s = v if len(v) <= 40 else v[:37] + "..."
+        return f"{s!r} (a string)"
+    if isinstance(v, bool):
+        return f"{v} (a boolean)"
+    if isinstance(v, dict):
+        return "a mapping"
+    if isinstance(v, list):
+        return "a list"
+    if v is None:
+        return "nothing (null)"
+    return repr(v)
+
+
+def _check_value(ftype: str, meta: dict, v: Any, path: str, ctx: _Ctx) -> Any:
+    """Type- and range-check one scalar; returns the value (ints widened to float)."""
+    optional = "None" in ftype
+    if v is None:
+        if optional:
+            return None
+        raise ctx.fail(path, "a value is required, got nothing (null)")
+    if ftype.startswith("int"):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ctx.fail(path, f"must be an integer, got {_describe(v)}")
+    elif ftype.startswith("float"):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ctx.fail(path, f"must be a number, got {_describe(v)}")
+        if isinstance(v, int) and abs(v) > 1e300:
+            raise ctx.fail(path, f"is out of range, got {v}")
+        v = float(v)
+        if not math.isfinite(v):
+            raise ctx.fail(path, f"must be a finite number, got {v}")
+    elif ftype.startswith("str"):
+        if not isinstance(v, str):
+            raise ctx.fail(path, f"must be a string, got {_describe(v)}")
+        if not v.strip():
+            raise ctx.fail(path, "must not be empty")
+    if "choices" in meta and v not in meta["choices"]:
+        raise ctx.fail(path, f"must be one of {', '.join(meta['choices'])}, got {_describe(v)}")
+    if "min" in meta and v < meta["min"]:
+        raise ctx.fail(path, f"must be >= {meta['min']}, got {v}")
+    if "max" in meta and v > meta["max"]:
+        raise ctx.fail(path, f"must be <= {meta['max']:,}, got {v}")
+    if "min_excl" in meta and v <= meta["min_excl"]:
+        raise ctx.fail(path, f"must be > {meta['min_excl']}, got {v}")
+    if "max_excl" in meta and v >= meta["max_excl"]:
+        lo = meta.get("min", meta.get("min_excl"))
+        rng = f"in [{lo}, {meta['max_excl']})" if lo is not None else f"< {meta['max_excl']}"
+        raise ctx.fail(path, f"must be {rng}, got {v}")
+    return v
+
+
+def _mapping(d: Any, path: str, ctx: _Ctx) -> dict:
+    if not isinstance(d, dict):
+        raise ctx.fail(path, f"must be a mapping of keys to values, got {_describe(d)}")
+    for k in d:
+        if not isinstance(k, str):
+            raise ctx.fail(path, f"keys must be strings, got {_describe(k)}")
+    return d
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _section(cls: type, d: Any, path: str, ctx: _Ctx) -> Any:
+    """Build dataclass ``cls`` from mapping ``d``, checking every key and value."""
+    d = _mapping(d, path, ctx)
+    known = {f.name: f for f in fields(cls)}
+    for k in d:
+        if k not in known:
+            raise ctx.fail(_join(path, k), f"unknown key; expected one of {', '.join(known)}")
+    kwargs = {}
+    for name, f in known.items():
+        sub = _join(path, name)
+        if name not in d:
+            if f.default is MISSING:
+                raise ctx.fail(sub, "is required but missing")
+            continue
+        v = d[name]
+        if f.type == "tuple[LayerSpec, ...]":
+            kwargs[name] = _layers(v, sub, ctx)
+        elif f.type in ("DataConfig", "TrainConfig", "ModelConfig"):
+            kwargs[name] = _section(globals()[f.type], v, sub, ctx)
+        else:
+            kwargs[name] = _check_value(f.type, f.metadata, v, sub, ctx)
+    return cls(**kwargs)
+
+
+_LAYER_META = {f.name: f for f in fields(LayerSpec)}
+
+
+def _layer(v: Any, path: str, ctx: _Ctx) -> LayerSpec:
+    if isinstance(v, str):
+        kind, opts, short = v, None, True
+    elif isinstance(v, dict) and len(v) == 1:
+        ((kind, opts),) = v.items()
+        short = not isinstance(opts, dict)
+    else:
+        raise ctx.fail(
+            path,
+            f"a layer is a name (- sigmoid) or a one-key mapping (- linear: 100), got {_describe(v)}",
+        )
+    if not isinstance(kind, str) or kind not in LAYER_TYPES:
+        raise ctx.fail(path, f"unknown layer type {_describe(kind)}; expected one of {', '.join(LAYER_TYPES)}")
+    lpath = f"{path}.{kind}"
+    main = _MAIN_OPTION.get(kind)
+    if short:
+        if opts is None:
+            values = {}
+        elif main is None:
+            raise ctx.fail(lpath, f"takes no value, got {_describe(opts)}")
+        else:
+            values = {main: opts}
+            paths = {main: lpath}
+    else:
+        values = opts
+        paths = {k: f"{lpath}.{k}" for k in opts}
+        for k in opts:
+            if not isinstance(k, str) or k not in _LAYER_OPTIONS[kind]:
+                allowed = ", ".join(_LAYER_OPTIONS[kind]) or "no options"
+                raise ctx.fail(f"{lpath}.{k}", f"unknown option for {kind}; expected {allowed}")
+    checked = {}
+    for k, val in values.items():
+        f = _LAYER_META[k]
+        checked[k] = _check_value(f.type, f.metadata, val, paths[k], ctx)
+    if kind == "linear" and checked.get("out_features") is None:
+        raise ctx.fail(lpath, "needs its output width, e.g. '- linear: 100'")
+    if kind == "dropout" and checked.get("p") is None:
+        checked["p"] = 0.5  # PyTorch's default
+    return LayerSpec(type=kind, **checked)
+
+
+def _layers(v: Any, path: str, ctx: _Ctx) -> tuple[LayerSpec, ...]:
+    if not isinstance(v, list):
+        raise ctx.fail(path, f"must be a list of layers, got {_describe(v)}")
+    if not v:
+        raise ctx.fail(path, "must not be empty; list at least one '- linear: <classes>'")
+    if len(v) > MAX_LAYERS:
+        raise ctx.fail(path, f"has {len(v)} layers; at most {MAX_LAYERS} are supported")
+    specs = tuple(_layer(item, f"{path}[{i}]", ctx) for i, item in enumerate(v))
+    if specs[-1].type != "linear":
+        raise ctx.fail(f"{path}[{len(v) - 1}]", f"the last layer must be linear (it makes the logits), got {specs[-1].type}")
+    return specs
+
+
+def config_from_dict(d: Any, source: str = "<config>", overridden: set[str] | None = None) -> Config:
+    """Validate plain data (as loaded from YAML) into a :class:`Config`."""
+    ctx = _Ctx(source, overridden)
+    if d is None:
+        raise ConfigError(f"{source}: the config is empty; it needs at least a 'model' section")
+    if not isinstance(d, dict):
+        raise ConfigError(f"{source}: the config must be a mapping of sections, got {_describe(d)}")
+    return _section(Config, d, "", ctx)
+
+
+# --------------------------------------------------------------------------- overrides
+
+_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+
+
+def _parse_key_path(key: str) -> list[str | int]:
+    parts: list[str | int] = []
+    for seg in key.split("."):
+        m_all = list(_TOKEN.finditer(seg))
+        if not seg or "".join(m.group(0) for m in m_all) != seg or m_all[0].group(1) is None:
+            raise ConfigError(f"--set {key}: not a key path like train.lr or model.layers[2].dropout")
+        for m in m_all:
+            parts.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
+    return parts
+
+
+def path_str(parts: list[str | int]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+    return out
+
+
+def apply_override(d: dict, item: str) -> str:
+    """Apply one ``key.path=value`` to raw config data in place; returns the path."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item}: expected key.path=value, e.g. --set train.lr=0.05")
+    key, _, text = item.partition("=")
+    parts = _parse_key_path(key.strip())
+    value = parse_yaml(text, f"--set {key}") if text.strip() else None
+    node: Any = d
+    for i, p in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(p, int):
+            if not isinstance(node, list) or p >= len(node):
+                raise ConfigError(f"--set {key}: {path_str(parts[: i + 1])} does not exist")
+            node = node[p]
+        else:
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {path_str(parts[:i])} is not a mapping")
+            if p not in node or node[p] is None:
+                node[p] = [] if isinstance(nxt, int) else {}
+            node = node[p]
+        # A short-form layer ('- dropout: 0.5' or '- sigmoid') addressed by an option.
+        if isinstance(nxt, str) and isinstance(node, str):
+            raise ConfigError(f"--set {key}: {path_str(parts[: i + 1])} has no option {nxt}")
+    last = parts[-1]
+    if isinstance(last, int):
+        if not isinstance(node, list) or last >= len(node):
+            raise ConfigError(f"--set {key}: {path_str(parts)} does not exist")
+        node[last] = value
+    else:
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {path_str(parts[:-1])} is not a mapping")
+        node[last] = value
+    return path_str(parts)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read, override and validate a YAML config file.
+
+    Raises:
+        ConfigError: one sentence naming the file or ``--set`` item, the key path and the value.
+    """
+    source = str(path)
+    data = parse_yaml(read_config_text(path), source)
+    if overrides and data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{source}: the config must be a mapping of sections, got {_describe(data)}")
+    overridden: set[str] = set()
+    for item in overrides:
+        if data is None:
+            data = {}
+        overridden.add(apply_override(data, item))
+    return config_from_dict(data, source, overridden)
+
+
+def config_to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def with_train(cfg: Config, **changes: Any) -> Config:
+    """A copy of ``cfg`` with some ``train`` fields replaced (for tests and tools)."""
+    return replace(cfg, train=replace(cfg.train, **changes))

@@ -1,0 +1,334 @@
+"""Datasets: the embedded digits, MNIST-format IDX files, and .npz files.
+
+Images are held as uint8 (N, D) rows and scaled to floats one batch at a time
+(``Dataset.scale`` maps the stored integers to [0, 1]), so MNIST costs about
+55 MB rather than the 376 MB of float64.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import zlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+DATA_DIR_ENV = "MLPKIT_DATA_DIR"
+
+DIGITS_SPLIT_SEED = 1797  # fixed: the embedded split never depends on the run's seed
+DIGITS_TEST = 360
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What is known about a named dataset without loading it."""
+
+    name: str
+    num_classes: int
+    image_shape: tuple[int, int]
+    class_names: tuple[str, ...]
+    description: str
+    files: tuple[str, ...] = ()  # IDX file names, train images/labels, test images/labels
+
+
+_IDX_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+DIGIT_NAMES = tuple(str(i) for i in range(10))
+
+REGISTRY: dict[str, DatasetInfo] = {
+    "digits": DatasetInfo(
+        "digits", 10, (8, 8), DIGIT_NAMES, "UCI optical digits, 8x8, 1,437/360, embedded (CC BY 4.0)"
+    ),
+    "mnist": DatasetInfo(
+        "mnist", 10, (28, 28), DIGIT_NAMES, "MNIST handwritten digits, 28x28, 60,000/10,000", _IDX_FILES
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A train/test split held compactly.
+
+    Attributes:
+        x_train: (N, D) uint8 (or float32 for float .npz data); x_test: (M, D).
+        y_train: (N,) int64 labels in [0, num_classes); y_test: (M,).
+        scale: multiply stored values by this to get model inputs (1/255 for MNIST).
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    scale: float
+    num_classes: int
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, ...]
+    source: str
+
+    @property
+    def num_features(self) -> int:
+        return int(self.x_train.shape[1])
+
+
+@dataclass(frozen=True)
+class Split:
+    """One set of examples: x (N, D) stored dtype, y (N,) int64."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+def to_float(x: np.ndarray, scale: float, dtype: np.dtype | type, out: np.ndarray | None = None) -> np.ndarray:
+    """Scale stored rows to model inputs in one pass: (N, D) -> (N, D) ``dtype``."""
+    return np.multiply(x, np.asarray(scale, dtype=dtype), out=out, dtype=dtype, casting="unsafe")
+
+
+def split_train_val(ds: Dataset, validation: int, source: str = "data.validation") -> tuple[Split, Split | None]:
+    """Hold the last ``validation`` training examples out (views, no copy)."""
+    n = ds.x_train.shape[0]
+    if validation >= n:
+        raise DataError(
+            f"{source}: holds out {validation:,} examples but {ds.name} has only {n:,} training examples"
+        )
+    cut = n - validation
+    train = Split(ds.x_train[:cut], ds.y_train[:cut])
+    val = Split(ds.x_train[cut:], ds.y_train[cut:]) if validation else None
+    return train, val
+
+
+# --------------------------------------------------------------------------- digits
+
+
+def load_digits() -> Dataset:
+    """The embedded UCI digits, split 1,437/360 with a fixed seed."""
+    ref = resources.files("mlpkit.datasets").joinpath("digits.csv.gz")
+    with ref.open("rb") as fh:
+        table = np.loadtxt(gzip.open(fh, "rt"), delimiter=",", dtype=np.uint8)  # (1797, 65)
+    x, y = table[:, :64], table[:, 64].astype(np.int64)
+    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(y))
+    test, train = order[:DIGITS_TEST], order[DIGITS_TEST:]
+    info = REGISTRY["digits"]
+    return Dataset(
+        "digits",
+        np.ascontiguousarray(x[train]),
+        y[train],
+        np.ascontiguousarray(x[test]),
+        y[test],
+        1.0 / 16.0,
+        10,
+        info.class_names,
+        info.image_shape,
+        "embedded (mlpkit/datasets/digits.csv.gz)",
+    )
+
+
+# --------------------------------------------------------------------------- IDX
+
+_IDX_MAGIC = {1: 0x00000801, 3: 0x00000803}
+_MAX_IDX_BYTES = 1 << 31
+
+
+def _read_maybe_gzip(path: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as fh:
+            data = fh.read(_MAX_IDX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: is not a valid gzip file ({e})") from None
+    if len(data) > _MAX_IDX_BYTES:
+        raise DataError(f"{path}: decompresses to more than {_MAX_IDX_BYTES:,} bytes")
+    return data
+
+
+def read_idx(path: str | Path, ndim: int) -> np.ndarray:
+    """Read an IDX file of unsigned bytes with ``ndim`` dimensions (gzip or raw).
+
+    Validates the magic number, the dimension count and the exact file length.
+    Returns a uint8 array of the stored shape.
+    """
+    path = Path(path)
+    data = _read_maybe_gzip(path)
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path}: is too short to be an IDX file ({len(data)} bytes)")
+    magic = int.from_bytes(data[:4], "big")
+    if magic != _IDX_MAGIC[ndim]:
+        raise DataError(
+            f"{path}: wrong IDX magic number 0x{magic:08x}, expected 0x{_IDX_MAGIC[ndim]:08x} "
+            f"(unsigned bytes, {ndim} dimension{'s' if ndim > 1 else ''})"
+        )
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(dims, dtype=np.int64))
+    if len(data) != expected:
+        raise DataError(
+            f"{path}: holds {len(data) - header:,} data bytes but its header {dims} promises "
+            f"{expected - header:,}; the file is truncated or corrupt"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _find_idx(dir_: Path, name: str) -> Path | None:
+    """``name`` (…-ubyte.gz) or its uncompressed twin in ``dir_``."""
+    for cand in (dir_ / name, dir_ / name.removesuffix(".gz")):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def candidate_dirs(name: str, data_dir: str | Path | None) -> list[Path]:
+    """Folders searched for a named IDX dataset, in order."""
+    roots: list[Path] = []
+    if data_dir:
+        roots.append(Path(data_dir))
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        roots.append(Path(env))
+    out: list[Path] = []
+    for r in roots:
+        out += [r, r / name]
+    return out
+
+
+def load_idx_dataset(name: str, data_dir: str | Path | None) -> Dataset:
+    """Load a registered IDX dataset from the first folder holding all four files."""
+    info = REGISTRY[name]
+    dirs = candidate_dirs(name, data_dir)
+    for d in dirs:
+        paths = [_find_idx(d, f) for f in info.files]
+        if all(paths):
+            return _load_idx_files(info, paths, d)  # type: ignore[arg-type]
+    looked = ", ".join(str(d) for d in dirs) if dirs else "nowhere (no data_dir, --data-dir or $" + DATA_DIR_ENV + ")"
+    raise DataError(
+        f"dataset {name}: files not found; looked in {looked}; put {', '.join(info.files)} in one folder "
+        f"and pass it with --data-dir, data.data_dir or ${DATA_DIR_ENV}"
+    )
+
+
+def _load_idx_files(info: DatasetInfo, paths: list[Path], where: Path) -> Dataset:
+    xtr, ytr, xte, yte = (read_idx(p, 3 if i % 2 == 0 else 1) for i, p in enumerate(paths))
+    for xs, ys, px, py in ((xtr, ytr, paths[0], paths[1]), (xte, yte, paths[2], paths[3])):
+        if xs.shape[0] != ys.shape[0]:
+            raise DataError(f"{px}: holds {xs.shape[0]:,} images but {py.name} holds {ys.shape[0]:,} labels")
+        if ys.size and int(ys.max()) >= info.num_classes:
+            raise DataError(f"{py}: has label {int(ys.max())}, but {info.name} has {info.num_classes} classes")
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise DataError(f"{paths[2]}: images are {xte.shape[1:]}, but the training images are {xtr.shape[1:]}")
+    d = int(np.prod(xtr.shape[1:]))
+    return Dataset(
+        info.name,
+        xtr.reshape(len(xtr), d),
+        ytr.astype(np.int64),
+        xte.reshape(len(xte), d),
+        yte.astype(np.int64),
+        1.0 / 255.0,
+        info.num_classes,
+        info.class_names,
+        tuple(xtr.shape[1:]),
+        str(where),
+    )
+
+
+# --------------------------------------------------------------------------- .npz
+
+_NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def load_npz(path: str | Path) -> Dataset:
+    """A user's dataset: an .npz holding x_train, y_train, x_test, y_test.
+
+    Images may be uint8 (scaled by 1/255) or floats (used as they are); any
+    shape per example is flattened. Labels are integers 0..C-1.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: dataset file not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in _NPZ_KEYS if k not in z.files]
+            if missing:
+                raise DataError(f"{path}: is missing the array{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+            arrs = {k: z[k] for k in _NPZ_KEYS}
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{path}: is not a readable .npz file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    xs = []
+    for split in ("train", "test"):
+        x, y = arrs[f"x_{split}"], arrs[f"y_{split}"]
+        if x.ndim < 2 or x.shape[0] == 0:
+            raise DataError(f"{path}: x_{split} must be (N, features...) with N > 0, got shape {x.shape}")
+        if y.shape != (x.shape[0],):
+            raise DataError(f"{path}: y_{split} must have shape ({x.shape[0]},) to match x_{split}, got {y.shape}")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{path}: y_{split} must hold integer labels, got {y.dtype}")
+        if y.min() < 0:
+            raise DataError(f"{path}: y_{split} has a negative label {int(y.min())}")
+        if not (x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating)):
+            raise DataError(f"{path}: x_{split} must be uint8 or float, got {x.dtype}")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            raise DataError(f"{path}: x_{split} holds NaN or infinite values")
+        xs.append(x.reshape(x.shape[0], -1))
+    if xs[0].shape[1] != xs[1].shape[1]:
+        raise DataError(f"{path}: x_train has {xs[0].shape[1]} features per example but x_test has {xs[1].shape[1]}")
+    if xs[0].dtype != xs[1].dtype:
+        raise DataError(f"{path}: x_train is {xs[0].dtype} but x_test is {xs[1].dtype}")
+    num_classes = int(max(arrs["y_train"].max(), arrs["y_test"].max())) + 1
+    is_u8 = xs[0].dtype == np.uint8
+    return Dataset(
+        path.stem,
+        xs[0] if is_u8 else xs[0].astype(np.float32),
+        arrs["y_train"].astype(np.int64),
+        xs[1] if is_u8 else xs[1].astype(np.float32),
+        arrs["y_test"].astype(np.int64),
+        1.0 / 255.0 if is_u8 else 1.0,
+        num_classes,
+        tuple(str(i) for i in range(num_classes)),
+        tuple(arrs["x_train"].shape[1:]),
+        str(path),
+    )
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def is_path_dataset(name: str) -> bool:
+    return name.endswith(".npz") or os.sep in name or "/" in name
+
+
+def dataset_info(name: str) -> DatasetInfo | None:
+    """Registry entry of a named dataset; None for a path."""
+    return REGISTRY.get(name)
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
+    """Load a dataset by registry name or .npz path.
+
+    Raises:
+        DataError: naming the dataset or file and what is wrong or where it looked.
+    """
+    if name == "digits":
+        return load_digits()
+    if name in REGISTRY:
+        return load_idx_dataset(name, data_dir)
+    if is_path_dataset(name):
+        return load_npz(name)
+    raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(REGISTRY)} or a path to an .npz file")

@@ -1,0 +1,1 @@
+"""Data files shipped inside mlpkit (see SOURCE.md for attribution)."""

@@ -1,0 +1,47 @@
+"""Exceptions mlpkit raises on purpose.
+
+Every error a user can cause (a bad config, a missing or corrupt file, an
+unwritable folder) is an :class:`MlpkitError` whose message is one sentence
+naming the key, file or value. The CLI prints it and exits with ``exit_code``;
+anything else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+
+class MlpkitError(Exception):
+    """Base class: a problem the user can fix; the CLI exits with ``exit_code``."""
+
+    exit_code = 2
+
+
+class ConfigError(MlpkitError):
+    """The config (file, key or value) is invalid."""
+
+
+class DataError(MlpkitError):
+    """A dataset is missing, unreadable or malformed."""
+
+
+class CheckpointError(MlpkitError):
+    """A run folder or checkpoint is missing, truncated or inconsistent."""
+
+
+class ShapeError(MlpkitError):
+    """An array has the wrong shape for the operation."""
+
+
+class StateError(MlpkitError):
+    """An operation was called out of order (e.g. backward before forward)."""
+
+
+class GradcheckError(MlpkitError):
+    """An analytic gradient disagrees with the finite-difference one."""
+
+    exit_code = 1
+
+
+class DivergenceError(MlpkitError):
+    """The loss or a gradient became NaN or infinite during training."""
+
+    exit_code = 1

@@ -1,0 +1,242 @@
+"""Layers with hand-written forward and backward passes.
+
+The contract every layer keeps (see docs/math.md for the derivations):
+
+- ``params`` and ``grads`` are dicts with the same keys and shapes.
+- ``forward(x)`` returns the output and caches exactly what ``backward`` needs.
+- ``backward(dout)`` receives dL/d(out), *overwrites* ``grads`` and returns
+  dL/dx. Calling it before ``forward`` raises :class:`StateError`.
+- ``train()`` / ``eval()`` switch the mode; only Dropout behaves differently.
+- Randomness comes only from the ``numpy.random.Generator`` a layer is given.
+
+Shape letters: N batch, D input features, C output features.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ShapeError, StateError
+from .init import init_bias, init_weight
+
+
+class Layer:
+    """Base class: no parameters, train/eval mode, forward/backward contract."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.training = True
+
+    def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def train(self, mode: bool = True) -> Layer:
+        self.training = mode
+        return self
+
+    def eval(self) -> Layer:
+        return self.train(False)
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    def out_features(self, in_features: int) -> int:
+        """Width of the output for an input of width ``in_features``."""
+        return in_features
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def _require(self, cached: np.ndarray | None) -> np.ndarray:
+        if cached is None:
+            raise StateError(f"{type(self).__name__}.backward() called before forward()")
+        return cached
+
+
+class Linear(Layer):
+    """Fully connected layer: ``out = x @ W + b``.
+
+    Args:
+        in_features, out_features: widths D and C.
+        rng: generator for the initial weights.
+        init: weight initializer (see ``mlpkit.init``); ``init_std`` for ``normal``.
+        bias_init, bias_std: ``zeros`` or ``normal`` (N(0, bias_std²)).
+        dtype: float32 for training, float64 for gradient checks.
+
+    Shape:
+        x: (N, D) -> out: (N, C).  W: (D, C), b: (C,) — one bias per output
+        unit, broadcast over the batch (not one per sample, as the seed notes had).
+    Cache: x.
+    Grads: W = xᵀ·dout (D, C); b = column sums of dout over the batch (C,).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        rng: np.random.Generator,
+        init: str = "xavier",
+        init_std: float = 1.0,
+        bias_init: str = "zeros",
+        bias_std: float = 1.0,
+        dtype: np.dtype | type = np.float32,
+    ) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self._out_features = out_features
+        W = init_weight(init, in_features, out_features, rng, std=init_std, dtype=dtype)
+        b = init_bias(bias_init, out_features, rng, std=bias_std, dtype=dtype)
+        self.params = {"W": W, "b": b}
+        self.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
+        self._x: np.ndarray | None = None
+
+    def out_features(self, in_features: int) -> int:
+        return self._out_features
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ShapeError(
+                f"Linear({self.in_features}, {self._out_features}) expects input of shape "
+                f"(N, {self.in_features}), got {x.shape}"
+            )
+        self._x = x
+        out = x @ self.params["W"]  # (N, C)
+        out += self.params["b"]  # broadcast (C,) over rows
+        return out
+
+    def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
+        """Write dW, db; return dx unless ``need_dx`` is False (first layer)."""
+        x = self._require(self._x)
+        np.matmul(x.T, dout, out=self.grads["W"])  # (D, N) @ (N, C) -> (D, C)
+        np.sum(dout, axis=0, out=self.grads["b"])  # (C,): sum over the batch
+        if not need_dx:
+            return None
+        return dout @ self.params["W"].T  # (N, C) @ (C, D) -> (N, D)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self._out_features}"
+
+
+class Sigmoid(Layer):
+    """Logistic sigmoid ``out = 1 / (1 + exp(-x))``.
+
+    Computed as ``0.5 * tanh(0.5 * x) + 0.5``: the same function, never
+    overflows (exp(-x) does for x < -88 in float32) and is cheaper.
+
+    Shape: any -> same.  Cache: out.
+    Backward: dx = dout · out · (1 − out), which is at most dout / 4.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        out = np.multiply(x, 0.5, dtype=x.dtype)
+        np.tanh(out, out=out)
+        out *= 0.5
+        out += 0.5
+        self._out = out
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        out = self._require(self._out)
+        dx = 1.0 - out  # (1 - y)
+        dx *= out  # y (1 - y) = σ'(s)
+        dx *= dout
+        return dx
+
+
+class Tanh(Layer):
+    """Hyperbolic tangent.  Cache: out.  Backward: dx = dout · (1 − out²)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._out = np.tanh(x)
+        return self._out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        out = self._require(self._out)
+        dx = out * out
+        np.subtract(1.0, dx, out=dx)
+        dx *= dout
+        return dx
+
+
+class ReLU(Layer):
+    """Rectified linear unit ``max(x, 0)``.
+
+    Cache: out.  Backward: dx = dout where out > 0, else 0 (the kink at 0
+    takes the subgradient 0, as PyTorch does).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._out = np.maximum(x, 0)
+        return self._out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        out = self._require(self._out)
+        return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)
+
+
+class Dropout(Layer):
+    """Inverted dropout.
+
+    Args:
+        p: probability of *dropping* a unit (PyTorch/Keras convention; the seed
+           notes and cs231n-2019 use p as the keep probability). Must be in [0, 1).
+        rng: generator the masks are drawn from.
+
+    Training: mask ~ Bernoulli(1 − p); out = x · mask / (1 − p), so E[out] = x.
+    Inference: out = x, no rescaling needed.
+
+    Shape: any -> same.  Cache: the scaled mask (training mode only).
+    Backward: dx = dout · mask / (1 − p) in training mode, dout in inference.
+    """
+
+    def __init__(self, p: float = 0.5, *, rng: np.random.Generator) -> None:
+        super().__init__()
+        if not (isinstance(p, (int, float)) and 0.0 <= p < 1.0):
+            raise ValueError(f"dropout probability has to be in [0, 1), but got {p!r}")
+        self.p = float(p)
+        self.rng = rng
+        self._mask: np.ndarray | None = None
+        self._eval_cached = False
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not self.training or self.p == 0.0:
+            self._mask, self._eval_cached = None, True
+            return x
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p  # (N, D) bool
+        mask = np.multiply(keep, 1.0 / (1.0 - self.p), dtype=x.dtype)  # survivors scaled
+        self._mask, self._eval_cached = mask, False
+        return x * mask
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self._mask is None:
+            if not self._eval_cached:
+                raise StateError("Dropout.backward() called before forward()")
+            return dout
+        return dout * self._mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}"

@@ -1,0 +1,86 @@
+"""The softmax-cross-entropy head.
+
+For logits Z (N, C) and integer labels y (N,):
+
+    L  = (1/N) Σ_n ( −Z[n, y_n] + log Σ_j exp Z[n, j] )
+    dZ = (softmax(Z) − onehot(y)) / N
+
+The row maximum is subtracted before exponentiating (log-sum-exp), so logits
+of ±1e4 neither overflow nor lose the answer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ShapeError, StateError
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of (N, C) logits, stable for any magnitude."""
+    shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C), max of each row is 0
+    lse = np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, 1)
+    shifted -= lse
+    return shifted
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, C) logits."""
+    return np.exp(log_softmax(logits))
+
+
+def _check(logits: np.ndarray, y: np.ndarray) -> None:
+    if logits.ndim != 2 or y.shape != (logits.shape[0],):
+        raise ShapeError(f"softmax-CE expects logits (N, C) and labels (N,), got {logits.shape} and {y.shape}")
+
+
+def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean softmax cross-entropy and its gradient.
+
+    Args:
+        logits: (N, C) scores.
+        y: (N,) integer labels in [0, C).
+
+    Returns:
+        loss: the mean over the batch (a Python float).
+        dlogits: (N, C) = (softmax(logits) − onehot(y)) / N.
+    """
+    _check(logits, y)
+    n = logits.shape[0]
+    logp = log_softmax(logits)  # (N, C)
+    rows = np.arange(n)
+    loss = float(-logp[rows, y].mean(dtype=np.float64))
+    dlogits = np.exp(logp, out=logp)  # softmax, reusing the buffer
+    dlogits[rows, y] -= 1.0
+    dlogits *= 1.0 / n
+    return loss, dlogits
+
+
+def cross_entropy_per_sample(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(N,) per-example losses −log softmax(logits)[n, y_n] (for evaluation)."""
+    _check(logits, y)
+    return -log_softmax(logits)[np.arange(logits.shape[0]), y]
+
+
+class SoftmaxCrossEntropy:
+    """The head as an object: ``forward(logits, y) -> loss``, ``backward() -> dlogits``.
+
+    Cache: the gradient computed in forward (it costs nothing extra there).
+    """
+
+    def __init__(self) -> None:
+        self._dlogits: np.ndarray | None = None
+
+    def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
+        loss, self._dlogits = softmax_cross_entropy(logits, y)
+        return loss
+
+    __call__ = forward
+
+    def backward(self) -> np.ndarray:
+        if self._dlogits is None:
+            raise StateError("SoftmaxCrossEntropy.backward() called before forward()")
+        return self._dlogits
+
+    def __repr__(self) -> str:
+        return "SoftmaxCrossEntropy()"

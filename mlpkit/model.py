@@ -1,0 +1,180 @@
+"""The multilayer perceptron: a stack of layers and a softmax-CE head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import MAX_PARAMS, ModelConfig
+from .errors import ConfigError
+from .layers import Dropout, Layer, Linear, ReLU, Sigmoid, Tanh
+from .losses import SoftmaxCrossEntropy
+
+_ACTIVATIONS = {"sigmoid": Sigmoid, "relu": ReLU, "tanh": Tanh}
+
+
+class MLP:
+    """A sequence of layers ending in logits, with a softmax-cross-entropy head.
+
+    Parameters are named ``layers.{i}.{W|b}`` by the layer's index in the stack.
+
+    Shape: x (N, D) -> logits (N, C).
+    """
+
+    def __init__(self, layers: list[Layer], in_features: int) -> None:
+        self.layers = layers
+        self.in_features = in_features
+        self.head = SoftmaxCrossEntropy()
+        self.training = True
+
+    # -- modes ---------------------------------------------------------------
+    def train(self, mode: bool = True) -> MLP:
+        self.training = mode
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def eval(self) -> MLP:
+        return self.train(False)
+
+    # -- passes --------------------------------------------------------------
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Logits (N, C) for inputs (N, D)."""
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    __call__ = forward
+
+    def loss(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Forward through the head: mean softmax-CE of the batch."""
+        return self.head.forward(self.forward(x), y)
+
+    def backward(self, *, need_dx: bool = False) -> np.ndarray | None:
+        """Backpropagate from the head; writes every layer's grads.
+
+        Returns dL/dx (N, D) when ``need_dx``; otherwise the first Linear layer
+        skips that product, which nobody reads during training.
+        """
+        dout = self.head.backward()
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            layer = self.layers[i]
+            if i == 0 and not need_dx and isinstance(layer, Linear):
+                layer.backward(dout, need_dx=False)
+                return None
+            dout = layer.backward(dout)
+        return dout
+
+    # -- parameters ----------------------------------------------------------
+    def named_params(self) -> dict[str, np.ndarray]:
+        return {f"layers.{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.params.items()}
+
+    def named_grads(self) -> dict[str, np.ndarray]:
+        return {f"layers.{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
+
+    def linear_layers(self) -> list[tuple[int, Linear]]:
+        return [(i, layer) for i, layer in enumerate(self.layers) if isinstance(layer, Linear)]
+
+    def dropout_layers(self) -> list[tuple[int, Dropout]]:
+        return [(i, layer) for i, layer in enumerate(self.layers) if isinstance(layer, Dropout)]
+
+    @property
+    def num_params(self) -> int:
+        return sum(layer.num_params for layer in self.layers)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return next(iter(self.named_params().values())).dtype
+
+    def load_params(self, params: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the model's parameters (names and shapes must match)."""
+        own = self.named_params()
+        for name, arr in own.items():
+            arr[...] = params[name]
+
+    def summary(self) -> list[tuple[str, str, str, int]]:
+        """Rows of (index, layer, output shape, parameter count)."""
+        rows = []
+        width = self.in_features
+        for i, layer in enumerate(self.layers):
+            width = layer.out_features(width)
+            rows.append((str(i), repr(layer), f"(N, {width})", layer.num_params))
+        return rows
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"MLP(\n{inner}\n) -> {self.head!r}, {self.num_params:,} parameters"
+
+
+@dataclass(frozen=True)
+class Rngs:
+    """The independent random streams of a run, all spawned from the config seed."""
+
+    init: np.random.Generator
+    shuffle: np.random.Generator
+    dropout: np.random.Generator
+
+    @classmethod
+    def from_seed(cls, seed: int) -> Rngs:
+        a, b, c = np.random.SeedSequence(seed).spawn(3)
+        return cls(np.random.default_rng(a), np.random.default_rng(b), np.random.default_rng(c))
+
+
+def count_params(cfg: ModelConfig, in_features: int) -> int:
+    """Parameters the config would allocate, computed before allocating."""
+    total, width = 0, in_features
+    for spec in cfg.layers:
+        if spec.type == "linear":
+            total += width * spec.out_features + spec.out_features
+            width = spec.out_features
+    return total
+
+
+def build_model(
+    cfg: ModelConfig,
+    in_features: int,
+    rng: np.random.Generator,
+    dropout_rng: np.random.Generator | None = None,
+    *,
+    dtype: str | None = None,
+) -> MLP:
+    """Build the MLP a ModelConfig describes.
+
+    Args:
+        in_features: input width D, inferred from the data.
+        rng: draws the initial weights.
+        dropout_rng: draws the dropout masks (shared by all Dropout layers).
+        dtype: overrides ``cfg.dtype`` (gradcheck uses float64).
+    """
+    n = count_params(cfg, in_features)
+    if n > MAX_PARAMS:
+        raise ConfigError(
+            f"model.layers: the network would have {n:,} parameters for {in_features} inputs; "
+            f"at most {MAX_PARAMS:,} are allowed"
+        )
+    dt = np.dtype(dtype or cfg.dtype)
+    drng = dropout_rng if dropout_rng is not None else rng
+    layers: list[Layer] = []
+    width = in_features
+    for spec in cfg.layers:
+        if spec.type == "linear":
+            layers.append(
+                Linear(
+                    width,
+                    spec.out_features,
+                    rng=rng,
+                    init=spec.init or cfg.init,
+                    init_std=spec.init_std if spec.init_std is not None else cfg.init_std,
+                    bias_init=spec.bias_init or cfg.bias_init,
+                    bias_std=spec.bias_std if spec.bias_std is not None else cfg.bias_std,
+                    dtype=dt,
+                )
+            )
+            width = spec.out_features
+        elif spec.type == "dropout":
+            layers.append(Dropout(spec.p, rng=drng))
+        else:
+            layers.append(_ACTIVATIONS[spec.type]())
+    return MLP(layers, in_features)

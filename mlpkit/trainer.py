@@ -1,0 +1,210 @@
+"""Training and evaluation loops. No files, no screens: results are dataclasses,
+progress goes through callbacks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import Config
+from .data import Dataset, Split, split_train_val, to_float
+from .errors import ConfigError, DivergenceError
+from .model import MLP, Rngs, build_model
+from .optim import SGD
+
+EVAL_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """Reported after every SGD step."""
+
+    epoch: int  # 1-based
+    step: int  # 1-based within the epoch
+    steps: int  # steps in this epoch
+    loss: float  # training-mode loss of this batch
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """Everything measured in one epoch (deterministic for a seed; no wall time)."""
+
+    epoch: int
+    train_loss: float  # mean training-mode loss (dropout on) over the epoch's examples
+    train_eval_loss: float | None  # inference mode, fixed sample of the training split
+    train_eval_acc: float | None
+    val_loss: float | None  # inference mode, the validation split
+    val_acc: float | None
+    grad_norms: dict[str, float]  # "layers.i.W" -> mean over steps of ‖dW‖ (Frobenius); ".b" -> ‖db‖
+    lr: float
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Inference-mode scores of one split."""
+
+    split: str
+    n: int
+    loss: float
+    accuracy: float
+    per_class_accuracy: list[float]
+    confusion: list[list[int]]  # confusion[true][predicted]
+    class_names: list[str] = field(default_factory=list)
+
+
+def check_model_fits_data(cfg: Config, num_classes: int, num_features: int) -> None:
+    """The last Linear must produce one logit per class."""
+    last = len(cfg.model.layers) - 1
+    width = cfg.model.layers[last].out_features
+    if width != num_classes:
+        raise ConfigError(
+            f"model.layers[{last}].linear: the last layer has {width} outputs but dataset "
+            f"{cfg.data.dataset} has {num_classes} classes"
+        )
+
+
+def iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """Index arrays of each minibatch; shuffled with ``rng`` (None keeps the order)."""
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    return [order[s : s + batch_size] for s in range(0, n, batch_size)]
+
+
+def predict_logits(model: MLP, x: np.ndarray, scale: float, batch: int = EVAL_BATCH) -> np.ndarray:
+    """Inference-mode logits (N, C) in batches; restores the model's mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        outs = [model.forward(to_float(x[s : s + batch], scale, model.dtype)) for s in range(0, len(x), batch)]
+    finally:
+        model.train(was_training)
+    return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=model.dtype)
+
+
+def _loss_acc(model: MLP, split: Split, scale: float) -> tuple[float, float, np.ndarray]:
+    """Mean inference-mode loss, accuracy and predictions of a split."""
+    from .losses import cross_entropy_per_sample
+
+    logits = predict_logits(model, split.x, scale)
+    losses = cross_entropy_per_sample(logits, split.y)
+    pred = logits.argmax(axis=1)
+    return float(losses.mean(dtype=np.float64)), float((pred == split.y).mean()), pred
+
+
+def evaluate(model: MLP, split: Split, scale: float, num_classes: int, name: str = "test",
+             class_names: tuple[str, ...] = ()) -> EvalResult:
+    """Loss, accuracy, per-class accuracy and confusion matrix in inference mode."""
+    loss, acc, pred = _loss_acc(model, split, scale)
+    conf = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(conf, (split.y, pred), 1)
+    support = conf.sum(axis=1)
+    per_class = np.divide(np.diag(conf), support, out=np.zeros(num_classes), where=support > 0)
+    return EvalResult(name, len(split), loss, acc, per_class.tolist(), conf.tolist(), list(class_names))
+
+
+class Trainer:
+    """Owns a model, its optimizer and the random streams of one run.
+
+    Args:
+        cfg: the validated config.
+        data: the loaded dataset.
+    """
+
+    def __init__(self, cfg: Config, data: Dataset) -> None:
+        check_model_fits_data(cfg, data.num_classes, data.num_features)
+        self.cfg = cfg
+        self.data = data
+        self.train_split, self.val_split = split_train_val(data, cfg.data.validation)
+        k = min(cfg.data.train_eval_samples, len(self.train_split))
+        self.train_eval_split = Split(self.train_split.x[:k], self.train_split.y[:k]) if k else None
+        self.rngs = Rngs.from_seed(cfg.seed)
+        self.model = build_model(cfg.model, data.num_features, self.rngs.init, self.rngs.dropout)
+        t = cfg.train
+        self.optimizer = SGD(t.lr, t.momentum, t.weight_decay)
+        self.epoch = 0  # epochs completed
+        self.history: list[EpochMetrics] = []
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train_split) / self.cfg.train.batch_size)
+
+    def train_epoch(self, on_step: Callable[[StepInfo], None] | None = None) -> EpochMetrics:
+        """One pass over the shuffled training split; returns its metrics."""
+        model, opt, cfg = self.model, self.optimizer, self.cfg
+        epoch = self.epoch + 1
+        x, y, scale, dtype = self.train_split.x, self.train_split.y, self.data.scale, model.dtype
+        batches = iterate_minibatches(len(y), cfg.train.batch_size, self.rngs.shuffle)
+        params, grads = model.named_params(), model.named_grads()
+        norm_sums = dict.fromkeys(grads, 0.0)
+        loss_sum = 0.0
+        model.train()
+        for step, idx in enumerate(batches, 1):
+            xb = to_float(x[idx], scale, dtype)  # (B, D) uint8 -> float
+            loss = model.loss(xb, y[idx])
+            if not math.isfinite(loss):
+                raise DivergenceError(
+                    f"the loss became {loss} at epoch {epoch}, step {step}; try a smaller learning rate "
+                    f"(train.lr is {cfg.train.lr})"
+                )
+            model.backward()
+            for name, g in grads.items():
+                flat = g.ravel()
+                norm_sums[name] += math.sqrt(float(np.dot(flat, flat)))
+            opt.step(params, grads)
+            loss_sum += loss * len(idx)
+            if on_step is not None:
+                on_step(StepInfo(epoch, step, len(batches), loss))
+        bad = [n for n, v in norm_sums.items() if not math.isfinite(v)]
+        if bad:
+            raise DivergenceError(
+                f"the gradient of {bad[0]} became NaN or infinite in epoch {epoch}; try a smaller "
+                f"learning rate (train.lr is {cfg.train.lr})"
+            )
+        metrics = self._epoch_metrics(epoch, loss_sum / len(y), {k: v / len(batches) for k, v in norm_sums.items()})
+        self.epoch = epoch
+        self.history.append(metrics)
+        return metrics
+
+    def _epoch_metrics(self, epoch: int, train_loss: float, grad_norms: dict[str, float]) -> EpochMetrics:
+        te_loss = te_acc = v_loss = v_acc = None
+        if self.train_eval_split is not None:
+            te_loss, te_acc, _ = _loss_acc(self.model, self.train_eval_split, self.data.scale)
+        if self.val_split is not None:
+            v_loss, v_acc, _ = _loss_acc(self.model, self.val_split, self.data.scale)
+        return EpochMetrics(epoch, train_loss, te_loss, te_acc, v_loss, v_acc, grad_norms, self.optimizer.lr)
+
+    def evaluate_test(self) -> EvalResult:
+        d = self.data
+        return evaluate(self.model, Split(d.x_test, d.y_test), d.scale, d.num_classes, "test", d.class_names)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What ``mlpkit train`` reports at the end."""
+
+    history: list[EpochMetrics]
+    test: EvalResult
+    run_dir: str | None
+    epoch_times: list[float]
+    num_params: int
+
+
+def fit(
+    trainer: Trainer,
+    *,
+    on_step: Callable[[StepInfo], None] | None = None,
+    on_epoch: Callable[[EpochMetrics, float], None] | None = None,
+) -> tuple[list[float], EvalResult]:
+    """Train for the remaining epochs; returns the wall time of each and the test scores."""
+    times = []
+    while trainer.epoch < trainer.cfg.train.epochs:
+        t0 = time.perf_counter()
+        m = trainer.train_epoch(on_step)
+        times.append(time.perf_counter() - t0)
+        if on_epoch is not None:
+            on_epoch(m, times[-1])
+    return times, trainer.evaluate_test()
