@@ -192,7 +192,7 @@ class _Ctx:
 
     def fail(self, path: str, msg: str) -> ConfigError:
         if path in self.overridden:
-            return ConfigError(f"--set {path}: {msg}")
+            return ConfigError(f"{self.source}: {path} (set by --set): {msg}")
         return ConfigError(f"{self.source}: {path}: {msg}" if path else f"{self.source}: {msg}")
 
 
@@ -237,14 +237,14 @@ def _check_value(ftype: str, meta: dict, v: Any, path: str, ctx: _Ctx) -> Any:
     if "choices" in meta and v not in meta["choices"]:
         raise ctx.fail(path, f"must be one of {', '.join(meta['choices'])}, got {_describe(v)}")
     if "min" in meta and v < meta["min"]:
-        raise ctx.fail(path, f"must be >= {meta['min']}, got {v}")
+        raise ctx.fail(path, f"must be >= {meta['min']:g}, got {v}")
     if "max" in meta and v > meta["max"]:
         raise ctx.fail(path, f"must be <= {meta['max']:,}, got {v}")
     if "min_excl" in meta and v <= meta["min_excl"]:
-        raise ctx.fail(path, f"must be > {meta['min_excl']}, got {v}")
+        raise ctx.fail(path, f"must be > {meta['min_excl']:g}, got {v}")
     if "max_excl" in meta and v >= meta["max_excl"]:
         lo = meta.get("min", meta.get("min_excl"))
-        rng = f"in [{lo}, {meta['max_excl']})" if lo is not None else f"< {meta['max_excl']}"
+        rng = f"in [{lo:g}, {meta['max_excl']:g})" if lo is not None else f"< {meta['max_excl']:g}"
         raise ctx.fail(path, f"must be {rng}, got {v}")
     return v
 
@@ -350,7 +350,26 @@ def config_from_dict(d: Any, source: str = "<config>", overridden: set[str] | No
         raise ConfigError(f"{source}: the config is empty; it needs at least a 'model' section")
     if not isinstance(d, dict):
         raise ConfigError(f"{source}: the config must be a mapping of sections, got {_describe(d)}")
-    return _section(Config, d, "", ctx)
+    cfg = _section(Config, d, "", ctx)
+    _cross_check(cfg, ctx)
+    return cfg
+
+
+def _cross_check(cfg: Config, ctx: _Ctx) -> None:
+    """Checks that involve more than one key."""
+    from .data import REGISTRY, is_path_dataset
+
+    name = cfg.data.dataset
+    if name not in REGISTRY and not is_path_dataset(name):
+        raise ctx.fail("data.dataset", f"unknown dataset {name!r}; expected one of {', '.join(REGISTRY)} or a path to an .npz file")
+    info = REGISTRY.get(name)
+    last = len(cfg.model.layers) - 1
+    width = cfg.model.layers[last].out_features
+    if info is not None and width != info.num_classes:
+        raise ctx.fail(
+            f"model.layers[{last}].linear",
+            f"the last layer has {width} outputs but dataset {name} has {info.num_classes} classes",
+        )
 
 
 # --------------------------------------------------------------------------- overrides

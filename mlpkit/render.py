@@ -34,8 +34,10 @@ def note(message: str) -> None:
     err_console.print(Text(message, style="dim"), soft_wrap=True)
 
 
-def _f(v: float | None, fmt: str = ".4f") -> str:
-    return "—" if v is None else format(v, fmt)
+def _f(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.4f}" if abs(v) < 1e4 else f"{v:.3e}"
 
 
 def _pct(v: float | None) -> str:

@@ -134,40 +134,52 @@ class Trainer:
 
     def train_epoch(self, on_step: Callable[[StepInfo], None] | None = None) -> EpochMetrics:
         """One pass over the shuffled training split; returns its metrics."""
-        model, opt, cfg = self.model, self.optimizer, self.cfg
+        model, cfg = self.model, self.cfg
         epoch = self.epoch + 1
-        x, y, scale, dtype = self.train_split.x, self.train_split.y, self.data.scale, model.dtype
+        x, y = self.train_split.x, self.train_split.y
         batches = iterate_minibatches(len(y), cfg.train.batch_size, self.rngs.shuffle)
         params, grads = model.named_params(), model.named_grads()
         norm_sums = dict.fromkeys(grads, 0.0)
         loss_sum = 0.0
         model.train()
-        for step, idx in enumerate(batches, 1):
-            xb = to_float(x[idx], scale, dtype)  # (B, D) uint8 -> float
-            loss = model.loss(xb, y[idx])
-            if not math.isfinite(loss):
-                raise DivergenceError(
-                    f"the loss became {loss} at epoch {epoch}, step {step}; try a smaller learning rate "
-                    f"(train.lr is {cfg.train.lr})"
-                )
-            model.backward()
-            for name, g in grads.items():
-                flat = g.ravel()
-                norm_sums[name] += math.sqrt(float(np.dot(flat, flat)))
-            opt.step(params, grads)
-            loss_sum += loss * len(idx)
-            if on_step is not None:
-                on_step(StepInfo(epoch, step, len(batches), loss))
-        bad = [n for n, v in norm_sums.items() if not math.isfinite(v)]
-        if bad:
-            raise DivergenceError(
-                f"the gradient of {bad[0]} became NaN or infinite in epoch {epoch}; try a smaller "
-                f"learning rate (train.lr is {cfg.train.lr})"
-            )
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below, by value
+            for step, idx in enumerate(batches, 1):
+                loss = self._step(x[idx], y[idx], epoch, step, params, grads, norm_sums)
+                loss_sum += loss * len(idx)
+                if on_step is not None:
+                    on_step(StepInfo(epoch, step, len(batches), loss))
         metrics = self._epoch_metrics(epoch, loss_sum / len(y), {k: v / len(batches) for k, v in norm_sums.items()})
         self.epoch = epoch
         self.history.append(metrics)
         return metrics
+
+    def _step(self, xb_stored: np.ndarray, yb: np.ndarray, epoch: int, step: int,
+              params: dict[str, np.ndarray], grads: dict[str, np.ndarray], norm_sums: dict[str, float]) -> float:
+        """One SGD step on a minibatch of stored rows; returns its training-mode loss.
+
+        Raises:
+            DivergenceError: the loss or a gradient is NaN or infinite (nothing is updated).
+        """
+        model = self.model
+        xb = to_float(xb_stored, self.data.scale, model.dtype)  # (B, D) uint8 -> float
+        loss = model.loss(xb, yb)
+        if not math.isfinite(loss):
+            raise DivergenceError(
+                f"the loss became {loss} at epoch {epoch}, step {step}; try a smaller learning rate "
+                f"(train.lr is {self.cfg.train.lr:g})"
+            )
+        model.backward()
+        for name, g in grads.items():
+            flat = g.ravel()
+            sq = float(np.dot(flat, flat))  # ‖g‖², one BLAS call
+            if not math.isfinite(sq):
+                raise DivergenceError(
+                    f"the gradient of {name} became NaN or infinite at epoch {epoch}, step {step}; try a "
+                    f"smaller learning rate (train.lr is {self.cfg.train.lr:g})"
+                )
+            norm_sums[name] += math.sqrt(sq)
+        self.optimizer.step(params, grads)
+        return loss
 
     def _epoch_metrics(self, epoch: int, train_loss: float, grad_norms: dict[str, float]) -> EpochMetrics:
         te_loss = te_acc = v_loss = v_acc = None

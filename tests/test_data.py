@@ -1,0 +1,174 @@
+"""Datasets: the embedded digits, IDX files (valid and corrupt), .npz files, MNIST itself."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from mlpkit.data import load_dataset, load_digits, read_idx, split_train_val, to_float
+from mlpkit.errors import DataError
+
+from .conftest import MNIST_DIR, needs_mnist
+from .idx_files import idx_bytes, write_idx_dataset
+
+
+def test_digits_embedded_split_is_fixed():
+    d = load_digits()
+    assert d.x_train.shape == (1437, 64) and d.x_test.shape == (360, 64)
+    assert d.x_train.dtype == np.uint8 and d.x_train.max() == 16 and d.scale == 1 / 16
+    assert np.bincount(np.concatenate([d.y_train, d.y_test])).tolist() == [178, 182, 177, 183, 181, 182, 181, 179,
+                                                                            174, 180]
+    again = load_digits()
+    assert np.array_equal(d.y_test, again.y_test) and np.array_equal(d.x_train, again.x_train)
+
+
+def test_validation_split_is_held_out_of_the_end():
+    d = load_digits()
+    train, val = split_train_val(d, 100)
+    assert len(train) == 1337 and len(val) == 100
+    assert np.shares_memory(val.x, d.x_train)  # views, no copies
+    np.testing.assert_array_equal(val.y, d.y_train[-100:])
+    with pytest.raises(DataError, match=r"holds out 1,437 examples but digits has only 1,437"):
+        split_train_val(d, 1437)
+
+
+def test_to_float_scales_a_batch():
+    x = np.array([[0, 255, 51]], dtype=np.uint8)
+    out = to_float(x, 1 / 255, np.float32)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[0.0, 1.0, 0.2]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_idx_dataset_from_folder(tmp_path, compress):
+    arrays = write_idx_dataset(tmp_path, compress=compress)
+    d = load_dataset("mnist", tmp_path)
+    assert d.x_train.shape == (60, 784) and d.x_test.shape == (20, 784) and d.x_train.dtype == np.uint8
+    np.testing.assert_array_equal(d.x_train.reshape(60, 28, 28), arrays["train-images-idx3-ubyte"])
+    np.testing.assert_array_equal(d.y_test, arrays["t10k-labels-idx1-ubyte"])
+
+
+def test_idx_dataset_from_env_var(tmp_path, monkeypatch):
+    write_idx_dataset(tmp_path / "mnist")
+    monkeypatch.setenv("MLPKIT_DATA_DIR", str(tmp_path))
+    assert load_dataset("mnist").x_train.shape == (60, 784)
+
+
+def test_missing_dataset_names_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLPKIT_DATA_DIR", raising=False)
+    with pytest.raises(DataError) as e:
+        load_dataset("mnist", tmp_path / "empty")
+    msg = str(e.value)
+    assert "dataset mnist: files not found" in msg and str(tmp_path / "empty") in msg
+    assert "train-images-idx3-ubyte.gz" in msg and "--data-dir" in msg
+
+
+def _corrupt(tmp_path, name, data):
+    write_idx_dataset(tmp_path)
+    (tmp_path / f"{name}.gz").write_bytes(data)
+    with pytest.raises(DataError) as e:
+        load_dataset("mnist", tmp_path)
+    return str(e.value)
+
+
+def test_corrupt_gzip(tmp_path):
+    msg = _corrupt(tmp_path, "train-images-idx3-ubyte", b"\x1f\x8b\x08garbage")
+    assert "train-images-idx3-ubyte.gz: is not a valid gzip file" in msg
+
+
+def test_truncated_gzip(tmp_path):
+    write_idx_dataset(tmp_path)
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    data = p.read_bytes()
+    msg = _corrupt(tmp_path, "train-images-idx3-ubyte", data[: len(data) // 2])
+    assert "train-images-idx3-ubyte.gz: is not a valid gzip file" in msg
+
+
+def test_wrong_magic(tmp_path):
+    bad = idx_bytes(np.zeros((60,), np.uint8))  # a labels file where images belong
+    msg = _corrupt(tmp_path, "train-images-idx3-ubyte", gzip.compress(bad))
+    assert "wrong IDX magic number 0x00000801, expected 0x00000803" in msg
+
+
+def test_too_few_bytes(tmp_path):
+    data = idx_bytes(np.zeros((60, 28, 28), np.uint8))[:-5]
+    msg = _corrupt(tmp_path, "train-images-idx3-ubyte", gzip.compress(data))
+    assert "holds 47,035 data bytes but its header (60, 28, 28) promises 47,040" in msg
+
+
+def test_labels_and_images_disagree(tmp_path):
+    msg = _corrupt(tmp_path, "train-labels-idx1-ubyte", gzip.compress(idx_bytes(np.zeros(59, np.uint8))))
+    assert "holds 60 images but train-labels-idx1-ubyte.gz holds 59 labels" in msg
+
+
+def test_label_out_of_range(tmp_path):
+    msg = _corrupt(tmp_path, "t10k-labels-idx1-ubyte", gzip.compress(idx_bytes(np.full(20, 10, np.uint8))))
+    assert "t10k-labels-idx1-ubyte.gz: has label 10, but mnist has 10 classes" in msg
+
+
+def test_short_header(tmp_path):
+    msg = _corrupt(tmp_path, "train-labels-idx1-ubyte", gzip.compress(b"\x00\x00"))
+    assert "too short to be an IDX file" in msg
+
+
+def test_read_idx_raw(tmp_path):
+    p = tmp_path / "a"
+    p.write_bytes(idx_bytes(np.arange(6, dtype=np.uint8).reshape(1, 2, 3)))
+    np.testing.assert_array_equal(read_idx(p, 3), [[[0, 1, 2], [3, 4, 5]]])
+
+
+def test_npz_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    p = tmp_path / "mine.npz"
+    np.savez(p, x_train=rng.random((30, 4, 4)).astype(np.float32), y_train=np.arange(30) % 3,
+             x_test=rng.random((9, 4, 4)).astype(np.float32), y_test=np.arange(9) % 3)
+    d = load_dataset(str(p))
+    assert d.x_train.shape == (30, 16) and d.num_classes == 3 and d.scale == 1.0
+
+
+@pytest.mark.parametrize(
+    "arrays,msg",
+    [
+        ({"x_train": np.zeros((3, 2))}, "is missing the arrays y_train, x_test, y_test"),
+        ({"x_train": np.zeros((3, 2)), "y_train": np.zeros(2, int), "x_test": np.zeros((3, 2)),
+          "y_test": np.zeros(3, int)}, "y_train must have shape (3,)"),
+        ({"x_train": np.zeros((3, 2)), "y_train": np.zeros(3), "x_test": np.zeros((3, 2)),
+          "y_test": np.zeros(3, int)}, "y_train must hold integer labels"),
+        ({"x_train": np.zeros((3, 2)), "y_train": np.zeros(3, int), "x_test": np.zeros((3, 5)),
+          "y_test": np.zeros(3, int)}, "x_train has 2 features per example but x_test has 5"),
+        ({"x_train": np.full((3, 2), np.nan), "y_train": np.zeros(3, int), "x_test": np.zeros((3, 2)),
+          "y_test": np.zeros(3, int)}, "x_train holds NaN or infinite values"),
+    ],
+)
+def test_npz_validation(tmp_path, arrays, msg):
+    p = tmp_path / "bad.npz"
+    np.savez(p, **arrays)
+    with pytest.raises(DataError) as e:
+        load_dataset(str(p))
+    assert msg in str(e.value) and str(p) in str(e.value)
+
+
+def test_npz_object_arrays_refused(tmp_path):
+    p = tmp_path / "obj.npz"
+    np.savez(p, x_train=np.array([{"a": 1}], dtype=object), y_train=np.zeros(1, int), x_test=np.zeros((1, 1)),
+             y_test=np.zeros(1, int))
+    with pytest.raises(DataError, match="is not a readable .npz file"):
+        load_dataset(str(p))
+
+
+def test_not_an_npz(tmp_path):
+    p = tmp_path / "x.npz"
+    p.write_bytes(b"hello")
+    with pytest.raises(DataError, match=r"x.npz: is not a readable .npz file"):
+        load_dataset(str(p))
+
+
+@needs_mnist
+def test_real_mnist():
+    d = load_dataset("mnist", MNIST_DIR)
+    assert d.x_train.shape == (60000, 784) and d.x_test.shape == (10000, 784)
+    assert d.x_train.dtype == np.uint8 and d.x_train.nbytes + d.x_test.nbytes == 54_880_000
+    assert np.bincount(d.y_train).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(d.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -1,0 +1,64 @@
+"""The softmax-cross-entropy head."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlpkit.errors import StateError
+from mlpkit.losses import SoftmaxCrossEntropy, softmax, softmax_cross_entropy
+from mlpkit.numgrad import numerical_gradient, rel_error
+
+
+@pytest.mark.parametrize("c", [2, 10, 37])
+def test_uniform_logits_give_log_c(c):
+    loss, _ = softmax_cross_entropy(np.zeros((5, c)), np.arange(5) % c)
+    assert loss == pytest.approx(np.log(c), rel=1e-15)
+
+
+def test_hand_computed_loss_and_gradient():
+    z = np.array([[np.log(1.0), np.log(3.0)], [0.0, 0.0]])
+    y = np.array([1, 0])
+    loss, dz = softmax_cross_entropy(z, y)
+    # softmax rows: [0.25, 0.75], [0.5, 0.5]; loss = -(log .75 + log .5)/2
+    assert loss == pytest.approx(-(np.log(0.75) + np.log(0.5)) / 2, rel=1e-14)
+    np.testing.assert_allclose(dz, [[0.25 / 2, -0.25 / 2], [-0.5 / 2, 0.5 / 2]], rtol=1e-14)
+
+
+def test_gradient_matches_finite_differences(rng):
+    z = rng.standard_normal((6, 5)) * 2
+    y = rng.integers(0, 5, 6)
+    _, dz = softmax_cross_entropy(z, y)
+    num = numerical_gradient(lambda: softmax_cross_entropy(z, y)[0], z).reshape(z.shape)
+    assert rel_error(dz, num) < 1e-7
+
+
+def test_gradient_is_mean_over_batch(rng):
+    """dZ = (P − Y)/N: rows of the gradient sum to zero, and scale as 1/N."""
+    z = rng.standard_normal((8, 4))
+    y = rng.integers(0, 4, 8)
+    _, dz = softmax_cross_entropy(z, y)
+    np.testing.assert_allclose(dz.sum(axis=1), 0.0, atol=1e-16)
+    onehot = np.eye(4)[y]
+    np.testing.assert_allclose(dz, (softmax(z) - onehot) / 8, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stable_for_huge_logits(dtype):
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]], dtype=dtype)
+    y = np.array([1, 2])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # exp underflow to 0 is fine
+        loss, dz = softmax_cross_entropy(z, y)
+    # row 0: -z_y + logsumexp = 1e4 + 1e4; row 1: uniform, log 3
+    assert loss == pytest.approx((2e4 + np.log(3)) / 2, rel=1e-6)
+    assert np.isfinite(dz).all()
+    np.testing.assert_allclose(dz[0], [0.5, -0.5, 0.0], atol=1e-7)
+
+
+def test_head_object_and_order():
+    head = SoftmaxCrossEntropy()
+    with pytest.raises(StateError, match="before forward"):
+        head.backward()
+    loss = head.forward(np.zeros((2, 3)), np.array([0, 1]))
+    assert loss == pytest.approx(np.log(3))
+    assert head.backward().shape == (2, 3)
