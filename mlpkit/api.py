@@ -6,7 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .config import Config, load_config
-from .data import Dataset, Split, load_dataset
+from .data import Dataset, Split, load_dataset, split_train_val
+from .errors import CheckpointError, ConfigError
 from .runs import RunWriter, load_weights
 from .trainer import EpochMetrics, EvalResult, StepInfo, Trainer, TrainResult, evaluate, fit
 
@@ -53,20 +54,14 @@ def evaluate_run(run: str | Path, split: str = "test", data_dir: str | None = No
     if split == "test":
         s = Split(data.x_test, data.y_test)
     else:
-        from .data import split_train_val
-
         train, val = split_train_val(data, cfg.data.validation)
         if split == "validation":
             if val is None:
-                from .errors import ConfigError
-
                 raise ConfigError(f"{path}: the run held out no validation split (data.validation is 0)")
             s = val
         else:
             s = train
     if data.num_features != model.in_features:
-        from .errors import CheckpointError
-
         raise CheckpointError(
             f"{path}: the model takes {model.in_features} inputs but {data.name} has {data.num_features} features"
         )

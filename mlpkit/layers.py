@@ -55,6 +55,14 @@ class Layer:
     def extra_repr(self) -> str:
         return ""
 
+    def kink_pattern(self) -> np.ndarray | None:
+        """Which side of each non-differentiable point the last forward fell on.
+
+        None for smooth layers. Gradient checks compare it across a finite
+        difference to skip entries whose ±eps step crosses a kink.
+        """
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
@@ -196,6 +204,9 @@ class ReLU(Layer):
     def backward(self, dout: np.ndarray) -> np.ndarray:
         out = self._require(self._out)
         return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)
+
+    def kink_pattern(self) -> np.ndarray | None:
+        return None if self._out is None else self._out > 0
 
 
 class Dropout(Layer):

@@ -18,7 +18,9 @@ from tqdm import tqdm
 
 from .trainer import EpochMetrics, EvalResult, StepInfo, TrainResult
 
-console = Console(highlight=False)
+# Piped or redirected output gets 120 columns instead of rich's 80, so tables stay whole in logs.
+_WIDTH = None if sys.stdout.isatty() else 120
+console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -38,6 +40,10 @@ def _f(v: float | None) -> str:
     if v is None:
         return "—"
     return f"{v:.4f}" if abs(v) < 1e4 else f"{v:.3e}"
+
+
+def _e(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2e}"
 
 
 def _pct(v: float | None) -> str:
@@ -159,14 +165,51 @@ def eval_result(r: EvalResult, source: str) -> None:
     console.print(t)
 
 
+def _plain(o: Any) -> Any:
+    """NumPy scalars and arrays as plain JSON values."""
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
 def as_json(obj: Any) -> None:
     """Print plain data as JSON on stdout (no colour, no wrapping)."""
     import dataclasses
     import json
 
     data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.write(json.dumps(data, indent=2, default=_plain) + "\n")
     sys.stdout.flush()
 
 
 OnEpoch = Callable[[EpochMetrics, float], None]
+
+
+# --------------------------------------------------------------------------- gradcheck
+
+
+def gradcheck_report(r: Any) -> None:
+    """One row per tensor, grouped; failing rows list their worst entries."""
+    for g in r.groups:
+        t = Table(title=g.title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
+        for col, j in (("tensor", "left"), ("shape", "left"), ("checked", "right"), ("skipped", "right"),
+                       ("max abs err", "right"), ("rel err", "right"), ("result", "left")):
+            t.add_column(col, justify=j, no_wrap=col == "tensor")
+        for row in g.rows:
+            verdict = "[green]pass[/green]" if row.passed else "[bold red]FAIL[/bold red]"
+            t.add_row(row.name, "×".join(map(str, row.shape)) or "()", str(row.checked),
+                      str(row.skipped) if row.skipped else "", _e(row.max_abs_err), _e(row.rel_err), verdict)
+            if row.error:
+                t.add_row(Text(f"  {row.error}", style="red"), "", "", "", "", "", "")
+            for w in row.worst:
+                t.add_row(Text(f"  at {list(w.index)}: analytic {w.analytic:.6e}, numeric {w.numeric:.6e}",
+                               style="red"), "", "", "", f"{w.abs_err:.2e}", "", "")
+        console.print(t)
+    failed = [row.name for g in r.groups for row in g.rows if not row.passed]
+    rule = f"pass: |analytic − numeric| ≤ {r.atol:g} + {r.rtol:g}·|numeric| for every checked entry (eps {r.eps:g})"
+    console.print(Text(rule, style="dim"))
+    if failed:
+        console.print(Text(f"FAILED: {len(failed)} tensor(s): {', '.join(failed)}", style="bold red"), soft_wrap=True)
+    else:
+        n = sum(len(g.rows) for g in r.groups)
+        console.print(Text(f"all {n} tensors pass", style="bold green"))

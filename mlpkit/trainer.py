@@ -14,6 +14,7 @@ import numpy as np
 from .config import Config
 from .data import Dataset, Split, split_train_val, to_float
 from .errors import ConfigError, DivergenceError
+from .losses import cross_entropy_per_sample
 from .model import MLP, Rngs, build_model
 from .optim import SGD
 
@@ -87,8 +88,6 @@ def predict_logits(model: MLP, x: np.ndarray, scale: float, batch: int = EVAL_BA
 
 def _loss_acc(model: MLP, split: Split, scale: float) -> tuple[float, float, np.ndarray]:
     """Mean inference-mode loss, accuracy and predictions of a split."""
-    from .losses import cross_entropy_per_sample
-
     logits = predict_logits(model, split.x, scale)
     losses = cross_entropy_per_sample(logits, split.y)
     pred = logits.argmax(axis=1)
