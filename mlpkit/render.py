@@ -191,7 +191,8 @@ OnEpoch = Callable[[EpochMetrics, float], None]
 def gradcheck_report(r: Any) -> None:
     """One row per tensor, grouped; failing rows list their worst entries."""
     for g in r.groups:
-        t = Table(title=g.title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
+        console.print(Text(g.title, style="bold"), soft_wrap=True)
+        t = Table(box=box.SIMPLE_HEAD)
         for col, j in (("tensor", "left"), ("shape", "left"), ("checked", "right"), ("skipped", "right"),
                        ("max abs err", "right"), ("rel err", "right"), ("result", "left")):
             t.add_column(col, justify=j, no_wrap=col == "tensor")
@@ -199,12 +200,15 @@ def gradcheck_report(r: Any) -> None:
             verdict = "[green]pass[/green]" if row.passed else "[bold red]FAIL[/bold red]"
             t.add_row(row.name, "×".join(map(str, row.shape)) or "()", str(row.checked),
                       str(row.skipped) if row.skipped else "", _e(row.max_abs_err), _e(row.rel_err), verdict)
-            if row.error:
-                t.add_row(Text(f"  {row.error}", style="red"), "", "", "", "", "", "")
-            for w in row.worst:
-                t.add_row(Text(f"  at {list(w.index)}: analytic {w.analytic:.6e}, numeric {w.numeric:.6e}",
-                               style="red"), "", "", "", f"{w.abs_err:.2e}", "", "")
         console.print(t)
+        for row in g.rows:
+            if row.passed:
+                continue
+            if row.error:
+                console.print(Text(f"  {row.name}: {row.error}", style="red"), soft_wrap=True)
+            for w in row.worst:
+                console.print(Text(f"  {row.name}{list(w.index)}: analytic {w.analytic:.6e}, numeric {w.numeric:.6e}, "
+                                   f"abs error {w.abs_err:.2e}", style="red"), soft_wrap=True)
     failed = [row.name for g in r.groups for row in g.rows if not row.passed]
     rule = f"pass: |analytic − numeric| ≤ {r.atol:g} + {r.rtol:g}·|numeric| for every checked entry (eps {r.eps:g})"
     console.print(Text(rule, style="dim"))
