@@ -6,7 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .config import Config, load_config
-from .data import Dataset, Split, load_dataset, split_train_val
+import numpy as np
+
+from .data import Dataset, Split, load_dataset, split_train_val, to_float
 from .errors import CheckpointError, ConfigError
 from .runs import RunWriter, load_weights
 from .trainer import EpochMetrics, EvalResult, StepInfo, Trainer, TrainResult, evaluate, fit
@@ -45,6 +47,39 @@ def train_run(
     if writer is not None:
         writer.finish(trainer.model, {"test": test, "epochs": trainer.epoch, "num_params": result.num_params})
     return result
+
+
+def is_run_path(target: str | Path) -> bool:
+    """A run folder or weights file, as opposed to a YAML config."""
+    p = Path(target)
+    return p.is_dir() or p.suffix == ".npz"
+
+
+def trainer_for(target: str | Path, overrides: tuple[str, ...] = (), data_dir: str | None = None) -> Trainer:
+    """A trainer from a config, or one holding a saved run's weights."""
+    if not is_run_path(target):
+        return prepare(target, overrides, data_dir)
+    if overrides:
+        raise ConfigError(f"{target}: --set applies to configs, not to saved runs")
+    cfg, model, _ = load_weights(target)
+    trainer = Trainer(cfg, load_data_for(cfg, data_dir))
+    trainer.model.load_params(model.named_params())
+    return trainer
+
+
+def examples_of(trainer: Trainer, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` examples of a split as model inputs and labels."""
+    d = trainer.data
+    if split == "test":
+        s = Split(d.x_test, d.y_test)
+    elif split == "validation":
+        if trainer.val_split is None:
+            raise ConfigError(f"{d.name}: there is no validation split (data.validation is 0); use --split test")
+        s = trainer.val_split
+    else:
+        s = trainer.train_split
+    k = min(n, len(s))
+    return to_float(s.x[:k], d.scale, trainer.model.dtype), s.y[:k]
 
 
 def evaluate_run(run: str | Path, split: str = "test", data_dir: str | None = None) -> tuple[EvalResult, Path]:

@@ -166,6 +166,11 @@ class Sigmoid(Layer):
         dx *= dout
         return dx
 
+    def derivative(self) -> np.ndarray:
+        """σ'(s) = y (1 − y) at the last forward, elementwise (at most 1/4)."""
+        out = self._require(self._out)
+        return out * (1.0 - out)
+
 
 class Tanh(Layer):
     """Hyperbolic tangent.  Cache: out.  Backward: dx = dout · (1 − out²)."""
@@ -184,6 +189,11 @@ class Tanh(Layer):
         np.subtract(1.0, dx, out=dx)
         dx *= dout
         return dx
+
+    def derivative(self) -> np.ndarray:
+        """tanh'(s) = 1 − y² at the last forward, elementwise (at most 1)."""
+        out = self._require(self._out)
+        return 1.0 - out * out
 
 
 class ReLU(Layer):
@@ -207,6 +217,10 @@ class ReLU(Layer):
 
     def kink_pattern(self) -> np.ndarray | None:
         return None if self._out is None else self._out > 0
+
+    def derivative(self) -> np.ndarray:
+        """1 where the unit was active at the last forward, else 0."""
+        return (self._require(self._out) > 0).astype(self._out.dtype)
 
 
 class Dropout(Layer):
@@ -241,6 +255,11 @@ class Dropout(Layer):
         mask = np.multiply(keep, 1.0 / (1.0 - self.p), dtype=x.dtype)  # survivors scaled
         self._mask, self._eval_cached = mask, False
         return x * mask
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The scaled mask (0 or 1/(1−p)) of the last training-mode forward; None otherwise."""
+        return self._mask
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         if self._mask is None:

@@ -6,6 +6,7 @@ out. Human-readable output goes to stdout, progress bars and errors to stderr.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -217,3 +218,96 @@ def gradcheck_report(r: Any) -> None:
     else:
         n = sum(len(g.rows) for g in r.groups)
         console.print(Text(f"all {n} tensors pass", style="bold green"))
+
+
+# --------------------------------------------------------------------------- inspect-grads
+
+_BAR = 40
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def _bar(value: float, lo: float, hi: float, width: int = _BAR) -> str:
+    """A bar whose length is log10(value) placed between log10(lo) and log10(hi)."""
+    if not (value > 0 and math.isfinite(value)):
+        return ""
+    span = max(math.log10(hi) - math.log10(lo), 1e-12)
+    frac = min(max((math.log10(value) - math.log10(lo)) / span, 0.0), 1.0)
+    cells = frac * width
+    full = int(cells)
+    rest = _EIGHTHS[int((cells - full) * 8)] if full < width else ""
+    return ("█" * full + rest.strip()) or "▏"
+
+
+def grad_profile(p: Any) -> None:
+    """Bars of ‖db‖ per layer on a log scale, then the numbers at each epoch."""
+    snaps = p.snapshots
+    console.print(Text(f"{p.description}: gradient norms on a probe of {p.probe:,} training images "
+                       f"(mean gradient, inference mode)", style="bold"), soft_wrap=True)
+    values = [s.db_norm for snap in snaps for s in snap.linear if s.db_norm > 0]
+    if values:
+        lo = 10 ** math.floor(math.log10(min(values)))
+        hi = 10 ** math.ceil(math.log10(max(values)))
+        console.print(Text(f"\n‖db‖ per Linear layer, input → output, log scale from {lo:.0e} to {hi:.0e} "
+                           f"(Nielsen's speed of learning)", style="bold"), soft_wrap=True)
+        t = Table(box=None, show_header=False, pad_edge=False)
+        t.add_column("layer")
+        t.add_column("epoch", justify="right")
+        t.add_column("bar", no_wrap=True, min_width=_BAR)
+        t.add_column("‖db‖", justify="right")
+        t.add_column("ratio", justify="right")
+        for j, first in enumerate(snaps[0].linear):
+            for k, snap in enumerate(snaps):
+                s = snap.linear[j]
+                style = "cyan" if k == 0 else ("green" if k == len(snaps) - 1 else "blue")
+                label = f"{s.layer} {s.shape[0]}→{s.shape[1]}" if k == 0 else ""
+                t.add_row(label, f"epoch {snap.epoch}", Text(_bar(s.db_norm, lo, hi), style=style),
+                          f"{s.db_norm:.2e}", f"×{s.db_ratio:.3g}")
+        console.print(t)
+        console.print(Text("ratio: ‖db‖ relative to the last hidden layer; epoch 0 is the initialization",
+                           style="dim"))
+    for snap in (snaps[0], snaps[-1]) if len(snaps) > 1 else snaps:  # the bars above show the epochs between
+        title = "at initialization" if snap.epoch == 0 else f"after epoch {snap.epoch}"
+        t = Table(title=f"{title}: probe loss {snap.probe_loss:.4f}", box=box.SIMPLE_HEAD, title_justify="left")
+        for col in ("layer", "shape", "‖dW‖", "‖db‖", "RMS dW", "RMS db", "‖db‖ / last hidden"):
+            t.add_column(col, justify="left" if col in ("layer", "shape") else "right")
+        for s in snap.linear:
+            t.add_row(s.layer, f"{s.shape[0]}×{s.shape[1]}", f"{s.dW_norm:.3e}", f"{s.db_norm:.3e}",
+                      f"{s.dW_rms:.3e}", f"{s.db_rms:.3e}", f"{s.db_ratio:.4f}")
+        console.print(t)
+        if snap.activations:
+            a = Table(box=box.SIMPLE_HEAD)
+            for col in ("activation", "kind", "mean derivative", "saturated (derivative < 0.01)"):
+                a.add_column(col, justify="left" if col in ("activation", "kind") else "right")
+            for s in snap.activations:
+                a.add_row(s.layer, s.kind, f"{s.mean_derivative:.4f}", _pct(s.saturated))
+            console.print(a)
+
+
+# --------------------------------------------------------------------------- dropout report
+
+
+def dropout_report(r: Any) -> None:
+    if not r.layers:
+        console.print("the model has no Dropout layer; training and inference mode are the same")
+    else:
+        t = Table(title=f"each Dropout layer on {r.examples:,} examples (inputs from an inference-mode pass)",
+                  box=box.SIMPLE_HEAD, title_justify="left")
+        for col in ("layer", "p (drop)", "keep 1−p", "measured drop rate", "±1σ", "mean act. train",
+                    "mean act. eval", "train / eval"):
+            t.add_column(col, justify="left" if col == "layer" else "right")
+        for s in r.layers:
+            t.add_row(s.layer, f"{s.p:g}", f"{s.keep:g}", f"{s.drop_rate:.4f}", f"{s.drop_rate_sigma:.4f}",
+                      f"{s.mean_train:.5f}", f"{s.mean_eval:.5f}", f"{s.ratio:.4f}")
+        console.print(t)
+        console.print(Text("survivors are scaled by 1/(1−p) in training, so the mean activation matches inference "
+                           "mode, where dropout is the identity", style="dim"), soft_wrap=True)
+    t = Table(title="the model in each mode, on the same examples", box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("mode", "loss", "accuracy"):
+        t.add_column(col, justify="left" if col == "mode" else "right")
+    t.add_row("training (dropout on, one pass)", f"{r.train_mode.loss:.4f}", _pct(r.train_mode.accuracy))
+    t.add_row("inference (dropout off)", f"{r.eval_mode.loss:.4f}", _pct(r.eval_mode.accuracy))
+    t.add_row(f"MC dropout (mean of {r.passes} training passes)", "", _pct(r.mc_accuracy))
+    console.print(t)
+    console.print(f"across {r.passes} training-mode passes: std of the predicted class's probability "
+                  f"{r.mc_prob_std:.4f} (mean over examples); argmax agrees with inference mode "
+                  f"{_pct(r.mc_agreement)} of the time", soft_wrap=True)
