@@ -3,26 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config, load_config
 import numpy as np
 
 from .data import Dataset, Split, load_dataset, split_train_val, to_float
+from .download import Progress
 from .errors import CheckpointError, ConfigError
 from .runs import RunWriter, load_weights
 from .trainer import EpochMetrics, EvalResult, StepInfo, Trainer, TrainResult, evaluate, fit
 
 
-def load_data_for(cfg: Config, data_dir: str | None = None) -> Dataset:
-    """The dataset a config names; ``data_dir`` (from --data-dir) wins over the config's."""
-    return load_dataset(cfg.data.dataset, data_dir or cfg.data.data_dir)
+@dataclass(frozen=True)
+class DataSource:
+    """How commands find datasets: --data-dir, --offline, and a download progress hook."""
+
+    data_dir: str | None = None
+    offline: bool = False
+    progress: Progress | None = None
+
+    def load(self, cfg: Config) -> Dataset:
+        """The dataset a config names; --data-dir wins over the config's data.data_dir."""
+        return load_dataset(cfg.data.dataset, self.data_dir or cfg.data.data_dir, offline=self.offline,
+                            progress=self.progress)
 
 
-def prepare(config: str | Path, overrides: tuple[str, ...] = (), data_dir: str | None = None) -> Trainer:
+def _source(data: DataSource | str | None) -> DataSource:
+    return data if isinstance(data, DataSource) else DataSource(data)
+
+
+def load_data_for(cfg: Config, data: DataSource | str | None = None) -> Dataset:
+    return _source(data).load(cfg)
+
+
+def prepare(config: str | Path, overrides: tuple[str, ...] = (), data: DataSource | str | None = None) -> Trainer:
     """Validate the config, load its data and build the trainer (model, optimizer, rngs)."""
     cfg = load_config(config, overrides)
-    return Trainer(cfg, load_data_for(cfg, data_dir))
+    return Trainer(cfg, load_data_for(cfg, data))
 
 
 def train_run(
@@ -55,14 +74,14 @@ def is_run_path(target: str | Path) -> bool:
     return p.is_dir() or p.suffix == ".npz"
 
 
-def trainer_for(target: str | Path, overrides: tuple[str, ...] = (), data_dir: str | None = None) -> Trainer:
+def trainer_for(target: str | Path, overrides: tuple[str, ...] = (), data: DataSource | str | None = None) -> Trainer:
     """A trainer from a config, or one holding a saved run's weights."""
     if not is_run_path(target):
-        return prepare(target, overrides, data_dir)
+        return prepare(target, overrides, data)
     if overrides:
         raise ConfigError(f"{target}: --set applies to configs, not to saved runs")
     cfg, model, _ = load_weights(target)
-    trainer = Trainer(cfg, load_data_for(cfg, data_dir))
+    trainer = Trainer(cfg, load_data_for(cfg, data))
     trainer.model.load_params(model.named_params())
     return trainer
 
@@ -82,10 +101,11 @@ def examples_of(trainer: Trainer, split: str, n: int) -> tuple[np.ndarray, np.nd
     return to_float(s.x[:k], d.scale, trainer.model.dtype), s.y[:k]
 
 
-def evaluate_run(run: str | Path, split: str = "test", data_dir: str | None = None) -> tuple[EvalResult, Path]:
+def evaluate_run(run: str | Path, split: str = "test", source: DataSource | str | None = None
+                 ) -> tuple[EvalResult, Path]:
     """Score a saved run folder or weights file on one split of its dataset."""
     cfg, model, path = load_weights(run)
-    data = load_data_for(cfg, data_dir)
+    data = load_data_for(cfg, source)
     if split == "test":
         s = Split(data.x_test, data.y_test)
     else:

@@ -46,9 +46,10 @@ SetOpt = Annotated[
 ]
 DataDirOpt = Annotated[
     Optional[str],
-    typer.Option("--data-dir", metavar="DIR", help="Folder holding the dataset files (wins over data.data_dir "
-                 "and $MLPKIT_DATA_DIR)."),
+    typer.Option("--data-dir", metavar="DIR", help="Where datasets are kept and downloaded to (wins over "
+                 "data.data_dir and $MLPKIT_DATA_DIR; default: the platform cache, ~/.cache/mlpkit on Linux)."),
 ]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never download; use only files already present.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout, for scripts.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
@@ -64,6 +65,10 @@ def _errors() -> Iterator[None]:
     except KeyboardInterrupt:
         render.error("interrupted")
         raise typer.Exit(130) from None
+
+
+def _source(data_dir: str | None, offline: bool, quiet: bool) -> api.DataSource:
+    return api.DataSource(data_dir, offline, render.DownloadProgress(disable=quiet))
 
 
 def _version(value: bool) -> None:
@@ -89,6 +94,7 @@ def train(
         Optional[Path], typer.Option("--out", "-o", help="Run folder to write (default: runs/<config>-<time>).")
     ] = None,
     data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -102,7 +108,7 @@ def train(
     Example: [bold]mlpkit train configs/quickstart.yaml --set train.epochs=5[/bold]
     """
     with _errors():
-        trainer = api.prepare(config, tuple(set_ or ()), data_dir)
+        trainer = api.prepare(config, tuple(set_ or ()), _source(data_dir, offline, quiet))
         run_dir = out if out is not None else default_run_dir(config)
         if not json_:
             render.model_summary(trainer.model.summary(), trainer.model.num_params, trainer.model.in_features)
@@ -131,6 +137,7 @@ def evaluate(
                                         show_default=False)],
     split: Annotated[SplitName, typer.Option(help="Which split of the run's dataset to score.")] = SplitName.test,
     data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Score a saved run: loss, accuracy, per-class accuracy and confusion matrix.
@@ -141,7 +148,7 @@ def evaluate(
     Example: [bold]mlpkit evaluate runs/quickstart-20261128-101500[/bold]
     """
     with _errors():
-        result, path = api.evaluate_run(run, split.value, data_dir)
+        result, path = api.evaluate_run(run, split.value, _source(data_dir, offline, json_))
         if json_:
             render.as_json(result)
         else:
@@ -162,6 +169,7 @@ def gradcheck(
     seed: Annotated[int, typer.Option(min=0, help="Seeds the random inputs and the sampled entries.")] = 0,
     set_: SetOpt = None,
     data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Prove every backward pass against central finite differences, in float64.
@@ -181,7 +189,8 @@ def gradcheck(
             raise ConfigError(f"--eps must be > 0 and --rtol, --atol >= 0; got {eps:g}, {rtol:g}, {atol:g}")
         cfg = load_config(config, tuple(set_ or ())) if config is not None else None
         settings = gc.CheckSettings(eps, rtol, atol, samples, seed)
-        report = gc.gradcheck(cfg, settings, batch=batch, data_dir=data_dir)
+        data = api.load_data_for(cfg, _source(data_dir, offline, json_)) if cfg is not None else None
+        report = gc.gradcheck(cfg, settings, data=data, batch=batch)
         if json_:
             render.as_json(report)
         else:
@@ -207,6 +216,7 @@ def inspect_grads(
                                                  show_default=False)] = None,
     set_: SetOpt = None,
     data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -225,7 +235,7 @@ def inspect_grads(
         if plot is not None:
             plots.require_matplotlib()
             plots.check_plot_path(plot)
-        trainer = api.trainer_for(target, tuple(set_ or ()), data_dir)
+        trainer = api.trainer_for(target, tuple(set_ or ()), _source(data_dir, offline, quiet))
         k = epochs if epochs is not None else (0 if api.is_run_path(target) else 3)
         progress = render.EpochProgress(trainer.epoch + k, disable=quiet)
         try:
@@ -255,6 +265,7 @@ def inspect_dropout(
     split: Annotated[SplitName, typer.Option(help="Which split the examples come from.")] = SplitName.test,
     set_: SetOpt = None,
     data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -272,7 +283,7 @@ def inspect_dropout(
     Example: [bold]mlpkit inspect-dropout configs/quickstart.yaml[/bold]   or   [bold]mlpkit inspect-dropout runs/RUN[/bold]
     """
     with _errors():
-        trainer = api.trainer_for(target, tuple(set_ or ()), data_dir)
+        trainer = api.trainer_for(target, tuple(set_ or ()), _source(data_dir, offline, quiet))
         k = epochs if epochs is not None else (0 if api.is_run_path(target) else trainer.cfg.train.epochs)
         progress = render.EpochProgress(trainer.epoch + k, disable=quiet)
         try:

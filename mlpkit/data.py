@@ -16,7 +16,9 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 
+from .download import Progress, RemoteFile, fetch, verify
 from .errors import DataError
 
 DATA_DIR_ENV = "MLPKIT_DATA_DIR"
@@ -34,23 +36,77 @@ class DatasetInfo:
     image_shape: tuple[int, int]
     class_names: tuple[str, ...]
     description: str
-    files: tuple[str, ...] = ()  # IDX file names, train images/labels, test images/labels
+    n_train: int
+    n_test: int
+    files: tuple[RemoteFile, ...] = ()  # IDX files: train images, train labels, test images, test labels
+    mirrors: tuple[str, ...] = ()  # base URLs, tried in order
+    source: str = ""  # homepage and license
+
+    @property
+    def download_bytes(self) -> int:
+        return sum(f.size for f in self.files)
 
 
-_IDX_FILES = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
+IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz")
+
+
+def _idx_files(gz: tuple[tuple[int, str], ...], raw: tuple[tuple[int, str], ...] | None = None
+               ) -> tuple[RemoteFile, ...]:
+    """RemoteFiles from (size, sha256) of each gzip file and, where known, of its uncompressed twin."""
+    raw = raw or ((None, None),) * 4  # type: ignore[assignment]
+    return tuple(RemoteFile(n, h, size, rh, rs) for n, (size, h), (rs, rh) in zip(IDX_NAMES, gz, raw))
+
+
 DIGIT_NAMES = tuple(str(i) for i in range(10))
 
 REGISTRY: dict[str, DatasetInfo] = {
     "digits": DatasetInfo(
-        "digits", 10, (8, 8), DIGIT_NAMES, "UCI optical digits, 8x8, 1,437/360, embedded (CC BY 4.0)"
+        "digits", 10, (8, 8), DIGIT_NAMES, "UCI optical digits, 8x8, embedded in mlpkit", 1437, 360,
+        source="E. Alpaydin, C. Kaynak (1998), UCI ML Repository; CC BY 4.0",
     ),
     "mnist": DatasetInfo(
-        "mnist", 10, (28, 28), DIGIT_NAMES, "MNIST handwritten digits, 28x28, 60,000/10,000", _IDX_FILES
+        "mnist", 10, (28, 28), DIGIT_NAMES, "MNIST handwritten digits, 28x28", 60000, 10000,
+        _idx_files((
+            (9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+            (28881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
+            (1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+            (4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+        ), (
+            (47040016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+            (60008, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+            (7840016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+            (10008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+        )),
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/",
+         "http://yann.lecun.com/exdb/mnist/"),
+        "Y. LeCun, C. Cortes, C. J. C. Burges; CC BY-SA 3.0",
+    ),
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist", 10, (28, 28),
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        "Zalando article images, 28x28", 60000, 10000,
+        _idx_files((
+            (26421880, "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
+            (29515, "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
+            (4422102, "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
+            (5148, "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
+        )),
+        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+         "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/"),
+        "H. Xiao, K. Rasul, R. Vollgraf (2017), Zalando Research; MIT",
+    ),
+    "kmnist": DatasetInfo(
+        "kmnist", 10, (28, 28), ("o お", "ki き", "su す", "tsu つ", "na な", "ha は", "ma ま", "ya や", "re れ", "wo を"),
+        "Kuzushiji-MNIST cursive Japanese characters, 28x28", 60000, 10000,
+        _idx_files((
+            (18165135, "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4"),
+            (29497, "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17"),
+            (3041136, "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5"),
+            (5120, "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c"),
+        )),
+        ("https://codh.rois.ac.jp/kmnist/dataset/kmnist/", "http://codh.rois.ac.jp/kmnist/dataset/kmnist/"),
+        "T. Clanuwat et al. (2018), ROIS-DS CODH; CC BY-SA 4.0",
     ),
 }
 
@@ -186,41 +242,88 @@ def read_idx(path: str | Path, ndim: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def _find_idx(dir_: Path, name: str) -> Path | None:
-    """``name`` (…-ubyte.gz) or its uncompressed twin in ``dir_``."""
-    for cand in (dir_ / name, dir_ / name.removesuffix(".gz")):
+def cache_root() -> Path:
+    """The platform's cache folder for mlpkit (XDG on Linux: ~/.cache/mlpkit)."""
+    return Path(platformdirs.user_cache_dir("mlpkit"))
+
+
+def data_root(data_dir: str | Path | None) -> tuple[Path, str]:
+    """Where datasets live, and why: --data-dir / data.data_dir, then $MLPKIT_DATA_DIR, then the cache."""
+    if data_dir:
+        return Path(data_dir), "--data-dir / data.data_dir"
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env), f"${DATA_DIR_ENV}"
+    return cache_root(), "the cache"
+
+
+def dataset_dirs(name: str, data_dir: str | Path | None) -> list[Path]:
+    """Folders that may hold a dataset's files: the root itself (a folder of just those
+    files, like ../shared/data/mnist) and its ``name`` subfolder, where downloads go."""
+    root, _ = data_root(data_dir)
+    return [root, root / name]
+
+
+def _find(d: Path, f: RemoteFile) -> Path | None:
+    """The file in ``d``: gzip as published, or uncompressed."""
+    for cand in (d / f.name, d / f.raw_name):
         if cand.is_file():
             return cand
     return None
 
 
-def candidate_dirs(name: str, data_dir: str | Path | None) -> list[Path]:
-    """Folders searched for a named IDX dataset, in order."""
-    roots: list[Path] = []
-    if data_dir:
-        roots.append(Path(data_dir))
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        roots.append(Path(env))
-    out: list[Path] = []
-    for r in roots:
-        out += [r, r / name]
-    return out
-
-
-def load_idx_dataset(name: str, data_dir: str | Path | None) -> Dataset:
-    """Load a registered IDX dataset from the first folder holding all four files."""
-    info = REGISTRY[name]
-    dirs = candidate_dirs(name, data_dir)
-    for d in dirs:
-        paths = [_find_idx(d, f) for f in info.files]
+def locate(info: DatasetInfo, data_dir: str | Path | None) -> list[Path] | None:
+    """The dataset's files in the first folder holding all of them (not yet verified)."""
+    for d in dataset_dirs(info.name, data_dir):
+        paths = [_find(d, f) for f in info.files]
         if all(paths):
-            return _load_idx_files(info, paths, d)  # type: ignore[arg-type]
-    looked = ", ".join(str(d) for d in dirs) if dirs else "nowhere (no data_dir, --data-dir or $" + DATA_DIR_ENV + ")"
-    raise DataError(
-        f"dataset {name}: files not found; looked in {looked}; put {', '.join(info.files)} in one folder "
-        f"and pass it with --data-dir, data.data_dir or ${DATA_DIR_ENV}"
-    )
+            return paths  # type: ignore[return-value]
+    return None
+
+
+def missing_message(info: DatasetInfo, data_dir: str | Path | None, why: str) -> str:
+    target = dataset_dirs(info.name, data_dir)[1]
+    files = ", ".join(f.name for f in info.files)
+    return (f"dataset {info.name}: {why}; download {files} from {info.mirrors[0]} and put them in {target} "
+            f"(or point --data-dir at a folder holding them)")
+
+
+def verify_files(info: DatasetInfo, paths: list[Path]) -> None:
+    """Check every file against its published size and SHA-256."""
+    for f, p in zip(info.files, paths):
+        problem = verify(p, f)
+        if problem is not None:
+            raise DataError(f"{p}: {problem}; the file is corrupt or not the published one; "
+                            f"delete it and run: mlpkit data download {info.name}")
+
+
+def ensure_idx_dataset(
+    info: DatasetInfo, data_dir: str | Path | None, *, offline: bool = False, progress: Progress | None = None
+) -> list[Path]:
+    """A dataset's verified files: found, or downloaded unless ``offline``."""
+    found = locate(info, data_dir)
+    if found is not None:
+        verify_files(info, found)
+        return found
+    if offline:
+        raise DataError(missing_message(info, data_dir, "not found and --offline forbids downloading"))
+    target = dataset_dirs(info.name, data_dir)[1]
+    try:
+        for f in info.files:
+            if not (target / f.name).is_file() or verify(target / f.name, f) is not None:
+                fetch(f, info.mirrors, target, progress)
+    except DataError as e:
+        raise DataError(missing_message(info, data_dir, f"download failed ({e})")) from None
+    return [target / f.name for f in info.files]
+
+
+def load_idx_dataset(
+    name: str, data_dir: str | Path | None, *, offline: bool = False, progress: Progress | None = None
+) -> Dataset:
+    """Load a registered IDX dataset: found and verified, or downloaded first."""
+    info = REGISTRY[name]
+    paths = ensure_idx_dataset(info, data_dir, offline=offline, progress=progress)
+    return _load_idx_files(info, paths, paths[0].parent)
 
 
 def _load_idx_files(info: DatasetInfo, paths: list[Path], where: Path) -> Dataset:
@@ -319,8 +422,10 @@ def dataset_info(name: str) -> DatasetInfo | None:
     return REGISTRY.get(name)
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
-    """Load a dataset by registry name or .npz path.
+def load_dataset(
+    name: str, data_dir: str | Path | None = None, *, offline: bool = False, progress: Progress | None = None
+) -> Dataset:
+    """Load a dataset by registry name (downloading it unless ``offline``) or .npz path.
 
     Raises:
         DataError: naming the dataset or file and what is wrong or where it looked.
@@ -328,7 +433,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
     if name == "digits":
         return load_digits()
     if name in REGISTRY:
-        return load_idx_dataset(name, data_dir)
+        return load_idx_dataset(name, data_dir, offline=offline, progress=progress)
     if is_path_dataset(name):
         return load_npz(name)
     raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(REGISTRY)} or a path to an .npz file")

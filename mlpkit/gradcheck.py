@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Config, config_from_dict
-from .data import load_dataset, to_float
+from .data import Dataset, to_float
 from .layers import Dropout, Layer, Linear, ReLU, Sigmoid, Tanh
 from .losses import SoftmaxCrossEntropy
 from .model import MLP, Rngs, build_model
@@ -292,9 +292,8 @@ def default_network_check(s: CheckSettings) -> CheckGroup:
     return check_model(model, x, y, s, f"default network, end to end: {_describe(model)} → softmax-CE, batch 6")
 
 
-def config_network_check(cfg: Config, s: CheckSettings, batch: int, data_dir: str | None) -> CheckGroup:
+def config_network_check(cfg: Config, data: Dataset, s: CheckSettings, batch: int) -> CheckGroup:
     """The config's network in float64, on the first ``batch`` training examples of its data."""
-    data = load_dataset(cfg.data.dataset, data_dir or cfg.data.data_dir)
     check_model_fits_data(cfg, data.num_classes, data.num_features)
     rngs = Rngs.from_seed(cfg.seed)
     model = build_model(cfg.model, data.num_features, rngs.init, rngs.dropout, dtype="float64")
@@ -309,15 +308,17 @@ def gradcheck(
     cfg: Config | None = None,
     settings: CheckSettings | None = None,
     *,
+    data: Dataset | None = None,
     batch: int = DEFAULT_BATCH,
-    data_dir: str | None = None,
 ) -> GradcheckReport:
-    """Without a config: every op, then the default network. With one: that network on its data."""
+    """Without a config: every op, then the default network. With one: that network on ``data``."""
     s = settings or CheckSettings()
     with np.errstate(over="ignore", under="ignore"):
         if cfg is None:
             groups = [check_ops(s), default_network_check(s)]
         else:
-            groups = [config_network_check(cfg, s, batch, data_dir)]
+            if data is None:
+                raise ValueError("gradcheck with a config needs its dataset")
+            groups = [config_network_check(cfg, data, s, batch)]
     passed = all(r.passed for g in groups for r in g.rows)
     return GradcheckReport(groups, s.eps, s.rtol, s.atol, s.samples, passed)

@@ -86,6 +86,31 @@ class EpochProgress:
             self._bar = None
 
 
+class DownloadProgress:
+    """A byte progress bar per downloaded file, on stderr."""
+
+    def __init__(self, disable: bool = False) -> None:
+        self.disable = disable
+        self._bar: tqdm | None = None
+        self._name = ""
+
+    def __call__(self, name: str, done: int, total: int | None) -> None:
+        if self._bar is None or name != self._name:
+            self.close()
+            self._name = name
+            self._bar = tqdm(total=total, desc=f"downloading {name}", unit="B", unit_scale=True,
+                             unit_divisor=1024, file=sys.stderr, disable=True if self.disable else None,
+                             leave=False, mininterval=0.2)
+        self._bar.update(done - self._bar.n)
+        if total is not None and done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 # --------------------------------------------------------------------------- train
 
 

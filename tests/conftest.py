@@ -29,6 +29,13 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """No test reads or fills the real dataset cache."""
+    monkeypatch.delenv("MLPKIT_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
+@pytest.fixture(autouse=True)
 def _no_global_rng_use():
     """Every test also proves mlpkit never touches NumPy's global RNG."""
     before = np.random.get_state()[1].copy()

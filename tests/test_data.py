@@ -11,7 +11,7 @@ from mlpkit.data import load_dataset, load_digits, read_idx, split_train_val, to
 from mlpkit.errors import DataError
 
 from .conftest import MNIST_DIR, needs_mnist
-from .idx_files import idx_bytes, write_idx_dataset
+from .idx_files import idx_bytes, register, write_idx_dataset
 
 
 def test_digits_embedded_split_is_fixed():
@@ -42,74 +42,89 @@ def test_to_float_scales_a_batch():
 
 
 @pytest.mark.parametrize("compress", [True, False])
-def test_idx_dataset_from_folder(tmp_path, compress):
-    arrays = write_idx_dataset(tmp_path, compress=compress)
-    d = load_dataset("mnist", tmp_path)
+def test_idx_dataset_from_folder(tmp_path, monkeypatch, compress):
+    arrays = write_idx_dataset(tmp_path / "gz")
+    register(monkeypatch, tmp_path / "gz")
+    if not compress:
+        write_idx_dataset(tmp_path / "raw", compress=False)
+    d = load_dataset("tiny", tmp_path / ("gz" if compress else "raw"), offline=True)
     assert d.x_train.shape == (60, 784) and d.x_test.shape == (20, 784) and d.x_train.dtype == np.uint8
     np.testing.assert_array_equal(d.x_train.reshape(60, 28, 28), arrays["train-images-idx3-ubyte"])
     np.testing.assert_array_equal(d.y_test, arrays["t10k-labels-idx1-ubyte"])
 
 
-def test_idx_dataset_from_env_var(tmp_path, monkeypatch):
-    write_idx_dataset(tmp_path / "mnist")
+def test_idx_dataset_from_env_var_subfolder(tmp_path, monkeypatch):
+    write_idx_dataset(tmp_path / "tiny")
+    register(monkeypatch, tmp_path / "tiny")
     monkeypatch.setenv("MLPKIT_DATA_DIR", str(tmp_path))
-    assert load_dataset("mnist").x_train.shape == (60, 784)
+    assert load_dataset("tiny", offline=True).x_train.shape == (60, 784)
 
 
-def test_missing_dataset_names_where_it_looked(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLPKIT_DATA_DIR", raising=False)
+def test_missing_dataset_names_files_and_folder(tmp_path):
     with pytest.raises(DataError) as e:
-        load_dataset("mnist", tmp_path / "empty")
+        load_dataset("mnist", tmp_path / "empty", offline=True)
     msg = str(e.value)
-    assert "dataset mnist: files not found" in msg and str(tmp_path / "empty") in msg
-    assert "train-images-idx3-ubyte.gz" in msg and "--data-dir" in msg
+    assert msg.startswith("dataset mnist: not found and --offline forbids downloading")
+    assert "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz" in msg
+    assert f"put them in {tmp_path / 'empty' / 'mnist'}" in msg and "https://" in msg
 
 
-def _corrupt(tmp_path, name, data):
+def test_checksum_mismatch_of_a_present_file(tmp_path, monkeypatch):
+    write_idx_dataset(tmp_path)
+    register(monkeypatch, tmp_path)
+    write_idx_dataset(tmp_path, seed=1)  # same shapes, other pixels
+    with pytest.raises(DataError) as e:
+        load_dataset("tiny", tmp_path, offline=True)
+    assert "train-images-idx3-ubyte.gz: has 34,043 bytes, expected 34,031" in str(e.value)
+    assert "mlpkit data download tiny" in str(e.value)
+
+
+def _corrupt(tmp_path, monkeypatch, name, data):
+    """Write a dataset, replace one file, register the result's checksums, load: the IDX reader must object."""
     write_idx_dataset(tmp_path)
     (tmp_path / f"{name}.gz").write_bytes(data)
+    register(monkeypatch, tmp_path)
     with pytest.raises(DataError) as e:
-        load_dataset("mnist", tmp_path)
+        load_dataset("tiny", tmp_path, offline=True)
     return str(e.value)
 
 
-def test_corrupt_gzip(tmp_path):
-    msg = _corrupt(tmp_path, "train-images-idx3-ubyte", b"\x1f\x8b\x08garbage")
+def test_corrupt_gzip(tmp_path, monkeypatch):
+    msg = _corrupt(tmp_path, monkeypatch, "train-images-idx3-ubyte", b"\x1f\x8b\x08garbage")
     assert "train-images-idx3-ubyte.gz: is not a valid gzip file" in msg
 
 
-def test_truncated_gzip(tmp_path):
-    write_idx_dataset(tmp_path)
-    p = tmp_path / "train-images-idx3-ubyte.gz"
-    data = p.read_bytes()
-    msg = _corrupt(tmp_path, "train-images-idx3-ubyte", data[: len(data) // 2])
+def test_truncated_gzip(tmp_path, monkeypatch):
+    data = gzip.compress(idx_bytes(np.zeros((60, 28, 28), np.uint8)))
+    msg = _corrupt(tmp_path, monkeypatch, "train-images-idx3-ubyte", data[: len(data) // 2])
     assert "train-images-idx3-ubyte.gz: is not a valid gzip file" in msg
 
 
-def test_wrong_magic(tmp_path):
+def test_wrong_magic(tmp_path, monkeypatch):
     bad = idx_bytes(np.zeros((60,), np.uint8))  # a labels file where images belong
-    msg = _corrupt(tmp_path, "train-images-idx3-ubyte", gzip.compress(bad))
+    msg = _corrupt(tmp_path, monkeypatch, "train-images-idx3-ubyte", gzip.compress(bad))
     assert "wrong IDX magic number 0x00000801, expected 0x00000803" in msg
 
 
-def test_too_few_bytes(tmp_path):
+def test_too_few_bytes(tmp_path, monkeypatch):
     data = idx_bytes(np.zeros((60, 28, 28), np.uint8))[:-5]
-    msg = _corrupt(tmp_path, "train-images-idx3-ubyte", gzip.compress(data))
+    msg = _corrupt(tmp_path, monkeypatch, "train-images-idx3-ubyte", gzip.compress(data))
     assert "holds 47,035 data bytes but its header (60, 28, 28) promises 47,040" in msg
 
 
-def test_labels_and_images_disagree(tmp_path):
-    msg = _corrupt(tmp_path, "train-labels-idx1-ubyte", gzip.compress(idx_bytes(np.zeros(59, np.uint8))))
+def test_labels_and_images_disagree(tmp_path, monkeypatch):
+    msg = _corrupt(tmp_path, monkeypatch, "train-labels-idx1-ubyte", gzip.compress(idx_bytes(np.zeros(59, np.uint8))))
     assert "holds 60 images but train-labels-idx1-ubyte.gz holds 59 labels" in msg
 
 
-def test_label_out_of_range(tmp_path):
-    msg = _corrupt(tmp_path, "t10k-labels-idx1-ubyte", gzip.compress(idx_bytes(np.full(20, 10, np.uint8))))
-    assert "t10k-labels-idx1-ubyte.gz: has label 10, but mnist has 10 classes" in msg
+def test_label_out_of_range(tmp_path, monkeypatch):
+    msg = _corrupt(tmp_path, monkeypatch, "t10k-labels-idx1-ubyte",
+                   gzip.compress(idx_bytes(np.full(20, 10, np.uint8))))
+    assert "t10k-labels-idx1-ubyte.gz: has label 10, but tiny has 10 classes" in msg
 
 
-def test_short_header(tmp_path):
-    msg = _corrupt(tmp_path, "train-labels-idx1-ubyte", gzip.compress(b"\x00\x00"))
+def test_short_header(tmp_path, monkeypatch):
+    msg = _corrupt(tmp_path, monkeypatch, "train-labels-idx1-ubyte", gzip.compress(b"\x00\x00"))
     assert "too short to be an IDX file" in msg
 
 
@@ -166,8 +181,8 @@ def test_not_an_npz(tmp_path):
 
 
 @needs_mnist
-def test_real_mnist():
-    d = load_dataset("mnist", MNIST_DIR)
+def test_real_mnist_used_as_is_and_verified():
+    d = load_dataset("mnist", MNIST_DIR, offline=True)
     assert d.x_train.shape == (60000, 784) and d.x_test.shape == (10000, 784)
     assert d.x_train.dtype == np.uint8 and d.x_train.nbytes + d.x_test.nbytes == 54_880_000
     assert np.bincount(d.y_train).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

@@ -68,7 +68,7 @@ def _deep(act, init, bias_init, k=4):
 
 @needs_mnist
 def test_vanishing_sigmoid_at_initialization():
-    trainer = api.prepare(CONFIGS / "vanishing-sigmoid.yaml", data_dir=str(MNIST_DIR))
+    trainer = api.prepare(CONFIGS / "vanishing-sigmoid.yaml", data=str(MNIST_DIR))
     db = _hidden_db(grad_profile(trainer, 0).snapshots[0])
     assert len(db) == 4
     assert db[0] < db[1] < db[2] < db[3], db
@@ -79,7 +79,7 @@ def test_vanishing_sigmoid_at_initialization():
 
 @needs_mnist
 def test_relu_twin_stays_flat():
-    trainer = api.prepare(CONFIGS / "vanishing-relu.yaml", data_dir=str(MNIST_DIR))
+    trainer = api.prepare(CONFIGS / "vanishing-relu.yaml", data=str(MNIST_DIR))
     db = _hidden_db(grad_profile(trainer, 0).snapshots[0])
     ratios = [b / a for a, b in zip(db, db[1:])]
     assert not all(r >= 2 for r in ratios), ratios  # no monotone decay of 2x or more per layer

@@ -1,0 +1,146 @@
+"""Fetching dataset files: mirrors tried in order, SHA-256 verified, written atomically.
+
+A download streams into a temporary file beside its destination, hashing as it
+goes; only a file whose length and SHA-256 match is renamed into place. An
+interrupted, truncated or corrupt download therefore never leaves a file in
+the cache that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DataError
+
+CHUNK = 1 << 16
+TIMEOUT_S = 30.0
+USER_AGENT = "mlpkit (https://pypi.org/project/mlpkit)"
+
+# (file name, bytes done, bytes total or None); called as a download proceeds.
+Progress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A gzip file a dataset needs, with its published size and SHA-256.
+
+    A user may also keep the file uncompressed (``raw_name``); it is verified
+    against ``raw_sha256`` where that is known, else only by its IDX structure.
+    """
+
+    name: str
+    sha256: str
+    size: int
+    raw_sha256: str | None = None
+    raw_size: int | None = None
+
+    @property
+    def raw_name(self) -> str:
+        return self.name.removesuffix(".gz")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(path: Path, f: RemoteFile) -> str | None:
+    """None if ``path`` is the published file (or its uncompressed twin); otherwise what is wrong."""
+    raw = path.name == f.raw_name
+    want_hash, want_size = (f.raw_sha256, f.raw_size) if raw else (f.sha256, f.size)
+    if want_hash is None:
+        return None  # an uncompressed file of unknown hash: the IDX reader checks its structure
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    if want_size is not None and size != want_size:
+        return f"has {size:,} bytes, expected {want_size:,}"
+    digest = sha256_of(path)
+    if digest != want_hash:
+        return f"SHA-256 is {digest[:16]}…, expected {want_hash[:16]}…"
+    return None
+
+
+def _fetch_one(url: str, dest: Path, f: RemoteFile, progress: Progress | None) -> None:
+    """Download ``url`` to ``dest`` via a verified temporary file; raises on any failure."""
+    req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    fd, tmp = tempfile.mkstemp(prefix=f".{f.name}.", suffix=".part", dir=dest.parent)
+    try:
+        h = hashlib.sha256()
+        done = 0
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else f.size
+            while True:
+                block = resp.read(CHUNK)
+                if not block:
+                    break
+                out.write(block)
+                h.update(block)
+                done += len(block)
+                if done > f.size:
+                    raise DataError(f"sent more than the expected {f.size:,} bytes")
+                if progress is not None:
+                    progress(f.name, done, total)
+            out.flush()
+            os.fsync(out.fileno())
+        if done != f.size:
+            raise DataError(f"sent {done:,} bytes, expected {f.size:,}")
+        if h.hexdigest() != f.sha256:
+            raise DataError(f"SHA-256 mismatch (got {h.hexdigest()[:16]}…, expected {f.sha256[:16]}…)")
+        os.replace(tmp, dest)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code}"
+    if isinstance(e, urllib.error.URLError):
+        return f"unreachable ({e.reason})"
+    if isinstance(e, http.client.IncompleteRead):
+        return f"connection closed after {len(e.partial):,} bytes"
+    if isinstance(e, DataError):
+        return str(e)
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
+def fetch(f: RemoteFile, mirrors: tuple[str, ...], folder: Path, progress: Progress | None = None) -> Path:
+    """Download one file into ``folder``, trying each mirror until one gives the right bytes.
+
+    Raises:
+        DataError: every mirror failed; the message lists each one's reason.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise DataError(f"{folder}: the data folder cannot be written ({e.strerror or e}); choose another "
+                        f"with --data-dir") from None
+    dest = folder / f.name
+    failures = []
+    for base in mirrors:
+        url = base.rstrip("/") + "/" + f.name
+        try:
+            _fetch_one(url, dest, f, progress)
+            return dest
+        except (OSError, http.client.HTTPException, DataError, ValueError) as e:
+            failures.append(f"{url}: {_reason(e)}")
+    raise DataError(f"could not download {f.name}: " + "; ".join(failures))
