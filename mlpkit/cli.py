@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__, api, render
+from . import data as datamod
 from . import dropoutreport as dr
 from . import gradcheck as gc
 from . import gradprofile as gp
@@ -297,6 +298,75 @@ def inspect_dropout(
             render.as_json(report)
         else:
             render.dropout_report(report)
+
+
+data_app = typer.Typer(
+    help="List, download and describe datasets.\n\nExample: [bold]mlpkit data download mnist[/bold]",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("list")
+def data_list(data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
+    """Every known dataset: size, where it is (or would be) cached, and whether its files are present and intact.
+
+    Example: [bold]mlpkit data list[/bold]
+    """
+    with _errors():
+        rows = [datamod.dataset_status(name, data_dir) for name in datamod.REGISTRY]
+        if json_:
+            render.as_json(rows)
+        else:
+            render.dataset_list(rows)
+
+
+@data_app.command("download")
+def data_download(
+    name: Annotated[str, typer.Argument(help="mnist, fashion-mnist or kmnist.", show_default=False)],
+    data_dir: DataDirOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Download a dataset into the cache (or --data-dir), verifying every file's SHA-256.
+
+    Mirrors are tried in order; a file is renamed into place only once verified.
+    Files already present and intact are not downloaded again.
+
+    Example: [bold]mlpkit data download fashion-mnist[/bold]
+    """
+    with _errors():
+        info = datamod.REGISTRY.get(name)
+        if info is None or not info.files:
+            known = ", ".join(n for n, i in datamod.REGISTRY.items() if i.files)
+            raise ConfigError(f"{name!r} is not a downloadable dataset; expected one of {known}")
+        progress = render.DownloadProgress(disable=quiet)
+        try:
+            paths = datamod.ensure_idx_dataset(info, data_dir, progress=progress)
+        finally:
+            progress.close()
+        render.console.print(f"{name}: {len(paths)} files present and verified in {paths[0].parent}")
+
+
+@data_app.command("info")
+def data_info(
+    name: Annotated[str, typer.Argument(help="A dataset name or a path to an .npz file.", show_default=False)],
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Shapes, dtype, pixel range and examples per class of a dataset.
+
+    Example: [bold]mlpkit data info mnist[/bold]
+    """
+    with _errors():
+        ds = datamod.load_dataset(name, data_dir, offline=offline, progress=render.DownloadProgress(disable=quiet))
+        summary = datamod.summarize(ds)
+        if json_:
+            render.as_json(summary)
+        else:
+            render.dataset_info(summary)
 
 
 def run() -> None:  # console-script entry point

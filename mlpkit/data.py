@@ -272,19 +272,24 @@ def _find(d: Path, f: RemoteFile) -> Path | None:
     return None
 
 
-def locate(info: DatasetInfo, data_dir: str | Path | None) -> list[Path] | None:
-    """The dataset's files in the first folder holding all of them (not yet verified)."""
-    for d in dataset_dirs(info.name, data_dir):
-        paths = [_find(d, f) for f in info.files]
-        if all(paths):
-            return paths  # type: ignore[return-value]
-    return None
+def locate(info: DatasetInfo, data_dir: str | Path | None) -> tuple[list[Path], bool] | None:
+    """The dataset's files: in the root folder itself if they verify there (a folder of just
+    these files, like ../shared/data/mnist; the MNIST family shares file names, so unverified
+    files there may belong to a sibling), else in the ``name`` subfolder (not yet verified)."""
+    root, sub = dataset_dirs(info.name, data_dir)
+    paths = [_find(root, f) for f in info.files]
+    if all(paths) and all(verify(p, f) is None for p, f in zip(paths, info.files)):  # type: ignore[arg-type]
+        return paths, True  # type: ignore[return-value]
+    paths = [_find(sub, f) for f in info.files]
+    return (paths, False) if all(paths) else None  # type: ignore[return-value]
 
 
 def missing_message(info: DatasetInfo, data_dir: str | Path | None, why: str) -> str:
-    target = dataset_dirs(info.name, data_dir)[1]
+    root, target = dataset_dirs(info.name, data_dir)
     files = ", ".join(f.name for f in info.files)
-    return (f"dataset {info.name}: {why}; download {files} from {info.mirrors[0]} and put them in {target} "
+    near = [f.name for f in info.files if _find(root, f)]
+    hint = f" ({root} holds files of these names, but not {info.name}'s: their checksums differ)" if near else ""
+    return (f"dataset {info.name}: {why}{hint}; download {files} from {info.mirrors[0]} and put them in {target} "
             f"(or point --data-dir at a folder holding them)")
 
 
@@ -303,8 +308,10 @@ def ensure_idx_dataset(
     """A dataset's verified files: found, or downloaded unless ``offline``."""
     found = locate(info, data_dir)
     if found is not None:
-        verify_files(info, found)
-        return found
+        paths, verified = found
+        if not verified:
+            verify_files(info, paths)
+        return paths
     if offline:
         raise DataError(missing_message(info, data_dir, "not found and --offline forbids downloading"))
     target = dataset_dirs(info.name, data_dir)[1]
@@ -437,3 +444,71 @@ def load_dataset(
     if is_path_dataset(name):
         return load_npz(name)
     raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(REGISTRY)} or a path to an .npz file")
+
+
+# --------------------------------------------------------------------------- reports
+
+
+@dataclass(frozen=True)
+class DatasetStatus:
+    """A registry entry and whether its files are here."""
+
+    name: str
+    description: str
+    n_train: int
+    n_test: int
+    num_classes: int
+    download_bytes: int
+    folder: str  # where it is, or where it would be downloaded to
+    status: str  # embedded | present | missing | corrupt: <why>
+    source: str
+
+
+def dataset_status(name: str, data_dir: str | Path | None = None) -> DatasetStatus:
+    """Is a registered dataset present and intact (checksums verified)?"""
+    info = REGISTRY[name]
+    if not info.files:
+        where, status = "inside the mlpkit package", "embedded"
+    else:
+        found = locate(info, data_dir)
+        if found is None:
+            where, status = str(dataset_dirs(name, data_dir)[1]), "missing"
+        else:
+            paths, verified = found
+            where = str(paths[0].parent)
+            problems = [] if verified else [f"{p.name} {why}" for f, p in zip(info.files, paths) if (why := verify(p, f))]
+            status = "present" if not problems else "corrupt: " + problems[0]
+    return DatasetStatus(name, info.description, info.n_train, info.n_test, info.num_classes, info.download_bytes,
+                         where, status, info.source)
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """What ``mlpkit data info`` shows about a loaded dataset."""
+
+    name: str
+    source: str
+    x_train_shape: list[int]
+    x_test_shape: list[int]
+    image_shape: list[int]
+    dtype: str
+    pixel_min: float
+    pixel_max: float
+    scale: float
+    num_classes: int
+    class_names: list[str]
+    train_per_class: list[int]
+    test_per_class: list[int]
+    memory_bytes: int
+
+
+def summarize(ds: Dataset) -> DatasetSummary:
+    lo = float(min(ds.x_train.min(), ds.x_test.min()))
+    hi = float(max(ds.x_train.max(), ds.x_test.max()))
+    return DatasetSummary(
+        ds.name, ds.source, list(ds.x_train.shape), list(ds.x_test.shape), list(ds.image_shape), str(ds.x_train.dtype),
+        lo, hi, ds.scale, ds.num_classes, list(ds.class_names),
+        np.bincount(ds.y_train, minlength=ds.num_classes).tolist(),
+        np.bincount(ds.y_test, minlength=ds.num_classes).tolist(),
+        int(ds.x_train.nbytes + ds.x_test.nbytes + ds.y_train.nbytes + ds.y_test.nbytes),
+    )

@@ -192,7 +192,11 @@ def eval_result(r: EvalResult, source: str) -> None:
 
 
 def _plain(o: Any) -> Any:
-    """NumPy scalars and arrays as plain JSON values."""
+    """Dataclasses, NumPy scalars and arrays as plain JSON values."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
     if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
@@ -336,3 +340,35 @@ def dropout_report(r: Any) -> None:
     console.print(f"across {r.passes} training-mode passes: std of the predicted class's probability "
                   f"{r.mc_prob_std:.4f} (mean over examples); argmax agrees with inference mode "
                   f"{_pct(r.mc_agreement)} of the time", soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n else "—"
+
+
+def dataset_list(rows: list[Any]) -> None:
+    t = Table(box=box.SIMPLE_HEAD)
+    for col in ("dataset", "train", "test", "classes", "download", "status", "folder"):
+        t.add_column(col, justify="right" if col in ("train", "test", "classes", "download") else "left")
+    for r in rows:
+        style = "green" if r.status in ("present", "embedded") else ("red" if r.status.startswith("corrupt") else "")
+        t.add_row(r.name, f"{r.n_train:,}", f"{r.n_test:,}", str(r.num_classes), _mb(r.download_bytes),
+                  Text(r.status, style=style), r.folder)
+    console.print(t)
+
+
+def dataset_info(s: Any) -> None:
+    console.print(f"[bold]{s.name}[/bold] from {s.source}")
+    console.print(f"train {tuple(s.x_train_shape)}, test {tuple(s.x_test_shape)}, images {tuple(s.image_shape)}, "
+                  f"{s.dtype}, pixels {s.pixel_min:g}..{s.pixel_max:g} (scaled by {s.scale:.6g} to model inputs), "
+                  f"{s.memory_bytes / 1e6:.1f} MB in memory", soft_wrap=True)
+    t = Table(box=box.SIMPLE_HEAD)
+    for col in ("class", "name", "train", "test"):
+        t.add_column(col, justify="right" if col in ("train", "test") else "left")
+    for i, (a, b) in enumerate(zip(s.train_per_class, s.test_per_class)):
+        t.add_row(str(i), s.class_names[i] if i < len(s.class_names) else "", f"{a:,}", f"{b:,}")
+    t.add_row("all", "", f"{sum(s.train_per_class):,}", f"{sum(s.test_per_class):,}", style="bold")
+    console.print(t)

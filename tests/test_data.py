@@ -69,21 +69,32 @@ def test_missing_dataset_names_files_and_folder(tmp_path):
     assert f"put them in {tmp_path / 'empty' / 'mnist'}" in msg and "https://" in msg
 
 
-def test_checksum_mismatch_of_a_present_file(tmp_path, monkeypatch):
-    write_idx_dataset(tmp_path)
-    register(monkeypatch, tmp_path)
-    write_idx_dataset(tmp_path, seed=1)  # same shapes, other pixels
+def test_checksum_mismatch_in_the_dataset_folder(tmp_path, monkeypatch):
+    write_idx_dataset(tmp_path / "tiny")
+    register(monkeypatch, tmp_path / "tiny")
+    write_idx_dataset(tmp_path / "tiny", seed=1)  # same shapes, other pixels
     with pytest.raises(DataError) as e:
         load_dataset("tiny", tmp_path, offline=True)
-    assert "train-images-idx3-ubyte.gz: has 34,043 bytes, expected 34,031" in str(e.value)
-    assert "mlpkit data download tiny" in str(e.value)
+    msg = str(e.value)
+    assert f"{tmp_path / 'tiny' / 'train-images-idx3-ubyte.gz'}: has 34,043 bytes, expected 34,031" in msg
+    assert "mlpkit data download tiny" in msg
+
+
+def test_unverified_files_in_the_root_are_not_used(tmp_path, monkeypatch):
+    """A root folder of MNIST-named files that are not this dataset's (e.g. fashion-mnist)."""
+    write_idx_dataset(tmp_path)
+    register(monkeypatch, tmp_path)
+    write_idx_dataset(tmp_path, seed=1)
+    with pytest.raises(DataError) as e:
+        load_dataset("tiny", tmp_path, offline=True)
+    assert "holds files of these names, but not tiny's: their checksums differ" in str(e.value)
 
 
 def _corrupt(tmp_path, monkeypatch, name, data):
     """Write a dataset, replace one file, register the result's checksums, load: the IDX reader must object."""
     write_idx_dataset(tmp_path)
     (tmp_path / f"{name}.gz").write_bytes(data)
-    register(monkeypatch, tmp_path)
+    register(monkeypatch, tmp_path)  # the checksums pass, so the reader's own checks are what is tested
     with pytest.raises(DataError) as e:
         load_dataset("tiny", tmp_path, offline=True)
     return str(e.value)
@@ -187,3 +198,32 @@ def test_real_mnist_used_as_is_and_verified():
     assert d.x_train.dtype == np.uint8 and d.x_train.nbytes + d.x_test.nbytes == 54_880_000
     assert np.bincount(d.y_train).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert np.bincount(d.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@needs_mnist
+def test_data_info_mnist_cli(monkeypatch):
+    from typer.testing import CliRunner
+
+    from mlpkit.cli import app
+
+    monkeypatch.setenv("MLPKIT_DATA_DIR", str(MNIST_DIR))
+    r = CliRunner().invoke(app, ["data", "info", "mnist", "--json", "--offline"])
+    assert r.exit_code == 0, r.output
+    info = __import__("json").loads(r.stdout)
+    assert info["x_train_shape"] == [60000, 784] and info["x_test_shape"] == [10000, 784]
+    assert info["train_per_class"] == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert info["test_per_class"] == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert info["dtype"] == "uint8" and (info["pixel_min"], info["pixel_max"]) == (0, 255)
+    r = CliRunner().invoke(app, ["data", "info", "mnist"])
+    assert "60,000" in r.output and "10,000" in r.output and "5,923" in r.output
+
+
+def test_data_info_npz_and_digits(tmp_path):
+    from typer.testing import CliRunner
+
+    from mlpkit.cli import app
+
+    r = CliRunner().invoke(app, ["data", "info", "digits", "--json"])
+    assert r.exit_code == 0 and __import__("json").loads(r.stdout)["pixel_max"] == 16
+    r = CliRunner().invoke(app, ["data", "info", str(tmp_path / "none.npz")])
+    assert r.exit_code == 2 and "none.npz: dataset file not found" in r.output
