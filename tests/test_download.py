@@ -172,3 +172,16 @@ def test_unwritable_cache(served, tmp_path, monkeypatch):
     monkeypatch.setenv("MLPKIT_DATA_DIR", str(blocker))
     with pytest.raises(DataError, match="the data folder cannot be written"):
         load_dataset("tiny")
+
+
+def test_class_names_in_evaluate(tmp_path, monkeypatch):
+    from mlpkit.data import REGISTRY
+
+    write_idx_dataset(tmp_path / "tiny")
+    register(monkeypatch, tmp_path / "tiny", class_names=REGISTRY["fashion-mnist"].class_names)
+    monkeypatch.setenv("MLPKIT_DATA_DIR", str(tmp_path))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {dataset: tiny}\nmodel: {layers: [{linear: 10}]}\ntrain: {epochs: 1}\n")
+    assert runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "run"), "-q"]).exit_code == 0
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "run")])
+    assert r.exit_code == 0 and "9 Ankle boot" in r.output and "0 T-shirt/top" in r.output
