@@ -6,14 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, load_config
+from .config import Config, load_config, with_train
 import numpy as np
 
 from .data import Dataset, Split, load_dataset, split_train_val, to_float
 from .download import Progress
-from .errors import CheckpointError, ConfigError
-from .runs import RunWriter, load_weights
-from .trainer import EpochMetrics, EvalResult, StepInfo, Trainer, TrainResult, evaluate, fit
+from .errors import CheckpointError, ConfigError, DivergenceError, Interrupted
+from .runs import CHECKPOINTS, RunWriter, check_checkpoint_fits, load_weights, read_checkpoint
+from .trainer import EpochMetrics, EvalResult, StepInfo, Stopped, Trainer, TrainResult, evaluate, fit
 
 
 @dataclass(frozen=True)
@@ -46,26 +46,79 @@ def prepare(config: str | Path, overrides: tuple[str, ...] = (), data: DataSourc
 
 def train_run(
     trainer: Trainer,
-    out: str | Path | None,
+    out: str | Path | RunWriter | None,
     *,
     on_step: Callable[[StepInfo], None] | None = None,
     on_epoch: Callable[[EpochMetrics, float], None] | None = None,
+    checkpoint_every: int = 0,
+    stop_requested: Callable[[], int] | None = None,
 ) -> TrainResult:
-    """Train to the configured epochs, writing the run folder ``out`` as it goes."""
-    writer = RunWriter(out, trainer.cfg) if out is not None else None
+    """Train to the configured epochs, writing the run folder ``out`` as it goes.
+
+    Checkpoints go to ``checkpoints/last.npz`` after every epoch and every
+    ``checkpoint_every`` steps. ``stop_requested()`` is polled after each step;
+    a nonzero value (the signal number) stops at the end of that step, after a
+    checkpoint.
+
+    Raises:
+        Interrupted: stopped on request; the run can be resumed.
+        DivergenceError: NaN/inf loss or gradient; the last good checkpoint is kept.
+    """
+    writer = out if isinstance(out, RunWriter) or out is None else RunWriter(out, trainer.cfg)
+
+    def after_step(t: Trainer) -> bool:
+        stop = bool(stop_requested and stop_requested())
+        if writer is not None and (stop or (checkpoint_every and t.step % checkpoint_every == 0)):
+            writer.checkpoint(t)
+        return stop
 
     def _epoch(m: EpochMetrics, seconds: float) -> None:
         if writer is not None:
-            writer.epoch_done(trainer.history, seconds)
+            writer.epoch_done(trainer, seconds)
         if on_epoch is not None:
             on_epoch(m, seconds)
+        if stop_requested and stop_requested() and trainer.epoch < trainer.cfg.train.epochs:
+            raise Stopped()
 
-    times, test = fit(trainer, on_step=on_step, on_epoch=_epoch)
+    try:
+        times, test = fit(trainer, on_step=on_step, on_epoch=_epoch, after_step=after_step)
+    except Stopped:
+        sig = stop_requested() if stop_requested else 0
+        where = f"epoch {trainer.epoch + 1}, step {trainer.step}" if trainer.step else f"the end of epoch {trainer.epoch}"
+        saved = f"checkpoint saved to {writer.last_checkpoint}; resume with: mlpkit train --resume {writer.path}" \
+            if writer is not None else "nothing saved (no run folder)"
+        raise Interrupted(f"interrupted at {where}; {saved}", 128 + sig if sig else 130) from None
+    except DivergenceError as e:
+        if writer is not None and writer.last_checkpoint.is_file():
+            raise DivergenceError(f"{e}; the last good checkpoint is kept in {writer.last_checkpoint}") from None
+        raise
     result = TrainResult(list(trainer.history), test, str(writer.path) if writer else None, times,
                          trainer.model.num_params)
     if writer is not None:
         writer.finish(trainer.model, {"test": test, "epochs": trainer.epoch, "num_params": result.num_params})
     return result
+
+
+def resume(run: str | Path, data: DataSource | str | None = None, epochs: int | None = None
+           ) -> tuple[Trainer, RunWriter]:
+    """The trainer and run writer of an interrupted run, restored from its last checkpoint.
+
+    ``epochs`` may raise (or lower) the run's ``train.epochs``; nothing else can change.
+    """
+    cfg, arrays, state, path = read_checkpoint(run)
+    if epochs is not None:
+        cfg = with_train(cfg, epochs=epochs)
+    trainer = Trainer(cfg, load_data_for(cfg, data))
+    check_checkpoint_fits(path, trainer, arrays, state)
+    try:
+        trainer.load_state(arrays, state)
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: its trainer state cannot be restored ({e})") from None
+    run_dir = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
+    writer = RunWriter(run_dir, cfg, resume=True)
+    writer.best_val_acc = state.get("best_val_acc")
+    writer.write_metrics(trainer.history)  # metrics.jsonl agrees with the checkpoint
+    return trainer, writer
 
 
 def is_run_path(target: str | Path) -> bool:

@@ -20,9 +20,13 @@ from . import dropoutreport as dr
 from . import gradcheck as gc
 from . import gradprofile as gp
 from . import plots
-from .config import load_config
-from .errors import ConfigError, MlpkitError
-from .runs import default_run_dir
+from .config import MAX_EPOCHS, Config, load_config, parse_yaml
+from .data import split_train_val
+from .model import check_size, summarize_config
+from .errors import ConfigError, Interrupted, MlpkitError
+from .interrupts import graceful_stop
+from .runs import RunWriter, default_run_dir, prepare_run_dir
+from .trainer import Trainer, check_model_fits_data
 
 app = typer.Typer(
     name="mlpkit",
@@ -60,6 +64,9 @@ def _errors() -> Iterator[None]:
     """Turn library errors into one line on stderr and their exit code."""
     try:
         yield
+    except Interrupted as e:
+        render.stopped(str(e))
+        raise typer.Exit(e.exit_code) from None
     except MlpkitError as e:
         render.error(str(e))
         raise typer.Exit(e.exit_code) from None
@@ -89,11 +96,18 @@ def main(
 
 @app.command()
 def train(
-    config: ConfigArg,
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config describing data, model and training.",
+                                                     show_default=False)] = None,
     set_: SetOpt = None,
     out: Annotated[
         Optional[Path], typer.Option("--out", "-o", help="Run folder to write (default: runs/<config>-<time>).")
     ] = None,
+    resume: Annotated[Optional[Path], typer.Option(
+        "--resume", metavar="RUN", help="Continue an interrupted run from its last checkpoint, bit-identically "
+        "(only --set train.epochs=N may change).", show_default=False)] = None,
+    checkpoint_every: Annotated[int, typer.Option(
+        min=0, metavar="N", help="Also checkpoint every N steps (0: only at the end of each epoch).")] = 0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the config, data and model, then stop.")] = False,
     data_dir: DataDirOpt = None,
     offline: OfflineOpt = False,
     json_: JsonOpt = False,
@@ -104,26 +118,76 @@ def train(
     Each epoch prints the training loss as trained (dropout on), the
     inference-mode loss and accuracy on a training sample and on the validation
     split, the mean gradient norm of each Linear layer, and the time. The run
-    folder gets the resolved config, metrics.jsonl and the weights (model.npz).
+    folder gets the resolved config, metrics.jsonl, checkpoints/last.npz and
+    best.npz after every epoch, and the final weights (model.npz).
+
+    Ctrl-C (or SIGTERM) stops after the current step and saves a checkpoint;
+    [bold]--resume RUN[/bold] continues it exactly. A second Ctrl-C quits at once.
 
     Example: [bold]mlpkit train configs/quickstart.yaml --set train.epochs=5[/bold]
     """
     with _errors():
-        trainer = api.prepare(config, tuple(set_ or ()), _source(data_dir, offline, quiet))
-        run_dir = out if out is not None else default_run_dir(config)
+        source = _source(data_dir, offline, quiet)
+        if resume is not None:
+            if config is not None:
+                raise ConfigError(f"give a CONFIG or --resume {resume}, not both: a resumed run keeps its own config")
+            trainer, writer = api.resume(resume, source, _resume_epochs(set_ or []))
+        else:
+            if config is None:
+                raise ConfigError("missing CONFIG: give a YAML config (e.g. configs/quickstart.yaml) or --resume RUN")
+            cfg = load_config(config, tuple(set_ or ()))
+            run_dir = out if out is not None else default_run_dir(config)
+            if dry_run:
+                _dry_run(cfg, source, json_)
+                return
+            prepare_run_dir(run_dir)  # an unwritable folder is reported before any work
+            trainer = Trainer(cfg, source.load(cfg))
+            writer = RunWriter(run_dir, cfg)
         if not json_:
             render.model_summary(trainer.model.summary(), trainer.model.num_params, trainer.model.in_features)
+        if resume is not None and not json_:
+            render.note(f"resuming {writer.path} at epoch {trainer.epoch + 1}, step {trainer.step}")
         progress = render.EpochProgress(trainer.cfg.train.epochs, disable=quiet)
         linear = [f"layers.{i}" for i, _ in trainer.model.linear_layers()]
         table = None if json_ else render.EpochTable(trainer.cfg.train.epochs, linear)
         try:
-            result = api.train_run(trainer, run_dir, on_step=progress, on_epoch=table)
+            with graceful_stop() as stop:
+                result = api.train_run(trainer, writer, on_step=progress, on_epoch=table,
+                                       checkpoint_every=checkpoint_every, stop_requested=stop)
         finally:
             progress.close()
         if json_:
             render.as_json(result)
         else:
             render.train_summary(result)
+
+
+def _dry_run(cfg: Config, source: api.DataSource, json_: bool) -> None:
+    """Validate config, data and model size without allocating the model or writing anything."""
+    data = source.load(cfg)
+    check_model_fits_data(cfg, data.num_classes, data.num_features)
+    n = check_size(cfg.model, data.num_features)
+    train, _ = split_train_val(data, cfg.data.validation)
+    steps = -(-len(train) // cfg.train.batch_size)
+    if json_:
+        render.as_json({"valid": True, "num_params": n, "steps_per_epoch": steps, "epochs": cfg.train.epochs})
+        return
+    render.model_summary(summarize_config(cfg.model, data.num_features), n, data.num_features)
+    render.console.print(f"config, data and model are valid; {steps:,} steps per epoch, {cfg.train.epochs} epochs")
+
+
+def _resume_epochs(items: list[str]) -> int | None:
+    """A resumed run accepts only --set train.epochs=N."""
+    epochs = None
+    for item in items:
+        key, _, value = item.partition("=")
+        if key.strip() != "train.epochs":
+            raise ConfigError(f"--set {item}: a resumed run keeps its config; only train.epochs may change")
+        v = parse_yaml(value, f"--set {key}")
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_EPOCHS:
+            raise ConfigError(f"--set {item}: train.epochs must be an integer in [1, {MAX_EPOCHS:,}]")
+        epochs = v
+    return epochs
 
 
 class SplitName(str, Enum):

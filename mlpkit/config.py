@@ -234,6 +234,8 @@ def _check_value(ftype: str, meta: dict, v: Any, path: str, ctx: _Ctx) -> Any:
             raise ctx.fail(path, f"must be a string, got {_describe(v)}")
         if not v.strip():
             raise ctx.fail(path, "must not be empty")
+        if "\x00" in v or len(v) > 4096:
+            raise ctx.fail(path, "must be a plain string of at most 4,096 characters")
     if "choices" in meta and v not in meta["choices"]:
         raise ctx.fail(path, f"must be one of {', '.join(meta['choices'])}, got {_describe(v)}")
     if "min" in meta and v < meta["min"]:

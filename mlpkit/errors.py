@@ -45,3 +45,11 @@ class DivergenceError(MlpkitError):
     """The loss or a gradient became NaN or infinite during training."""
 
     exit_code = 1
+
+
+class Interrupted(MlpkitError):
+    """Training was stopped by a signal after writing a resumable checkpoint."""
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

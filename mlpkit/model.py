@@ -132,6 +132,32 @@ def count_params(cfg: ModelConfig, in_features: int) -> int:
     return total
 
 
+def summarize_config(cfg: ModelConfig, in_features: int) -> list[tuple[str, str, str, int]]:
+    """The rows ``MLP.summary`` would give, without allocating the model."""
+    rows, width = [], in_features
+    for i, spec in enumerate(cfg.layers):
+        if spec.type == "linear":
+            rows.append((str(i), f"Linear({width}, {spec.out_features})", f"(N, {spec.out_features})",
+                         width * spec.out_features + spec.out_features))
+            width = spec.out_features
+        elif spec.type == "dropout":
+            rows.append((str(i), f"Dropout(p={spec.p:g})", f"(N, {width})", 0))
+        else:
+            rows.append((str(i), f"{_ACTIVATIONS[spec.type].__name__}()", f"(N, {width})", 0))
+    return rows
+
+
+def check_size(cfg: ModelConfig, in_features: int) -> int:
+    """The parameter count, refused above MAX_PARAMS before anything is allocated."""
+    n = count_params(cfg, in_features)
+    if n > MAX_PARAMS:
+        raise ConfigError(
+            f"model.layers: the network would have {n:,} parameters for {in_features} inputs; "
+            f"at most {MAX_PARAMS:,} are allowed"
+        )
+    return n
+
+
 def build_model(
     cfg: ModelConfig,
     in_features: int,
@@ -148,12 +174,7 @@ def build_model(
         dropout_rng: draws the dropout masks (shared by all Dropout layers).
         dtype: overrides ``cfg.dtype`` (gradcheck uses float64).
     """
-    n = count_params(cfg, in_features)
-    if n > MAX_PARAMS:
-        raise ConfigError(
-            f"model.layers: the network would have {n:,} parameters for {in_features} inputs; "
-            f"at most {MAX_PARAMS:,} are allowed"
-        )
+    check_size(cfg, in_features)
     dt = np.dtype(dtype or cfg.dtype)
     drng = dropout_rng if dropout_rng is not None else rng
     layers: list[Layer] = []

@@ -33,6 +33,11 @@ def error(message: str) -> None:
     err_console.print(Text("error: ", style="bold red") + Text(text), soft_wrap=True)
 
 
+def stopped(message: str) -> None:
+    """One line on stderr for a clean, resumable stop."""
+    err_console.print(Text("stopped: ", style="bold yellow") + Text(message.rstrip(".") + "."), soft_wrap=True)
+
+
 def note(message: str) -> None:
     err_console.print(Text(message, style="dim"), soft_wrap=True)
 

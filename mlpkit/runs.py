@@ -78,9 +78,18 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
+_EPOCH_1980 = (1980, 1, 1, 0, 0, 0)
+
+
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz (a zip of .npy files) that depends only on the arrays: fixed timestamps,
+    so the same weights give the same bytes. Readable by ``np.load``; never pickles."""
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for key, val in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_EPOCH_1980)
+            with zf.open(info, "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asanyarray(val), allow_pickle=False)
     return buf.getvalue()
 
 
@@ -126,17 +135,28 @@ def jsonl(rows: list[Any]) -> str:
     return "".join(json.dumps(_jsonable(r), sort_keys=False) + "\n" for r in rows)
 
 
-class RunWriter:
-    """Writes a run's files as training proceeds."""
+CHECKPOINTS = "checkpoints"
 
-    def __init__(self, path: str | Path, cfg: Config) -> None:
+
+class RunWriter:
+    """Writes a run's files as training proceeds: config, metrics, checkpoints, final weights.
+
+    Args:
+        path: the run folder (created; proven writable before any training).
+        cfg: the run's config.
+        resume: continue an existing run folder (keeps its timings).
+    """
+
+    def __init__(self, path: str | Path, cfg: Config, *, resume: bool = False) -> None:
         self.path = prepare_run_dir(path)
         self.cfg = cfg
-        self.times: list[float] = []
+        self.times: list[float] = _read_times(self.path / "timings.jsonl") if resume else []
+        self.best_val_acc: float | None = None
         try:
-            atomic_write(self.path / "config.yaml", config_to_yaml(cfg))
+            (self.path / CHECKPOINTS).mkdir(exist_ok=True)
         except OSError as e:
-            raise OutputError(f"{self.path}: cannot write config.yaml ({e.strerror or e})") from None
+            raise OutputError(f"{self.path / CHECKPOINTS}: cannot be created ({e.strerror or e})") from None
+        self._write("config.yaml", config_to_yaml(cfg))
 
     def _write(self, name: str, data: bytes | str) -> None:
         try:
@@ -144,14 +164,42 @@ class RunWriter:
         except OSError as e:
             raise OutputError(f"{self.path / name}: cannot be written ({e.strerror or e})") from None
 
-    def epoch_done(self, history: list[Any], epoch_time: float) -> None:
-        self.times.append(epoch_time)
-        self._write("metrics.jsonl", jsonl(history))
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.path / CHECKPOINTS / "last.npz"
+
+    def checkpoint(self, trainer: Any) -> bytes:
+        """Write checkpoints/last.npz: weights, optimizer, position, metrics, random states."""
+        data = checkpoint_bytes(trainer, self.best_val_acc)
+        self._write(f"{CHECKPOINTS}/last.npz", data)
+        return data
+
+    def epoch_done(self, trainer: Any, epoch_time: float) -> None:
+        """After an epoch: checkpoint (last, and best by validation accuracy), then metrics."""
+        m = trainer.history[-1]
+        improved = m.val_acc is not None and (self.best_val_acc is None or m.val_acc > self.best_val_acc)
+        if improved:
+            self.best_val_acc = m.val_acc
+        data = self.checkpoint(trainer)
+        if improved:
+            self._write(f"{CHECKPOINTS}/best.npz", data)
+        self.write_metrics(trainer.history)
+        self.times = self.times[: m.epoch - 1] + [epoch_time]
         self._write("timings.jsonl", jsonl([{"epoch": i + 1, "time_s": t} for i, t in enumerate(self.times)]))
+
+    def write_metrics(self, history: list[Any]) -> None:
+        self._write("metrics.jsonl", jsonl(history))
 
     def finish(self, model: MLP, results: Any) -> None:
         self._write("model.npz", weights_bytes(model, self.cfg))
         self._write("results.json", json.dumps(_jsonable(results), indent=2) + "\n")
+
+
+def _read_times(path: Path) -> list[float]:
+    try:
+        return [float(json.loads(line)["time_s"]) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 # --------------------------------------------------------------------------- weights
@@ -172,13 +220,13 @@ def save_weights(path: str | Path, model: MLP, cfg: Config) -> None:
 
 
 def resolve_weights_path(run: str | Path) -> Path:
-    """A run folder (its model.npz) or a weights file."""
+    """A run folder (its model.npz, or its last checkpoint if unfinished) or a weights file."""
     p = Path(run)
     if p.is_dir():
-        cand = p / "model.npz"
-        if not cand.is_file():
-            raise CheckpointError(f"{p}: has no model.npz; is it a finished mlpkit run folder?")
-        return cand
+        for cand in (p / "model.npz", p / CHECKPOINTS / "last.npz"):
+            if cand.is_file():
+                return cand
+        raise CheckpointError(f"{p}: has no model.npz or {CHECKPOINTS}/last.npz; is it an mlpkit run folder?")
     if not p.exists():
         raise CheckpointError(f"{p}: no such run folder or weights file")
     return p
@@ -226,3 +274,89 @@ def load_weights(run: str | Path, *, dtype: str | None = None) -> tuple[Config, 
             raise CheckpointError(f"{path}: array {name} has dtype {arr.dtype}, expected floats")
         own[...] = arr
     return cfg, model, path
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_bytes(trainer: Any, best_val_acc: float | None = None) -> bytes:
+    """A weights file plus the optimizer state and the trainer's position and random states."""
+    arrays, state = trainer.state()
+    meta = {"format": FORMAT, "kind": "checkpoint", "in_features": trainer.model.in_features,
+            "trainer": state, "best_val_acc": best_val_acc}
+    arrays[CONFIG_KEY] = np.array(json.dumps(trainer.cfg.to_dict()))
+    arrays[META_KEY] = np.array(json.dumps(meta))
+    return npz_bytes(arrays)
+
+
+_TRAINER_KEYS = {"epoch": int, "step": int, "shuffle_rng": dict, "dropout_rng": dict, "loss_sum": float,
+                 "norm_sums": dict, "history": list}
+
+
+def resolve_checkpoint_path(run: str | Path) -> Path:
+    """A run folder (its checkpoints/last.npz) or a checkpoint file."""
+    p = Path(run)
+    if p.is_dir():
+        cand = p / CHECKPOINTS / "last.npz"
+        if not cand.is_file():
+            raise CheckpointError(f"{p}: has no {CHECKPOINTS}/last.npz to resume from; is it an mlpkit run folder?")
+        return cand
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such run folder or checkpoint file")
+    return p
+
+
+def read_checkpoint(run: str | Path) -> tuple[Config, dict[str, np.ndarray], dict, Path]:
+    """The config, arrays and trainer state of a checkpoint, checked for form (not yet for shapes)."""
+    path = resolve_checkpoint_path(run)
+    arrays = read_npz(path)
+    if CONFIG_KEY not in arrays or META_KEY not in arrays:
+        raise CheckpointError(f"{path}: is not an mlpkit checkpoint (no stored config)")
+    try:
+        meta = json.loads(str(arrays.pop(META_KEY)))
+        cfg_dict = json.loads(str(arrays.pop(CONFIG_KEY)))
+    except ValueError as e:
+        raise CheckpointError(f"{path}: its stored config cannot be read ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: is not an mlpkit checkpoint of format {FORMAT}")
+    if meta.get("kind") != "checkpoint":
+        raise CheckpointError(f"{path}: holds final weights only, not a checkpoint to resume from")
+    state = meta.get("trainer")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: has no trainer state")
+    for key, typ in _TRAINER_KEYS.items():
+        v = state.get(key)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) if typ is float else isinstance(v, typ)
+        if not ok or (typ is int and isinstance(v, bool)):
+            raise CheckpointError(f"{path}: trainer state {key!r} is missing or malformed")
+    cfg = config_from_dict(cfg_dict, f"{path} (stored config)")
+    state["best_val_acc"] = meta.get("best_val_acc")
+    return cfg, arrays, state, path
+
+
+def check_checkpoint_fits(path: Path, trainer: Any, arrays: dict[str, np.ndarray], state: dict) -> None:
+    """Every array the trainer needs is there with its shape; the position is inside the run."""
+    own = trainer.model.named_params()
+    for name, p in own.items():
+        if name not in arrays:
+            raise CheckpointError(f"{path}: is missing the array {name}")
+        a = arrays[name]
+        if a.shape != p.shape or not np.issubdtype(a.dtype, np.floating):
+            raise CheckpointError(f"{path}: array {name} is {a.dtype} {a.shape} but its config needs {p.dtype} {p.shape}")
+    for name, a in arrays.items():
+        if name.startswith("optim."):
+            base = name[len("optim."):]
+            if base not in own or a.shape != own[base].shape:
+                raise CheckpointError(f"{path}: optimizer array {name} does not match the model")
+        elif name not in own:
+            raise CheckpointError(f"{path}: holds an unexpected array {name}")
+    if not 0 <= state["step"] < trainer.steps_per_epoch or not 0 <= state["epoch"] <= 10_000_000:
+        raise CheckpointError(f"{path}: position epoch {state['epoch']}, step {state['step']} is not valid")
+    if len(state["history"]) != state["epoch"]:
+        raise CheckpointError(f"{path}: holds {len(state['history'])} epochs of metrics for epoch {state['epoch']}")
+    try:
+        probe = np.random.default_rng()
+        probe.bit_generator.state = state["shuffle_rng"]
+        probe.bit_generator.state = state["dropout_rng"]
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"{path}: a stored random-generator state is malformed ({e})") from None

@@ -4,6 +4,7 @@ progress goes through callbacks.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -125,32 +126,85 @@ class Trainer:
         t = cfg.train
         self.optimizer = SGD(t.lr, t.momentum, t.weight_decay)
         self.epoch = 0  # epochs completed
+        self.step = 0  # steps completed in the current epoch (0 at an epoch boundary)
         self.history: list[EpochMetrics] = []
+        # The shuffle generator's state before drawing the current epoch's order: with it, a
+        # resumed run redraws the same order and skips the steps already done.
+        self._shuffle_start = self.rngs.shuffle.bit_generator.state
+        self._loss_sum = 0.0  # Σ batch loss × batch size so far this epoch
+        self._norm_sums: dict[str, float] = dict.fromkeys(self.model.named_grads(), 0.0)
 
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.train_split) / self.cfg.train.batch_size)
 
-    def train_epoch(self, on_step: Callable[[StepInfo], None] | None = None) -> EpochMetrics:
-        """One pass over the shuffled training split; returns its metrics."""
+    def train_epoch(
+        self,
+        on_step: Callable[[StepInfo], None] | None = None,
+        after_step: Callable[[Trainer], bool] | None = None,
+    ) -> EpochMetrics | None:
+        """Train the rest of the current epoch over the shuffled training split.
+
+        ``after_step(self)`` runs after every step (checkpoints, interrupts); if it
+        returns True the epoch stops there, resumable, and None is returned.
+        Otherwise returns the epoch's metrics.
+        """
         model, cfg = self.model, self.cfg
         epoch = self.epoch + 1
         x, y = self.train_split.x, self.train_split.y
+        if self.step == 0:
+            self._shuffle_start = self.rngs.shuffle.bit_generator.state
+            self._loss_sum = 0.0
+            self._norm_sums = dict.fromkeys(self._norm_sums, 0.0)
+        else:  # resuming mid-epoch: the same order as before the interruption
+            self.rngs.shuffle.bit_generator.state = self._shuffle_start
         batches = iterate_minibatches(len(y), cfg.train.batch_size, self.rngs.shuffle)
         params, grads = model.named_params(), model.named_grads()
-        norm_sums = dict.fromkeys(grads, 0.0)
-        loss_sum = 0.0
         model.train()
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught below, by value
-            for step, idx in enumerate(batches, 1):
-                loss = self._step(x[idx], y[idx], epoch, step, params, grads, norm_sums)
-                loss_sum += loss * len(idx)
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught by value, in _step
+            for step in range(self.step + 1, len(batches) + 1):
+                idx = batches[step - 1]
+                loss = self._step(x[idx], y[idx], epoch, step, params, grads, self._norm_sums)
+                self._loss_sum += loss * len(idx)
+                self.step = step
                 if on_step is not None:
                     on_step(StepInfo(epoch, step, len(batches), loss))
-        metrics = self._epoch_metrics(epoch, loss_sum / len(y), {k: v / len(batches) for k, v in norm_sums.items()})
-        self.epoch = epoch
+                if after_step is not None and step < len(batches) and after_step(self):
+                    return None
+        grad_norms = {k: v / len(batches) for k, v in self._norm_sums.items()}
+        metrics = self._epoch_metrics(epoch, self._loss_sum / len(y), grad_norms)
+        self.epoch, self.step = epoch, 0
         self.history.append(metrics)
         return metrics
+
+    # -- state for checkpoints -------------------------------------------------
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Everything needed to continue bit-identically: arrays and JSON-able data."""
+        arrays = {k: v.copy() for k, v in self.model.named_params().items()}
+        arrays.update({f"optim.{k}": v for k, v in self.optimizer.state_dict().items()})
+        shuffle_state = self._shuffle_start if self.step else self.rngs.shuffle.bit_generator.state
+        meta = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "shuffle_rng": shuffle_state,
+            "dropout_rng": self.rngs.dropout.bit_generator.state,
+            "loss_sum": self._loss_sum,
+            "norm_sums": self._norm_sums,
+            "history": [dataclasses.asdict(m) for m in self.history],
+        }
+        return arrays, meta
+
+    def load_state(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
+        """Restore what ``state`` returned (the caller has checked names and shapes)."""
+        self.model.load_params(arrays)
+        self.optimizer.load_state_dict({k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")})
+        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
+        self.rngs.shuffle.bit_generator.state = meta["shuffle_rng"]
+        self._shuffle_start = meta["shuffle_rng"]
+        self.rngs.dropout.bit_generator.state = meta["dropout_rng"]
+        self._loss_sum = float(meta["loss_sum"])
+        self._norm_sums = {k: float(v) for k, v in meta["norm_sums"].items()}
+        self.history = [EpochMetrics(**m) for m in meta["history"]]
 
     def _step(self, xb_stored: np.ndarray, yb: np.ndarray, epoch: int, step: int,
               params: dict[str, np.ndarray], grads: dict[str, np.ndarray], norm_sums: dict[str, float]) -> float:
@@ -164,8 +218,8 @@ class Trainer:
         loss = model.loss(xb, yb)
         if not math.isfinite(loss):
             raise DivergenceError(
-                f"the loss became {loss} at epoch {epoch}, step {step}; try a smaller learning rate "
-                f"(train.lr is {self.cfg.train.lr:g})"
+                f"the loss became {loss} at epoch {epoch}, step {step} ({self._where_nonfinite(xb)}); try a "
+                f"smaller learning rate (train.lr is {self.cfg.train.lr:g})"
             )
         model.backward()
         for name, g in grads.items():
@@ -179,6 +233,19 @@ class Trainer:
             norm_sums[name] += math.sqrt(sq)
         self.optimizer.step(params, grads)
         return loss
+
+    def _where_nonfinite(self, xb: np.ndarray) -> str:
+        """Name the first parameter, or else the first layer output, that is NaN or infinite."""
+        for name, p in self.model.named_params().items():
+            if not np.isfinite(p).all():
+                return f"{name} holds NaN or infinite values"
+        out = xb
+        with np.errstate(all="ignore"):
+            for i, layer in enumerate(self.model.layers):
+                out = layer.forward(out)
+                if not np.isfinite(out).all():
+                    return f"the output of layers.{i} {layer!r} overflowed"
+        return "the logits are too large for the loss"
 
     def _epoch_metrics(self, epoch: int, train_loss: float, grad_norms: dict[str, float]) -> EpochMetrics:
         te_loss = te_acc = v_loss = v_acc = None
@@ -204,17 +271,28 @@ class TrainResult:
     num_params: int
 
 
+class Stopped(Exception):
+    """Training stopped mid-epoch because ``after_step`` asked it to."""
+
+
 def fit(
     trainer: Trainer,
     *,
     on_step: Callable[[StepInfo], None] | None = None,
     on_epoch: Callable[[EpochMetrics, float], None] | None = None,
+    after_step: Callable[[Trainer], bool] | None = None,
 ) -> tuple[list[float], EvalResult]:
-    """Train for the remaining epochs; returns the wall time of each and the test scores."""
+    """Train for the remaining epochs; returns the wall time of each and the test scores.
+
+    Raises:
+        Stopped: ``after_step`` returned True (the trainer holds a resumable mid-epoch state).
+    """
     times = []
     while trainer.epoch < trainer.cfg.train.epochs:
         t0 = time.perf_counter()
-        m = trainer.train_epoch(on_step)
+        m = trainer.train_epoch(on_step, after_step)
+        if m is None:
+            raise Stopped()
         times.append(time.perf_counter() - t0)
         if on_epoch is not None:
             on_epoch(m, times[-1])

@@ -81,7 +81,7 @@ def test_divergence_names_epoch_and_step():
     cfg = config_from_dict({"model": {"layers": [{"linear": 64}, {"linear": 64}, {"linear": 10}]},
                             "train": {"lr": 1e6}})
     t = Trainer(cfg, load_digits())
-    with pytest.raises(DivergenceError, match=r"at epoch 1, step \d+; try a smaller learning rate"):
+    with pytest.raises(DivergenceError, match=r"at epoch 1, step \d+ \(the output of layers.2 Linear\(64, 10\) overflowed\); try a smaller learning rate"):
         fit(t)
 
 
@@ -89,8 +89,9 @@ def test_run_folder_contents(tmp_path):
     trainer = api.prepare(CONFIGS / "quickstart.yaml", ("train.epochs=2",))
     result = api.train_run(trainer, tmp_path / "run")
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "metrics.jsonl", "model.npz", "results.json",
-                                                     "timings.jsonl"]
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl", "model.npz",
+                                                     "results.json", "timings.jsonl"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.npz", "last.npz"]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     assert set(rows[0]) == {"epoch", "train_loss", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc",
