@@ -260,7 +260,14 @@ def _mapping(d: Any, path: str, ctx: _Ctx) -> dict:
     return d
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+
 def _join(path: str, key: str) -> str:
+    """``path.key``, or ``path['odd key']`` for a key that is not a plain name."""
+    if not _PLAIN_KEY.match(key):
+        s = key if len(key) <= 40 else key[:37] + "..."
+        return f"{path}[{s!r}]"
     return f"{path}.{key}" if path else key
 
 
@@ -316,11 +323,11 @@ def _layer(v: Any, path: str, ctx: _Ctx) -> LayerSpec:
             paths = {main: lpath}
     else:
         values = opts
-        paths = {k: f"{lpath}.{k}" for k in opts}
+        paths = {k: _join(lpath, k) if isinstance(k, str) else f"{lpath}[{k!r}]" for k in opts}
         for k in opts:
             if not isinstance(k, str) or k not in _LAYER_OPTIONS[kind]:
                 allowed = ", ".join(_LAYER_OPTIONS[kind]) or "no options"
-                raise ctx.fail(f"{lpath}.{k}", f"unknown option for {kind}; expected {allowed}")
+                raise ctx.fail(_join(lpath, k) if isinstance(k, str) else f"{lpath}[{k!r}]", f"unknown option for {kind}; expected {allowed}")
     checked = {}
     for k, val in values.items():
         f = _LAYER_META[k]

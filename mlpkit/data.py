@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import zipfile
 import zlib
 from dataclasses import dataclass
 from importlib import resources
@@ -379,7 +380,7 @@ def load_npz(path: str | Path) -> Dataset:
             arrs = {k: z[k] for k in _NPZ_KEYS}
     except DataError:
         raise
-    except (ValueError, OSError, EOFError, zlib.error) as e:
+    except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile, KeyError) as e:
         raise DataError(f"{path}: is not a readable .npz file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     xs = []
     for split in ("train", "test"):

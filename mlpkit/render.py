@@ -27,7 +27,7 @@ err_console = Console(stderr=True, highlight=False)
 
 def error(message: str) -> None:
     """One line on stderr: ``error: <sentence>``."""
-    text = message.rstrip()
+    text = " ".join(message.split("\n")).rstrip()  # always one line
     if not text.endswith((".", "?", "!")):
         text += "."
     err_console.print(Text("error: ", style="bold red") + Text(text), soft_wrap=True)

@@ -1,0 +1,198 @@
+"""Never lose a run: checkpoints, exact resume after SIGKILL, clean SIGINT/SIGTERM, divergence."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mlpkit import api
+from mlpkit.cli import app
+from mlpkit.config import config_from_dict
+from mlpkit.data import load_digits
+from mlpkit.runs import RunWriter, read_checkpoint
+from mlpkit.trainer import Trainer, fit
+
+from .conftest import ROOT
+
+runner = CliRunner()
+
+CFG = {
+    "seed": 5,
+    "data": {"dataset": "digits", "validation": 200, "train_eval_samples": 300},
+    "model": {"layers": [{"linear": 48}, "sigmoid", {"dropout": 0.3}, {"linear": 32}, "relu", {"dropout": 0.1},
+                         {"linear": 10}]},
+    "train": {"epochs": 3, "batch_size": 32, "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4},
+}
+
+
+def _params_bytes(model) -> dict[str, bytes]:
+    return {k: v.tobytes() for k, v in model.named_params().items()}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    t = Trainer(config_from_dict(CFG), load_digits())
+    fit(t)
+    return t
+
+
+@pytest.mark.parametrize("stop_at", [(1, 1), (1, 20), (2, 0), (2, 38), (3, 7)])
+def test_stop_and_resume_in_process_is_bit_identical(reference, tmp_path, stop_at):
+    """Stop at (epoch, step) via a checkpoint, restore into a fresh process state, finish."""
+    cfg = config_from_dict(CFG)
+    t = Trainer(cfg, load_digits())
+    writer = RunWriter(tmp_path / "run", cfg)
+
+    def after_step(tr):
+        if (tr.epoch + 1, tr.step) == stop_at:
+            writer.checkpoint(tr)
+            return True
+        return False
+
+    if stop_at[1] == 0:  # an epoch boundary: the epoch-end checkpoint
+        while t.epoch < stop_at[0] - 1:
+            t.train_epoch()
+            writer.epoch_done(t, 0.0)
+    else:
+        while t.train_epoch(after_step=after_step) is not None:
+            writer.epoch_done(t, 0.0)
+    del t
+    resumed, w2 = api.resume(tmp_path / "run")
+    assert (resumed.epoch + 1, resumed.step) == stop_at
+    fit(resumed)
+    assert _params_bytes(resumed.model) == _params_bytes(reference.model)
+    assert resumed.history == reference.history
+    assert resumed.optimizer.state_dict().keys() == reference.optimizer.state_dict().keys()
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+def _write_cfg(tmp_path: Path) -> Path:
+    p = tmp_path / "cfg.yaml"
+    cfg = json.loads(json.dumps(CFG))
+    cfg["model"]["layers"][0] = {"linear": 384}
+    cfg["model"]["layers"][3] = {"linear": 384}
+    cfg["train"].update(epochs=4, batch_size=8)
+    p.write_text(json.dumps(cfg))  # JSON is YAML
+    return p
+
+
+def _mlpkit(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "mlpkit", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **kw)
+
+
+def _position(run: Path) -> tuple[int, int]:
+    try:
+        _, _, state, _ = read_checkpoint(run)
+        return state["epoch"], state["step"]
+    except Exception:
+        return (0, 0)
+
+
+def _wait_until(run: Path, target: tuple[int, int], proc: subprocess.Popen, timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while _position(run) < target:
+        if proc.poll() is not None:
+            raise AssertionError(f"training ended before {target}: {proc.stderr.read()}")
+        if time.monotonic() > end:
+            raise AssertionError(f"no checkpoint at {target} within {timeout}s")
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ref")
+    cfg = _write_cfg(tmp)
+    p = _mlpkit("train", str(cfg), "--out", str(tmp / "run"), "-q", "--json")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    return cfg, tmp / "run"
+
+
+def _same_result(a: Path, b: Path) -> None:
+    za, zb = np.load(a / "model.npz"), np.load(b / "model.npz")
+    names = [k for k in za.files if k.startswith("layers.")]
+    assert names and all(za[k].tobytes() == zb[k].tobytes() for k in names)
+    assert (a / "model.npz").read_bytes() == (b / "model.npz").read_bytes()
+    assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("target", [(0, 15), (1, 70), (2, 131)])
+def test_sigkill_then_resume_is_bit_identical(uninterrupted, tmp_path, target):
+    cfg, ref = uninterrupted
+    run = tmp_path / "run"
+    p = _mlpkit("train", str(cfg), "--out", str(run), "-q", "--checkpoint-every", "5")
+    _wait_until(run, target, p)
+    time.sleep(0.003 * (target[1] % 7))  # land between checkpoints, not always just after one
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    assert p.returncode == -signal.SIGKILL
+    assert not (run / "model.npz").exists(), "the run finished before it was killed"
+    r = _mlpkit("train", "--resume", str(run), "-q")
+    out, err = r.communicate(timeout=300)
+    assert r.returncode == 0, err
+    _same_result(ref, run)
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_cleanly_and_resumes(uninterrupted, tmp_path, sig, code):
+    cfg, ref = uninterrupted
+    run = tmp_path / "run"
+    p = _mlpkit("train", str(cfg), "--out", str(run), "-q", "--checkpoint-every", "50")
+    _wait_until(run, (1, 50), p)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == code, err
+    assert "Traceback" not in err
+    assert f"checkpoint saved to {run / 'checkpoints' / 'last.npz'}; resume with: mlpkit train --resume {run}" in err
+    epoch, step = _position(run)
+    assert (epoch, step) >= (1, 50) and step > 0  # stopped mid-epoch, at the end of a step
+    r = _mlpkit("train", "--resume", str(run), "-q")
+    out, err = r.communicate(timeout=300)
+    assert r.returncode == 0, err
+    _same_result(ref, run)
+
+
+def test_divergence_keeps_last_good_checkpoint(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {dataset: digits}\nmodel: {layers: [{linear: 64}, {linear: 64}, {linear: 10}]}\n"
+                   "train: {lr: 1.0e+6, epochs: 2}\n")
+    r = runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "run"), "--checkpoint-every", "1", "-q"])
+    assert r.exit_code == 1
+    assert "the loss became nan at epoch 1, step 3" in r.output and "smaller learning rate" in r.output
+    assert f"the last good checkpoint is kept in {tmp_path / 'run' / 'checkpoints' / 'last.npz'}" in r.output
+    _, arrays, state, _ = read_checkpoint(tmp_path / "run")
+    assert (state["epoch"], state["step"]) == (0, 2)
+    assert all(np.isfinite(a).all() for a in arrays.values())
+
+
+def test_resume_argument_errors(tmp_path):
+    r = runner.invoke(app, ["train", str(ROOT / "configs" / "quickstart.yaml"), "--resume", str(tmp_path)])
+    assert r.exit_code == 2 and "not both" in r.output
+    r = runner.invoke(app, ["train"])
+    assert r.exit_code == 2 and "missing CONFIG" in r.output
+    r = runner.invoke(app, ["train", "--resume", str(tmp_path), "--set", "train.lr=1"])
+    assert r.exit_code == 2 and "only train.epochs may change" in r.output
+    r = runner.invoke(app, ["train", "--resume", str(tmp_path)])
+    assert r.exit_code == 2 and "has no checkpoints/last.npz to resume from" in r.output
+
+
+def test_resume_with_more_epochs_and_finished_run(tmp_path):
+    q = str(ROOT / "configs" / "quickstart.yaml")
+    assert runner.invoke(app, ["train", q, "--set", "train.epochs=2", "--out", str(tmp_path / "r"), "-q"]).exit_code == 0
+    r = runner.invoke(app, ["train", "--resume", str(tmp_path / "r"), "--set", "train.epochs=3", "-q", "--json"])
+    assert r.exit_code == 0 and len(json.loads(r.stdout)["history"]) == 3
+    r = runner.invoke(app, ["train", "--resume", str(tmp_path / "r"), "-q", "--json"])  # already complete
+    assert r.exit_code == 0 and len(json.loads(r.stdout)["history"]) == 3
