@@ -234,25 +234,48 @@ class Dropout(Layer):
     Training: mask ~ Bernoulli(1 − p); out = x · mask / (1 − p), so E[out] = x.
     Inference: out = x, no rescaling needed.
 
+    Masks come from the generator's raw random bytes, the cheapest source:
+    one bit per unit when p = 1/2, one byte when p is a multiple of 1/256,
+    otherwise two bytes, so p is used rounded to a multiple of 2⁻¹⁶ (at most
+    7.6e-6 off; ``p_effective``). Survivors are scaled by 1/(1 − p_effective),
+    which keeps E[out] = x exactly.
+
     Shape: any -> same.  Cache: the scaled mask (training mode only).
     Backward: dx = dout · mask / (1 − p) in training mode, dout in inference.
     """
 
     def __init__(self, p: float = 0.5, *, rng: np.random.Generator) -> None:
         super().__init__()
-        if not (isinstance(p, (int, float)) and 0.0 <= p < 1.0):
+        if not (isinstance(p, (int, float)) and not isinstance(p, bool) and 0.0 <= p < 1.0):
             raise ValueError(f"dropout probability has to be in [0, 1), but got {p!r}")
         self.p = float(p)
         self.rng = rng
+        if self.p == 0.5:
+            self._bits, self._threshold = 1, 1
+        elif float(self.p * 256).is_integer():
+            self._bits, self._threshold = 8, int(self.p * 256)
+        else:
+            self._bits, self._threshold = 16, min(int(round(self.p * 65536)), 65535)
+        self.p_effective = self._threshold / (1 << self._bits) if self.p else 0.0
+        self._scale = 1.0 / (1.0 - self.p_effective)
         self._mask: np.ndarray | None = None
         self._eval_cached = False
+
+    def _keep(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A 0/1 array of ``shape``: 1 with probability 1 − p_effective."""
+        n = int(np.prod(shape))
+        if self._bits == 1:
+            raw = np.frombuffer(self.rng.bytes((n + 7) // 8), dtype=np.uint8)
+            return np.unpackbits(raw, count=n).reshape(shape)
+        if self._bits == 8:
+            return np.frombuffer(self.rng.bytes(n), dtype=np.uint8).reshape(shape) >= self._threshold
+        return np.frombuffer(self.rng.bytes(2 * n), dtype=np.uint16).reshape(shape) >= self._threshold
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not self.training or self.p == 0.0:
             self._mask, self._eval_cached = None, True
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p  # (N, D) bool
-        mask = np.multiply(keep, 1.0 / (1.0 - self.p), dtype=x.dtype)  # survivors scaled
+        mask = np.multiply(self._keep(x.shape), self._scale, dtype=x.dtype)  # 0 or 1/(1-p)
         self._mask, self._eval_cached = mask, False
         return x * mask
 

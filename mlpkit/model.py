@@ -27,6 +27,7 @@ class MLP:
         self.in_features = in_features
         self.head = SoftmaxCrossEntropy()
         self.training = True
+        self.flat = FlatParams.adopt(self.named_params(), self.layers)
 
     # -- modes ---------------------------------------------------------------
     def train(self, mode: bool = True) -> MLP:
@@ -51,13 +52,19 @@ class MLP:
         """Forward through the head: mean softmax-CE of the batch."""
         return self.head.forward(self.forward(x), y)
 
-    def backward(self, *, need_dx: bool = False) -> np.ndarray | None:
+    def backward(self, *, need_dx: bool = False, scale: float = 1.0) -> np.ndarray | None:
         """Backpropagate from the head; writes every layer's grads.
 
         Returns dL/dx (N, D) when ``need_dx``; otherwise the first Linear layer
-        skips that product, which nobody reads during training.
+        skips that product, which nobody reads during training. With ``scale``
+        every gradient is multiplied by it (backpropagation is linear in the
+        upstream gradient, so scaling the (N, C) logits gradient is enough):
+        the optimizer folds its learning rate in here instead of making a pass
+        over all the parameters.
         """
         dout = self.head.backward()
+        if scale != 1.0:
+            dout = dout * dout.dtype.type(scale)
         last = len(self.layers) - 1
         for i in range(last, -1, -1):
             layer = self.layers[i]
@@ -106,6 +113,66 @@ class MLP:
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"MLP(\n{inner}\n) -> {self.head!r}, {self.num_params:,} parameters"
+
+
+class FlatParams:
+    """Every parameter of a model in one contiguous array, and every gradient in another.
+
+    Each layer's ``params``/``grads`` entries become views into these, so an
+    optimizer updates all of them with a few whole-array operations, however
+    many layers there are.
+
+    Attributes:
+        data, grad: 1-D arrays of all parameters / gradients, in model order.
+        slices: name -> slice of ``data``; shapes: name -> shape.
+        weight_slices: the slices of weight matrices (weight decay skips biases).
+    """
+
+    def __init__(self, data: np.ndarray, grad: np.ndarray, slices: dict[str, slice],
+                 shapes: dict[str, tuple[int, ...]]) -> None:
+        self.data, self.grad, self.slices, self.shapes = data, grad, slices, shapes
+        self.names = list(slices)
+        self.weight_slices = _merge([sl for n, sl in slices.items() if n.endswith(".W")])
+
+    @classmethod
+    def adopt(cls, named: dict[str, np.ndarray], layers: list[Layer] | None = None) -> FlatParams:
+        """Copy ``named`` arrays into flat storage and point ``layers``' dicts at views of it."""
+        dtype = next(iter(named.values())).dtype if named else np.dtype(np.float32)
+        total = sum(a.size for a in named.values())
+        data, grad = np.empty(total, dtype=dtype), np.zeros(total, dtype=dtype)
+        slices, shapes, pos = {}, {}, 0
+        # Weights first, then biases: weight decay then touches one contiguous run.
+        order = sorted(named, key=lambda n: not n.endswith(".W"))
+        for name in order:
+            a = named[name]
+            slices[name] = slice(pos, pos + a.size)
+            shapes[name] = a.shape
+            data[slices[name]] = a.ravel()
+            pos += a.size
+        flat = cls(data, grad, slices, shapes)
+        for i, layer in enumerate(layers or []):
+            for k in layer.params:
+                name = f"layers.{i}.{k}"
+                layer.params[k] = flat.view(name)
+                layer.grads[k] = flat.grad_view(name)
+        return flat
+
+    def view(self, name: str) -> np.ndarray:
+        return self.data[self.slices[name]].reshape(self.shapes[name])
+
+    def grad_view(self, name: str) -> np.ndarray:
+        return self.grad[self.slices[name]].reshape(self.shapes[name])
+
+
+def _merge(slices: list[slice]) -> list[slice]:
+    """Adjacent slices joined, so that each contiguous run costs one operation."""
+    out: list[slice] = []
+    for sl in sorted(slices, key=lambda s: s.start):
+        if out and out[-1].stop == sl.start:
+            out[-1] = slice(out[-1].start, sl.stop)
+        else:
+            out.append(sl)
+    return out
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ class Trainer:
         self.rngs = Rngs.from_seed(cfg.seed)
         self.model = build_model(cfg.model, data.num_features, self.rngs.init, self.rngs.dropout)
         t = cfg.train
-        self.optimizer = SGD(t.lr, t.momentum, t.weight_decay)
+        self.optimizer = SGD(self.model.flat, t.lr, t.momentum, t.weight_decay)
         self.epoch = 0  # epochs completed
         self.step = 0  # steps completed in the current epoch (0 at an epoch boundary)
         self.history: list[EpochMetrics] = []
@@ -133,6 +133,7 @@ class Trainer:
         self._shuffle_start = self.rngs.shuffle.bit_generator.state
         self._loss_sum = 0.0  # Σ batch loss × batch size so far this epoch
         self._norm_sums: dict[str, float] = dict.fromkeys(self.model.named_grads(), 0.0)
+        self._norm_slices = [(n, self.model.flat.slices[n]) for n in self._norm_sums]
 
     @property
     def steps_per_epoch(self) -> int:
@@ -159,12 +160,11 @@ class Trainer:
         else:  # resuming mid-epoch: the same order as before the interruption
             self.rngs.shuffle.bit_generator.state = self._shuffle_start
         batches = iterate_minibatches(len(y), cfg.train.batch_size, self.rngs.shuffle)
-        params, grads = model.named_params(), model.named_grads()
         model.train()
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught by value, in _step
             for step in range(self.step + 1, len(batches) + 1):
                 idx = batches[step - 1]
-                loss = self._step(x[idx], y[idx], epoch, step, params, grads, self._norm_sums)
+                loss = self._step(x[idx], y[idx], epoch, step)
                 self._loss_sum += loss * len(idx)
                 self.step = step
                 if on_step is not None:
@@ -206,14 +206,13 @@ class Trainer:
         self._norm_sums = {k: float(v) for k, v in meta["norm_sums"].items()}
         self.history = [EpochMetrics(**m) for m in meta["history"]]
 
-    def _step(self, xb_stored: np.ndarray, yb: np.ndarray, epoch: int, step: int,
-              params: dict[str, np.ndarray], grads: dict[str, np.ndarray], norm_sums: dict[str, float]) -> float:
+    def _step(self, xb_stored: np.ndarray, yb: np.ndarray, epoch: int, step: int) -> float:
         """One SGD step on a minibatch of stored rows; returns its training-mode loss.
 
         Raises:
             DivergenceError: the loss or a gradient is NaN or infinite (nothing is updated).
         """
-        model = self.model
+        model, opt = self.model, self.optimizer
         xb = to_float(xb_stored, self.data.scale, model.dtype)  # (B, D) uint8 -> float
         loss = model.loss(xb, yb)
         if not math.isfinite(loss):
@@ -221,17 +220,19 @@ class Trainer:
                 f"the loss became {loss} at epoch {epoch}, step {step} ({self._where_nonfinite(xb)}); try a "
                 f"smaller learning rate (train.lr is {self.cfg.train.lr:g})"
             )
-        model.backward()
-        for name, g in grads.items():
-            flat = g.ravel()
-            sq = float(np.dot(flat, flat))  # ‖g‖², one BLAS call
+        scale = opt.backward_scale
+        model.backward(scale=scale)  # gradients arrive multiplied by lr (see optim.py)
+        g, sums = model.flat.grad, self._norm_sums
+        for name, sl in self._norm_slices:
+            seg = g[sl]
+            sq = float(np.dot(seg, seg))  # ‖lr·g‖², one BLAS call, no temporary
             if not math.isfinite(sq):
                 raise DivergenceError(
                     f"the gradient of {name} became NaN or infinite at epoch {epoch}, step {step}; try a "
                     f"smaller learning rate (train.lr is {self.cfg.train.lr:g})"
                 )
-            norm_sums[name] += math.sqrt(sq)
-        self.optimizer.step(params, grads)
+            sums[name] += math.sqrt(sq) / scale
+        opt.step()
         return loss
 
     def _where_nonfinite(self, xb: np.ndarray) -> str:

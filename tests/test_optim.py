@@ -3,36 +3,84 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from mlpkit.model import FlatParams
 from mlpkit.optim import SGD
 
 
+def _store(**arrays):
+    return FlatParams.adopt({k.replace("_", "."): np.array(v, dtype=np.float64) for k, v in arrays.items()})
+
+
+def _set_grads(flat, opt, **grads):
+    """Gradients as the trainer provides them: multiplied by the optimizer's backward scale."""
+    for k, v in grads.items():
+        flat.grad_view(k.replace("_", "."))[...] = np.array(v) * opt.backward_scale
+
+
+def test_layout_weights_first_and_views():
+    flat = _store(l0_W=[[1.0, 2.0]], l0_b=[3.0], l1_W=[[4.0]], l1_b=[5.0])
+    np.testing.assert_array_equal(flat.data, [1, 2, 4, 3, 5])
+    assert flat.weight_slices == [slice(0, 3)]
+    flat.view("l1.b")[...] = 9
+    assert flat.data[4] == 9
+
+
 def test_plain_sgd():
-    p = {"layers.0.W": np.array([1.0, 2.0]), "layers.0.b": np.array([0.5])}
-    g = {"layers.0.W": np.array([0.5, -1.0]), "layers.0.b": np.array([2.0])}
-    SGD(lr=0.1).step(p, g)
-    np.testing.assert_allclose(p["layers.0.W"], [0.95, 2.1])
-    np.testing.assert_allclose(p["layers.0.b"], [0.3])
+    flat = _store(l0_W=[1.0, 2.0], l0_b=[0.5])
+    opt = SGD(flat, lr=0.1)
+    _set_grads(flat, opt, l0_W=[0.5, -1.0], l0_b=[2.0])
+    opt.step()
+    np.testing.assert_allclose(flat.view("l0.W"), [0.95, 2.1])
+    np.testing.assert_allclose(flat.view("l0.b"), [0.3])
 
 
 def test_momentum_and_weight_decay_two_steps():
-    w = np.array([1.0])
-    b = np.array([1.0])
-    opt = SGD(lr=0.1, momentum=0.9, weight_decay=0.01)
-    g = {"l.W": np.array([1.0]), "l.b": np.array([1.0])}
-    opt.step({"l.W": w, "l.b": b}, g)
+    flat = _store(l_W=[1.0], l_b=[1.0])
+    opt = SGD(flat, lr=0.1, momentum=0.9, weight_decay=0.01)
+    _set_grads(flat, opt, l_W=[1.0], l_b=[1.0])
+    opt.step()
     # W: g' = 1 + 0.01*1 = 1.01; v = 1.01; W = 1 - 0.101 = 0.899. b not decayed: v = 1; b = 0.9
-    np.testing.assert_allclose(w, [0.899])
-    np.testing.assert_allclose(b, [0.9])
-    opt.step({"l.W": w, "l.b": b}, g)
+    np.testing.assert_allclose(flat.view("l.W"), [0.899])
+    np.testing.assert_allclose(flat.view("l.b"), [0.9])
+    _set_grads(flat, opt, l_W=[1.0], l_b=[1.0])
+    opt.step()
     # W: g' = 1 + 0.00899 = 1.00899; v = 0.9*1.01 + 1.00899 = 1.91799; W = 0.899 - 0.191799
-    np.testing.assert_allclose(w, [0.899 - 0.191799])
-    np.testing.assert_allclose(b, [0.9 - 0.19])
+    np.testing.assert_allclose(flat.view("l.W"), [0.899 - 0.191799])
+    np.testing.assert_allclose(flat.view("l.b"), [0.9 - 0.19])
     assert set(opt.state_dict()) == {"l.W", "l.b"}
 
 
+def test_changing_lr_keeps_pytorch_semantics():
+    """v = mu v + g; W -= lr_t v, even though the velocity is stored scaled by lr."""
+    flat = _store(l_W=[0.0])
+    opt = SGD(flat, lr=0.1, momentum=0.5)
+    _set_grads(flat, opt, l_W=[1.0])
+    opt.step()  # v = 1, W = -0.1
+    opt.lr = 0.01
+    _set_grads(flat, opt, l_W=[1.0])
+    opt.step()  # v = 1.5, W = -0.1 - 0.015
+    np.testing.assert_allclose(flat.view("l.W"), [-0.115])
+
+
+def test_state_round_trip_is_exact():
+    flat = _store(l_W=np.linspace(0, 1, 7))
+    opt = SGD(flat, lr=0.3, momentum=0.9)
+    _set_grads(flat, opt, l_W=np.linspace(1, 2, 7))
+    opt.step()
+    state = opt.state_dict()
+    other = SGD(flat, lr=0.3, momentum=0.9)
+    other.load_state_dict(state)
+    assert other.state_dict()["l.W"].tobytes() == state["l.W"].tobytes()
+
+
 def test_float32_stays_float32():
-    w = np.ones(3, dtype=np.float32)
-    SGD(lr=0.5, momentum=0.5).step({"a.W": w}, {"a.W": np.ones(3, dtype=np.float32)})
-    assert w.dtype == np.float32
-    np.testing.assert_array_equal(w, [0.5, 0.5, 0.5])
+    flat = FlatParams.adopt({"a.W": np.ones(3, dtype=np.float32)})
+    opt = SGD(flat, lr=0.5, momentum=0.5)
+    flat.grad[...] = 0.5  # lr · 1
+    opt.step()
+    assert flat.data.dtype == np.float32
+    np.testing.assert_array_equal(flat.data, [0.5, 0.5, 0.5])
+    with pytest.raises(AttributeError):
+        opt.backward_scale = 2.0  # read-only
