@@ -99,6 +99,9 @@ class TrainConfig:
     lr: float = _f(0.1, help="learning rate", min_excl=0.0, max=1e6)
     momentum: float = _f(0.0, help="SGD momentum, in [0, 1)", min=0.0, max_excl=1.0)
     weight_decay: float = _f(0.0, help="L2 penalty coefficient (PyTorch SGD convention)", min=0.0, max=1e6)
+    grad_norm_samples: int = _f(
+        50, help="steps per epoch whose gradient norms are measured (0: every step)", min=0, max=10_000_000
+    )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import blas
 from .errors import ShapeError, StateError
 from .init import init_bias, init_weight
 
@@ -109,6 +110,7 @@ class Linear(Layer):
         self.params = {"W": W, "b": b}
         self.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
         self._x: np.ndarray | None = None
+        self._dout: np.ndarray | None = None
 
     def out_features(self, in_features: int) -> int:
         return self._out_features
@@ -120,18 +122,30 @@ class Linear(Layer):
                 f"(N, {self.in_features}), got {x.shape}"
             )
         self._x = x
-        out = x @ self.params["W"]  # (N, C)
+        out = blas.matmul(x, self.params["W"])  # (N, D) @ (D, C) -> (N, C)
         out += self.params["b"]  # broadcast (C,) over rows
         return out
 
-    def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
-        """Write dW, db; return dx unless ``need_dx`` is False (first layer)."""
+    def backward(self, dout: np.ndarray, *, need_dx: bool = True, defer_dW: bool = False) -> np.ndarray | None:
+        """Write dW, db; return dx unless ``need_dx`` is False (first layer).
+
+        With ``defer_dW`` the weight gradient is not formed: ``dout`` is kept for
+        ``accumulate_dW``, which lets the optimizer fold it into its update.
+        """
         x = self._require(self._x)
-        np.matmul(x.T, dout, out=self.grads["W"])  # (D, N) @ (N, C) -> (D, C)
-        np.sum(dout, axis=0, out=self.grads["b"])  # (C,): sum over the batch
+        if defer_dW:
+            self._dout = dout
+        else:
+            blas.matmul_tn_acc(self.grads["W"], x, dout)  # (D, N) @ (N, C) -> (D, C)
+        np.add.reduce(dout, axis=0, out=self.grads["b"])  # (C,): sum over the batch
         if not need_dx:
             return None
-        return dout @ self.params["W"].T  # (N, C) @ (C, D) -> (N, D)
+        return blas.matmul_nt(dout, self.params["W"])  # (N, C) @ (C, D) -> (N, D)
+
+    def accumulate_dW(self, target: np.ndarray, alpha: float, beta: float) -> None:
+        """target ← β·target + α·xᵀ·dout, from the last deferred backward (one GEMM)."""
+        x, dout = self._require(self._x), self._require(self._dout)
+        blas.matmul_tn_acc(target, x, dout, alpha, beta)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self._out_features}"

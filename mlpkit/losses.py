@@ -47,12 +47,15 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     """
     _check(logits, y)
     n = logits.shape[0]
-    logp = log_softmax(logits)  # (N, C)
     rows = np.arange(n)
-    loss = float(-logp[rows, y].mean(dtype=np.float64))
-    dlogits = np.exp(logp, out=logp)  # softmax, reusing the buffer
-    dlogits[rows, y] -= 1.0
-    dlogits *= 1.0 / n
+    shifted = logits - logits.max(axis=1, keepdims=True)  # (N, C), row max 0: exp cannot overflow
+    e = np.exp(shifted)  # (N, C)
+    s = np.add.reduce(e, axis=1, keepdims=True)  # (N, 1), in [1, C]
+    # L = mean(log Σ_j e^{z_j} − z_y), with the max cancelling out
+    loss = float(np.add.reduce(np.log(s[:, 0]) - shifted[rows, y], dtype=np.float64)) / n
+    s *= n
+    dlogits = np.divide(e, s, out=e)  # softmax / N
+    dlogits[rows, y] -= dlogits.dtype.type(1.0 / n)  # − onehot / N
     return loss, dlogits
 
 

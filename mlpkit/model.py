@@ -52,7 +52,7 @@ class MLP:
         """Forward through the head: mean softmax-CE of the batch."""
         return self.head.forward(self.forward(x), y)
 
-    def backward(self, *, need_dx: bool = False, scale: float = 1.0) -> np.ndarray | None:
+    def backward(self, *, need_dx: bool = False, scale: float = 1.0, defer_dW: bool = False) -> np.ndarray | None:
         """Backpropagate from the head; writes every layer's grads.
 
         Returns dL/dx (N, D) when ``need_dx``; otherwise the first Linear layer
@@ -60,7 +60,8 @@ class MLP:
         every gradient is multiplied by it (backpropagation is linear in the
         upstream gradient, so scaling the (N, C) logits gradient is enough):
         the optimizer folds its learning rate in here instead of making a pass
-        over all the parameters.
+        over all the parameters. With ``defer_dW`` the Linear layers keep their
+        upstream gradient instead of forming dW (see ``SGD.step_fused``).
         """
         dout = self.head.backward()
         if scale != 1.0:
@@ -68,10 +69,12 @@ class MLP:
         last = len(self.layers) - 1
         for i in range(last, -1, -1):
             layer = self.layers[i]
-            if i == 0 and not need_dx and isinstance(layer, Linear):
-                layer.backward(dout, need_dx=False)
-                return None
-            dout = layer.backward(dout)
+            if isinstance(layer, Linear):
+                dout = layer.backward(dout, need_dx=need_dx or i > 0, defer_dW=defer_dW)
+                if dout is None:
+                    return None
+            else:
+                dout = layer.backward(dout)
         return dout
 
     # -- parameters ----------------------------------------------------------
@@ -93,7 +96,7 @@ class MLP:
 
     @property
     def dtype(self) -> np.dtype:
-        return next(iter(self.named_params().values())).dtype
+        return self.flat.data.dtype
 
     def load_params(self, params: dict[str, np.ndarray]) -> None:
         """Copy arrays into the model's parameters (names and shapes must match)."""

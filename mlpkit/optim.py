@@ -17,9 +17,19 @@ scaled units (v_s = lr · v) and rescaled if the learning rate changes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from . import blas
 from .model import FlatParams
+
+# Entries per chunk of the update: 512 KB of float32 stays in the L2 cache between
+# reading a chunk's gradient for its norm and reading it again for the update.
+# Measured on 2 cores for 1.86M parameters: 0.66 ms per step, against 0.80 ms for a
+# norm pass then an update pass, and no faster with a second thread (the pass is
+# bound by memory bandwidth, which two cores share).
+CHUNK = 1 << 17
 
 
 class SGD:
@@ -38,7 +48,7 @@ class SGD:
         self.momentum = momentum
         self.weight_decay = weight_decay
         self._v: np.ndarray | None = None  # lr-scaled velocity, flat
-        self._tmp: np.ndarray | None = None
+        self._tasks: list[tuple[int, slice, bool]] | None = None
 
     @property
     def lr(self) -> float:
@@ -55,24 +65,92 @@ class SGD:
         """The factor the gradients in ``flat.grad`` must carry when ``step`` runs."""
         return self._lr
 
-    def step(self) -> None:
-        """Update ``flat.data`` in place from lr-scaled gradients in ``flat.grad``."""
-        p, g = self.flat.data, self.flat.grad
-        if self.weight_decay:
-            decay = p.dtype.type(self._lr * self.weight_decay)
-            if self._tmp is None:
-                self._tmp = np.empty_like(p)
-            for sl in self.flat.weight_slices:
-                t = self._tmp[sl]
-                np.multiply(p[sl], decay, out=t)
-                g[sl] += t
+    def step(self) -> list[float]:
+        """Update ``flat.data`` in place from lr-scaled gradients in ``flat.grad``.
+
+        Returns ‖lr·g‖² of each parameter (in ``flat.names`` order), read chunk by
+        chunk just before the chunk is updated, while it is in cache: the trainer
+        reports gradient norms at little extra cost.
+        """
+        if self._tasks is None:
+            self._tasks = self._plan()
+        if self.momentum and self._v is None:
+            self._v = np.zeros_like(self.flat.data)
+        results = [self._update_chunk(t) for t in self._tasks]
+        sq = [0.0] * len(self.flat.names)
+        for (k, _, _), v in zip(self._tasks, results):  # fixed order: deterministic sums
+            sq[k] += v
+        return sq
+
+    def step_fused(self, linears: list[tuple[str, Any]], measure: bool) -> list[float | None]:
+        """One update after ``model.backward(scale=lr, defer_dW=True)``.
+
+        Each weight matrix is updated by one accumulating GEMM (``Linear.accumulate_dW``)
+        without forming its gradient: W ← (1 − lr·wd)·W − lr·xᵀ·dY, or with momentum
+        v ← μ·v + lr·xᵀ·dY, then W ← W − v (− lr·wd·W). Biases update from ``flat.grad``.
+
+        Args:
+            linears: (weight name, Linear layer) pairs, e.g. ("layers.0.W", layer).
+            measure: form every gradient and return its squared norm (costs a pass);
+                otherwise weights report None.
+
+        Returns:
+            ‖lr·g‖² per parameter in ``flat.names`` order (None for unmeasured weights).
+        """
+        if self._tasks is None:
+            self._tasks = self._plan()
+        flat = self.flat
+        if self.momentum and self._v is None:
+            self._v = np.zeros_like(flat.data)
+        sq: list[float | None] = [None] * len(flat.names)
+        fused = {flat.names.index(n) for n, _ in linears} if not measure else set()
+        if not measure:
+            lr, wd, mu = self._lr, self.weight_decay, self.momentum
+            for name, layer in linears:
+                W = flat.view(name)
+                if mu:
+                    v = self._v[flat.slices[name]].reshape(W.shape)  # type: ignore[index]
+                    layer.accumulate_dW(v, 1.0, mu)  # v ← μ·v + lr·dW (dY carries lr)
+                    if wd:
+                        v += W * W.dtype.type(lr * wd)
+                    W -= v
+                else:
+                    layer.accumulate_dW(W, -1.0, 1.0 - lr * wd)  # W ← (1 − lr·wd)·W − lr·dW
+        else:
+            for name, layer in linears:
+                layer.accumulate_dW(flat.grad_view(name), 1.0, 0.0)  # form lr·dW for its norm
+        for task in self._tasks:
+            k = task[0]
+            if k in fused:
+                continue
+            v = self._update_chunk(task)
+            sq[k] = v if sq[k] is None else sq[k] + v
+        return sq
+
+    def _plan(self) -> list[tuple[int, slice, bool]]:
+        """Chunks of at most CHUNK entries, each inside one parameter: (name index, slice, decayed?)."""
+        decayed = {(sl.start, sl.stop) for sl in self.flat.weight_slices}
+        tasks = []
+        for k, name in enumerate(self.flat.names):
+            sl = self.flat.slices[name]
+            is_w = name.endswith(".W")
+            for a in range(sl.start, sl.stop, CHUNK):
+                tasks.append((k, slice(a, min(a + CHUNK, sl.stop)), is_w and bool(decayed)))
+        return tasks
+
+    def _update_chunk(self, task: tuple[int, slice, bool]) -> float:
+        _, sl, is_weight = task
+        p, g = self.flat.data[sl], self.flat.grad[sl]
+        sq = blas.sqnorm(g)
+        if self.weight_decay and is_weight:
+            g += p * p.dtype.type(self._lr * self.weight_decay)  # lr · wd · W
         if self.momentum:
-            if self._v is None:
-                self._v = np.zeros_like(p)
-            self._v *= self._v.dtype.type(self.momentum)
-            self._v += g
-            g = self._v
+            v = self._v[sl]  # type: ignore[index]
+            v *= v.dtype.type(self.momentum)
+            v += g
+            g = v
         p -= g
+        return sq
 
     # -- checkpoints -----------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -133,11 +133,19 @@ class Trainer:
         self._shuffle_start = self.rngs.shuffle.bit_generator.state
         self._loss_sum = 0.0  # Σ batch loss × batch size so far this epoch
         self._norm_sums: dict[str, float] = dict.fromkeys(self.model.named_grads(), 0.0)
-        self._norm_slices = [(n, self.model.flat.slices[n]) for n in self._norm_sums]
+        self._norm_names = list(self.model.flat.names)
+        self._norm_count = 0  # steps measured so far this epoch
+        self._linears = [(f"layers.{i}.W", layer) for i, layer in self.model.linear_layers()]
 
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.train_split) / self.cfg.train.batch_size)
+
+    @property
+    def norm_every(self) -> int:
+        """Gradient norms are measured on every k-th step: about ``grad_norm_samples`` per epoch."""
+        n = self.cfg.train.grad_norm_samples
+        return 1 if n == 0 else max(1, self.steps_per_epoch // n)
 
     def train_epoch(
         self,
@@ -157,6 +165,7 @@ class Trainer:
             self._shuffle_start = self.rngs.shuffle.bit_generator.state
             self._loss_sum = 0.0
             self._norm_sums = dict.fromkeys(self._norm_sums, 0.0)
+            self._norm_count = 0
         else:  # resuming mid-epoch: the same order as before the interruption
             self.rngs.shuffle.bit_generator.state = self._shuffle_start
         batches = iterate_minibatches(len(y), cfg.train.batch_size, self.rngs.shuffle)
@@ -164,14 +173,14 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught by value, in _step
             for step in range(self.step + 1, len(batches) + 1):
                 idx = batches[step - 1]
-                loss = self._step(x[idx], y[idx], epoch, step)
+                loss = self._step(x[idx], y[idx], epoch, step, step % self.norm_every == 0)
                 self._loss_sum += loss * len(idx)
                 self.step = step
                 if on_step is not None:
                     on_step(StepInfo(epoch, step, len(batches), loss))
                 if after_step is not None and step < len(batches) and after_step(self):
                     return None
-        grad_norms = {k: v / len(batches) for k, v in self._norm_sums.items()}
+        grad_norms = {k: v / self._norm_count for k, v in self._norm_sums.items()}
         metrics = self._epoch_metrics(epoch, self._loss_sum / len(y), grad_norms)
         self.epoch, self.step = epoch, 0
         self.history.append(metrics)
@@ -190,6 +199,7 @@ class Trainer:
             "dropout_rng": self.rngs.dropout.bit_generator.state,
             "loss_sum": self._loss_sum,
             "norm_sums": self._norm_sums,
+            "norm_count": self._norm_count,
             "history": [dataclasses.asdict(m) for m in self.history],
         }
         return arrays, meta
@@ -204,13 +214,16 @@ class Trainer:
         self.rngs.dropout.bit_generator.state = meta["dropout_rng"]
         self._loss_sum = float(meta["loss_sum"])
         self._norm_sums = {k: float(v) for k, v in meta["norm_sums"].items()}
+        self._norm_count = int(meta.get("norm_count", 0))
         self.history = [EpochMetrics(**m) for m in meta["history"]]
 
-    def _step(self, xb_stored: np.ndarray, yb: np.ndarray, epoch: int, step: int) -> float:
+    def _step(self, xb_stored: np.ndarray, yb: np.ndarray, epoch: int, step: int, measure: bool) -> float:
         """One SGD step on a minibatch of stored rows; returns its training-mode loss.
 
+        ``measure``: also form every gradient and add its norm to the epoch's means.
+
         Raises:
-            DivergenceError: the loss or a gradient is NaN or infinite (nothing is updated).
+            DivergenceError: the loss or a gradient is NaN or infinite (the run stops; its last checkpoint stays).
         """
         model, opt = self.model, self.optimizer
         xb = to_float(xb_stored, self.data.scale, model.dtype)  # (B, D) uint8 -> float
@@ -221,18 +234,20 @@ class Trainer:
                 f"smaller learning rate (train.lr is {self.cfg.train.lr:g})"
             )
         scale = opt.backward_scale
-        model.backward(scale=scale)  # gradients arrive multiplied by lr (see optim.py)
-        g, sums = model.flat.grad, self._norm_sums
-        for name, sl in self._norm_slices:
-            seg = g[sl]
-            sq = float(np.dot(seg, seg))  # ‖lr·g‖², one BLAS call, no temporary
-            if not math.isfinite(sq):
+        model.backward(scale=scale, defer_dW=True)  # gradients carry lr; dW is folded into the update
+        sq = opt.step_fused(self._linears, measure)
+        sums = self._norm_sums
+        for name, v in zip(self._norm_names, sq):
+            if v is None:
+                continue
+            if not math.isfinite(v):
                 raise DivergenceError(
                     f"the gradient of {name} became NaN or infinite at epoch {epoch}, step {step}; try a "
                     f"smaller learning rate (train.lr is {self.cfg.train.lr:g})"
                 )
-            sums[name] += math.sqrt(sq) / scale
-        opt.step()
+            if measure:
+                sums[name] += math.sqrt(v) / scale
+        self._norm_count += measure
         return loss
 
     def _where_nonfinite(self, xb: np.ndarray) -> str:
