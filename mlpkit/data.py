@@ -149,9 +149,13 @@ class Split:
         return int(self.y.shape[0])
 
 
-def to_float(x: np.ndarray, scale: float, dtype: np.dtype | type, out: np.ndarray | None = None) -> np.ndarray:
-    """Scale stored rows to model inputs in one pass: (N, D) -> (N, D) ``dtype``."""
-    return np.multiply(x, np.asarray(scale, dtype=dtype), out=out, dtype=dtype, casting="unsafe")
+def to_float(x: np.ndarray, scale: float, dtype: np.dtype | type, order: str = "C") -> np.ndarray:
+    """Scale stored rows to model inputs in one pass: (N, D) -> (N, D) ``dtype``.
+
+    ``order="F"`` gives the column-major batch the model's products prefer.
+    """
+    out = np.empty(x.shape, dtype=dtype, order=order)
+    return np.multiply(x, np.asarray(scale, dtype=dtype), out=out, casting="unsafe")
 
 
 def split_train_val(ds: Dataset, validation: int, source: str = "data.validation") -> tuple[Split, Split | None]:

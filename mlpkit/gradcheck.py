@@ -122,7 +122,11 @@ def check_tensor(
         idx = np.arange(size)
     else:
         idx = np.sort(rng.choice(size, s.samples, replace=False))
-    flat = x.reshape(-1)
+    # Perturb x through a flat view in its own memory order (parameters are column-major).
+    order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+    flat = x.reshape(-1, order=order)
+    if not np.shares_memory(flat, x):
+        raise ValueError(f"{name}: cannot perturb a non-contiguous array in place")
     f()
     base = kinks() if kinks else None
     keep, num = [], []
@@ -141,18 +145,18 @@ def check_tensor(
         num.append((fp - fm) / (2 * s.eps))
     f()  # leave caches as they were for the unperturbed input
     keep_a = np.asarray(keep, dtype=np.int64)
-    a = analytic.reshape(-1)[keep_a].astype(np.float64)
+    a = analytic.reshape(-1, order=order)[keep_a].astype(np.float64)
     n = np.asarray(num, dtype=np.float64)
     diff = np.abs(a - n)
     bound = s.atol + s.rtol * np.abs(n)
     ok = bool(np.all(diff <= bound)) and bool(np.isfinite(a).all())
     worst: list[WorstEntry] = []
     if not ok:
-        order = np.argsort(-(diff / bound))[:WORST_SHOWN]
+        ranked = np.argsort(-(diff / bound))[:WORST_SHOWN]
         worst = [
-            WorstEntry([int(v) for v in np.unravel_index(int(keep_a[j]), x.shape)], float(a[j]), float(n[j]),
+            WorstEntry([int(v) for v in np.unravel_index(int(keep_a[j]), x.shape, order=order)], float(a[j]), float(n[j]),
                        float(diff[j]))
-            for j in order
+            for j in ranked
         ]
     return TensorCheck(
         name,

@@ -122,7 +122,7 @@ class Linear(Layer):
                 f"(N, {self.in_features}), got {x.shape}"
             )
         self._x = x
-        out = blas.matmul(x, self.params["W"])  # (N, D) @ (D, C) -> (N, C)
+        out = blas.matmul(x, self.params["W"])  # (N, D) @ (D, C) -> (N, C), column-major
         out += self.params["b"]  # broadcast (C,) over rows
         return out
 
@@ -275,21 +275,23 @@ class Dropout(Layer):
         self._mask: np.ndarray | None = None
         self._eval_cached = False
 
-    def _keep(self, shape: tuple[int, ...]) -> np.ndarray:
+    def _keep(self, shape: tuple[int, ...], order: str = "C") -> np.ndarray:
         """A 0/1 array of ``shape``: 1 with probability 1 − p_effective."""
         n = int(np.prod(shape))
         if self._bits == 1:
             raw = np.frombuffer(self.rng.bytes((n + 7) // 8), dtype=np.uint8)
-            return np.unpackbits(raw, count=n).reshape(shape)
+            return np.unpackbits(raw, count=n).reshape(shape, order=order)
         if self._bits == 8:
-            return np.frombuffer(self.rng.bytes(n), dtype=np.uint8).reshape(shape) >= self._threshold
-        return np.frombuffer(self.rng.bytes(2 * n), dtype=np.uint16).reshape(shape) >= self._threshold
+            return np.frombuffer(self.rng.bytes(n), dtype=np.uint8).reshape(shape, order=order) >= self._threshold
+        raw16 = np.frombuffer(self.rng.bytes(2 * n), dtype=np.uint16)
+        return raw16.reshape(shape, order=order) >= self._threshold
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not self.training or self.p == 0.0:
             self._mask, self._eval_cached = None, True
             return x
-        mask = np.multiply(self._keep(x.shape), self._scale, dtype=x.dtype)  # 0 or 1/(1-p)
+        order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"  # the mask follows x's layout
+        mask = np.multiply(self._keep(x.shape, order), self._scale, dtype=x.dtype)  # 0 or 1/(1-p)
         self._mask, self._eval_cached = mask, False
         return x * mask
 

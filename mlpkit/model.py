@@ -150,7 +150,7 @@ class FlatParams:
             a = named[name]
             slices[name] = slice(pos, pos + a.size)
             shapes[name] = a.shape
-            data[slices[name]] = a.ravel()
+            data[slices[name]] = a.ravel(order="F")
             pos += a.size
         flat = cls(data, grad, slices, shapes)
         for i, layer in enumerate(layers or []):
@@ -160,11 +160,12 @@ class FlatParams:
                 layer.grads[k] = flat.grad_view(name)
         return flat
 
+    # Matrices are stored column-major: the layout BLAS is fastest with (see blas.py).
     def view(self, name: str) -> np.ndarray:
-        return self.data[self.slices[name]].reshape(self.shapes[name])
+        return self.data[self.slices[name]].reshape(self.shapes[name], order="F")
 
     def grad_view(self, name: str) -> np.ndarray:
-        return self.grad[self.slices[name]].reshape(self.shapes[name])
+        return self.grad[self.slices[name]].reshape(self.shapes[name], order="F")
 
 
 def _merge(slices: list[slice]) -> list[slice]:

@@ -23,9 +23,13 @@ def numerical_gradient(
         indices: flat indices to perturb (default: all).
 
     Returns:
-        Gradient estimates, one per index (flat), as float64.
+        float64 gradient estimates: shaped like ``x`` when ``indices`` is None,
+        else one per index (flat indices in x's memory order).
     """
-    flat = x.reshape(-1)  # a view: writes go to x
+    order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"
+    flat = x.reshape(-1, order=order)  # a view: writes go to x
+    if not np.shares_memory(flat, x):
+        raise ValueError("numerical_gradient needs a contiguous array to perturb in place")
     idx = np.arange(flat.size) if indices is None else indices
     out = np.empty(len(idx), dtype=np.float64)
     for k, i in enumerate(idx):
@@ -36,7 +40,7 @@ def numerical_gradient(
         fm = f()
         flat[i] = old
         out[k] = (fp - fm) / (2 * eps)
-    return out
+    return out.reshape(x.shape, order=order) if indices is None else out
 
 
 def rel_error(analytic: np.ndarray, numeric: np.ndarray) -> float:

@@ -226,7 +226,7 @@ class Trainer:
             DivergenceError: the loss or a gradient is NaN or infinite (the run stops; its last checkpoint stays).
         """
         model, opt = self.model, self.optimizer
-        xb = to_float(xb_stored, self.data.scale, model.dtype)  # (B, D) uint8 -> float
+        xb = to_float(xb_stored, self.data.scale, model.dtype, order="F")  # (B, D) uint8 -> float
         loss = model.loss(xb, yb)
         if not math.isfinite(loss):
             raise DivergenceError(

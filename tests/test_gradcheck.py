@@ -61,14 +61,14 @@ def test_dropout_mask_is_held_fixed(rng):
 # --------------------------------------------------------------------------- injected mistakes
 
 
-def _seed_bias_backward(self, dout, *, need_dx=True):
+def _seed_bias_backward(self, dout, *, need_dx=True, defer_dW=False):
     x = self._x
     np.matmul(x.T, dout, out=self.grads["W"])
     self.grads["b"] = dout.sum(axis=1)  # the seed's db = dY·1: a sum over classes, per sample
     return dout @ self.params["W"].T if need_dx else None
 
 
-def _no_transpose_backward(self, dout, *, need_dx=True):
+def _no_transpose_backward(self, dout, *, need_dx=True, defer_dW=False):
     x = self._x
     np.matmul(x.T, dout, out=self.grads["W"])
     np.sum(dout, axis=0, out=self.grads["b"])
