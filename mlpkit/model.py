@@ -22,12 +22,13 @@ class MLP:
     Shape: x (N, D) -> logits (N, C).
     """
 
-    def __init__(self, layers: list[Layer], in_features: int) -> None:
+    def __init__(self, layers: list[Layer], in_features: int, layout: str = "F") -> None:
         self.layers = layers
         self.in_features = in_features
         self.head = SoftmaxCrossEntropy()
         self.training = True
-        self.flat = FlatParams.adopt(self.named_params(), self.layers)
+        self.layout = layout  # memory order of weights and activations: "F" (column-major) or "C"
+        self.flat = FlatParams.adopt(self.named_params(), self.layers, order=layout)
 
     # -- modes ---------------------------------------------------------------
     def train(self, mode: bool = True) -> MLP:
@@ -132,27 +133,27 @@ class FlatParams:
     """
 
     def __init__(self, data: np.ndarray, grad: np.ndarray, slices: dict[str, slice],
-                 shapes: dict[str, tuple[int, ...]]) -> None:
-        self.data, self.grad, self.slices, self.shapes = data, grad, slices, shapes
+                 shapes: dict[str, tuple[int, ...]], order: str = "F") -> None:
+        self.data, self.grad, self.slices, self.shapes, self.order = data, grad, slices, shapes, order
         self.names = list(slices)
         self.weight_slices = _merge([sl for n, sl in slices.items() if n.endswith(".W")])
 
     @classmethod
-    def adopt(cls, named: dict[str, np.ndarray], layers: list[Layer] | None = None) -> FlatParams:
+    def adopt(cls, named: dict[str, np.ndarray], layers: list[Layer] | None = None, order: str = "F") -> FlatParams:
         """Copy ``named`` arrays into flat storage and point ``layers``' dicts at views of it."""
         dtype = next(iter(named.values())).dtype if named else np.dtype(np.float32)
         total = sum(a.size for a in named.values())
         data, grad = np.empty(total, dtype=dtype), np.zeros(total, dtype=dtype)
         slices, shapes, pos = {}, {}, 0
         # Weights first, then biases: weight decay then touches one contiguous run.
-        order = sorted(named, key=lambda n: not n.endswith(".W"))
-        for name in order:
+        names = sorted(named, key=lambda n: not n.endswith(".W"))
+        for name in names:
             a = named[name]
             slices[name] = slice(pos, pos + a.size)
             shapes[name] = a.shape
-            data[slices[name]] = a.ravel(order="F")
+            data[slices[name]] = a.ravel(order=order)
             pos += a.size
-        flat = cls(data, grad, slices, shapes)
+        flat = cls(data, grad, slices, shapes, order)
         for i, layer in enumerate(layers or []):
             for k in layer.params:
                 name = f"layers.{i}.{k}"
@@ -160,12 +161,12 @@ class FlatParams:
                 layer.grads[k] = flat.grad_view(name)
         return flat
 
-    # Matrices are stored column-major: the layout BLAS is fastest with (see blas.py).
+    # Matrices are stored in ``order``: column-major unless batches are small (see blas.py).
     def view(self, name: str) -> np.ndarray:
-        return self.data[self.slices[name]].reshape(self.shapes[name], order="F")
+        return self.data[self.slices[name]].reshape(self.shapes[name], order=self.order)
 
     def grad_view(self, name: str) -> np.ndarray:
-        return self.grad[self.slices[name]].reshape(self.shapes[name], order="F")
+        return self.grad[self.slices[name]].reshape(self.shapes[name], order=self.order)
 
 
 def _merge(slices: list[slice]) -> list[slice]:
@@ -236,6 +237,7 @@ def build_model(
     dropout_rng: np.random.Generator | None = None,
     *,
     dtype: str | None = None,
+    layout: str = "F",
 ) -> MLP:
     """Build the MLP a ModelConfig describes.
 
@@ -244,6 +246,7 @@ def build_model(
         rng: draws the initial weights.
         dropout_rng: draws the dropout masks (shared by all Dropout layers).
         dtype: overrides ``cfg.dtype`` (gradcheck uses float64).
+        layout: memory order of weights and activations, "F" or "C" (see ``layout_for``).
     """
     check_size(cfg, in_features)
     dt = np.dtype(dtype or cfg.dtype)
@@ -269,4 +272,9 @@ def build_model(
             layers.append(Dropout(spec.p, rng=drng))
         else:
             layers.append(_ACTIVATIONS[spec.type]())
-    return MLP(layers, in_features)
+    return MLP(layers, in_features, layout)
+
+
+def layout_for(batch_size: int) -> str:
+    """The memory order BLAS is fastest with for this batch size (measured; see blas.py)."""
+    return "F" if batch_size >= 16 else "C"

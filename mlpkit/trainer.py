@@ -16,7 +16,7 @@ from .config import Config
 from .data import Dataset, Split, split_train_val, to_float
 from .errors import ConfigError, DivergenceError
 from .losses import cross_entropy_per_sample
-from .model import MLP, Rngs, build_model
+from .model import MLP, Rngs, build_model, layout_for
 from .optim import SGD
 
 EVAL_BATCH = 1000
@@ -122,7 +122,8 @@ class Trainer:
         k = min(cfg.data.train_eval_samples, len(self.train_split))
         self.train_eval_split = Split(self.train_split.x[:k], self.train_split.y[:k]) if k else None
         self.rngs = Rngs.from_seed(cfg.seed)
-        self.model = build_model(cfg.model, data.num_features, self.rngs.init, self.rngs.dropout)
+        self.model = build_model(cfg.model, data.num_features, self.rngs.init, self.rngs.dropout,
+                                 layout=layout_for(cfg.train.batch_size))
         t = cfg.train
         self.optimizer = SGD(self.model.flat, t.lr, t.momentum, t.weight_decay)
         self.epoch = 0  # epochs completed
@@ -226,7 +227,7 @@ class Trainer:
             DivergenceError: the loss or a gradient is NaN or infinite (the run stops; its last checkpoint stays).
         """
         model, opt = self.model, self.optimizer
-        xb = to_float(xb_stored, self.data.scale, model.dtype, order="F")  # (B, D) uint8 -> float
+        xb = to_float(xb_stored, self.data.scale, model.dtype, order=model.layout)  # (B, D) uint8 -> float
         loss = model.loss(xb, yb)
         if not math.isfinite(loss):
             raise DivergenceError(
