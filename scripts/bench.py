@@ -107,18 +107,17 @@ def mlpkit_config(arch: str):
 
 
 def worker_mlpkit(arch: str, reps: int, data_dir: str | None) -> dict:
-    import dataclasses
-
     from mlpkit.data import Dataset
     from mlpkit.trainer import Trainer
 
     x, y, _ = load_data(data_dir)
     ds = Dataset("bench", x, y, x[:10], y[:10], 1 / 255, 10, tuple("0123456789"), (28, 28), "bench")
     t = Trainer(mlpkit_config(arch), ds)
-    # warm-up: a short epoch on a slice, then back to the start
-    warm = Trainer(mlpkit_config(arch), dataclasses.replace(ds, x_train=x[: WARMUP_STEPS * ARCHS[arch][2]],
-                                                            y_train=y[: WARMUP_STEPS * ARCHS[arch][2]]))
-    warm.train_epoch()
+    # warm-up: WARMUP_STEPS steps of the real trainer, then back to its initial state
+    arrays, state = t.state()
+    t.train_epoch(after_step=lambda tr: tr.step >= WARMUP_STEPS)
+    t.load_state(arrays, state)
+    del arrays
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
