@@ -245,7 +245,12 @@ def read_idx(path: str | Path, ndim: int) -> np.ndarray:
             if size > _MAX_IDX_BYTES:
                 raise DataError(f"{path}: its header {dims} promises {size:,} bytes, more than {_MAX_IDX_BYTES:,}")
             out = np.empty(size, dtype=np.uint8)
-            got = fh.readinto(memoryview(out)) if size else 0
+            view, got = memoryview(out), 0
+            while got < size:  # 1 MB at a time: gzip's reader would build one whole-file copy
+                n = fh.readinto(view[got : got + (1 << 20)])
+                if not n:
+                    break
+                got += n
             extra = len(fh.read(1))
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: is not a valid gzip file ({e})") from None
