@@ -7,7 +7,7 @@ plain SGD, float32, the same thread count, the same initial weights and the same
 minibatches, first with mlpkit's own trainer, then with PyTorch (if installed:
 ``pip install torch==2.13.0`` takes a CPU build). Each framework runs in its own
 subprocess, so that its peak RSS is its own: a warm-up of a few hundred steps,
-then ``--reps`` timed epochs. The script also measures the NumPy GEMM-only bound
+then one timed epoch; ``--reps`` such pairs run back to back. The script also measures the NumPy GEMM-only bound
 of each architecture: the same epoch's matrix products alone (forward, weight
 gradients, input gradients), with preallocated outputs.
 
@@ -215,8 +215,20 @@ def worker_gemm(arch: str, reps: int) -> dict:
 # --------------------------------------------------------------------------- driver
 
 
+def _runs() -> dict:
+    return {"times": [], "peak_rss_mb": 0.0, "loss": None}
+
+
+def _add(acc: dict, run: dict | None) -> None:
+    if run is None:
+        return
+    acc["times"] += run["times"]
+    acc["peak_rss_mb"] = max(acc["peak_rss_mb"], run["peak_rss_mb"])
+    acc["loss"] = run.get("loss")
+
+
 def run_worker(kind: str, arch: str, args: argparse.Namespace) -> dict | None:
-    cmd = [sys.executable, __file__, "--worker", kind, "--arch", arch, "--reps", str(args.reps),
+    cmd = [sys.executable, __file__, "--worker", kind, "--arch", arch, "--reps", "1",
            "--threads", str(args.threads)]
     if args.data_dir:
         cmd += ["--data-dir", args.data_dir]
@@ -233,7 +245,7 @@ def run_worker(kind: str, arch: str, args: argparse.Namespace) -> dict | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", nargs="+", default=list(ARCHS), choices=list(ARCHS))
-    ap.add_argument("--reps", type=int, default=3, help="timed epochs per framework and architecture")
+    ap.add_argument("--reps", type=int, default=3, help="paired runs (one timed epoch each) per architecture")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--data-dir", default=None, help="a folder holding MNIST (else random MNIST-shaped data)")
     ap.add_argument("--json", action="store_true", help="print the numbers as JSON")
@@ -265,9 +277,14 @@ def main() -> None:
                "random MNIST-shaped data"}
     results = []
     for arch in args.arch:
-        ml = run_worker("mlpkit", arch, args)
-        th = run_worker("torch", arch, args)
-        gm = run_worker("gemm", arch, args)
+        # Pairs run back to back, each in a fresh process (warm-up, then one timed epoch),
+        # so that a pair's two epochs see the same machine conditions.
+        ml, th, gm = _runs(), _runs(), _runs()
+        for _ in range(args.reps):
+            _add(ml, run_worker("mlpkit", arch, args))
+            _add(th, run_worker("torch", arch, args))
+            _add(gm, run_worker("gemm", arch, args))
+        th = th if th["times"] else None
         med = statistics.median(ml["times"])
         row = {
             "arch": arch, "description": describe(arch), "mlpkit_s": med, "mlpkit_times": ml["times"],
