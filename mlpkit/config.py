@@ -34,6 +34,7 @@ LAYER_TYPES = ("linear", "sigmoid", "relu", "tanh", "dropout")
 ACTIVATIONS = ("sigmoid", "relu", "tanh")
 DTYPES = ("float32", "float64")
 HEADS = ("softmax_ce",)
+LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 
 
 def _f(default: Any = MISSING, *, help: str, **check: Any) -> Any:
@@ -58,12 +59,13 @@ class LayerSpec:
     init_std: float | None = _f(None, help="linear: std for init 'normal'", min_excl=0.0)
     bias_init: str | None = _f(None, help="linear: bias init (overrides model.bias_init)", choices=BIAS_INITS)
     bias_std: float | None = _f(None, help="linear: std for bias_init 'normal'", min_excl=0.0)
+    max_norm: float | None = _f(None, help="linear: cap on each unit's incoming weight norm", min_excl=0.0)
 
 
 # The option each layer type takes in the short form, and the options it allows.
 _MAIN_OPTION = {"linear": "out_features", "dropout": "p"}
 _LAYER_OPTIONS = {
-    "linear": ("out_features", "init", "init_std", "bias_init", "bias_std"),
+    "linear": ("out_features", "init", "init_std", "bias_init", "bias_std", "max_norm"),
     "dropout": ("p",),
     "sigmoid": (),
     "relu": (),
@@ -88,6 +90,10 @@ class ModelConfig:
     init_std: float = _f(1.0, help="std for init 'normal'", min_excl=0.0)
     bias_init: str = _f("zeros", help="bias init of Linear layers", choices=BIAS_INITS)
     bias_std: float = _f(1.0, help="std for bias_init 'normal'", min_excl=0.0)
+    max_norm: float | None = _f(
+        None, help="cap on the L2 norm of each unit's incoming weights, applied after every step (Srivastava "
+        "et al. 2014); null: none", min_excl=0.0
+    )
     head: str = _f("softmax_ce", help="the loss head", choices=HEADS)
     dtype: str = _f("float32", help="float32 (training) or float64", choices=DTYPES)
 
@@ -99,6 +105,18 @@ class TrainConfig:
     lr: float = _f(0.1, help="learning rate", min_excl=0.0, max=1e6)
     momentum: float = _f(0.0, help="SGD momentum, in [0, 1)", min=0.0, max_excl=1.0)
     weight_decay: float = _f(0.0, help="L2 penalty coefficient (PyTorch SGD convention)", min=0.0, max=1e6)
+    l2: float = _f(
+        0.0, help="Nielsen's L2 λ: the cost gains (λ/2n)·Σw², i.e. weight_decay = λ / n_train", min=0.0, max=1e9
+    )
+    lr_schedule: str = _f("constant", help="constant | step | exponential | cosine", choices=LR_SCHEDULES)
+    lr_decay: float = _f(1.0, help="step/exponential: factor applied every lr_step epochs", min_excl=0.0, max=1.0)
+    lr_step: int = _f(1, help="step: epochs between decays", min=1, max=MAX_EPOCHS)
+    lr_min: float = _f(0.0, help="cosine: the final learning rate", min=0.0)
+    momentum_start: float | None = _f(
+        None, help="momentum of the first epoch, ramped linearly to train.momentum; null: no ramp",
+        min=0.0, max_excl=1.0
+    )
+    momentum_ramp_epochs: int = _f(0, help="epochs the momentum ramp lasts", min=0, max=MAX_EPOCHS)
     grad_norm_samples: int = _f(
         50, help="steps per epoch whose gradient norms are measured (0: every step)", min=0, max=10_000_000
     )
@@ -374,6 +392,10 @@ def _cross_check(cfg: Config, ctx: _Ctx) -> None:
     name = cfg.data.dataset
     if name not in REGISTRY and not is_path_dataset(name):
         raise ctx.fail("data.dataset", f"unknown dataset {name!r}; expected one of {', '.join(REGISTRY)} or a path to an .npz file")
+    if cfg.train.l2 and cfg.train.weight_decay:
+        raise ctx.fail("train.l2", "set train.l2 (Nielsen's λ) or train.weight_decay, not both")
+    if cfg.train.lr_min > cfg.train.lr:
+        raise ctx.fail("train.lr_min", f"must not exceed train.lr ({cfg.train.lr:g}), got {cfg.train.lr_min:g}")
     info = REGISTRY.get(name)
     last = len(cfg.model.layers) - 1
     width = cfg.model.layers[last].out_features

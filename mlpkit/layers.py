@@ -88,6 +88,8 @@ class Linear(Layer):
         unit, broadcast over the batch (not one per sample, as the seed notes had).
     Cache: x.
     Grads: W = xᵀ·dout (D, C); b = column sums of dout over the batch (C,).
+    Constraint: with ``max_norm``, ``apply_max_norm`` rescales any column of W
+    (a unit's incoming weights) whose L2 norm exceeds it (Srivastava et al. 2014).
     """
 
     def __init__(
@@ -100,9 +102,11 @@ class Linear(Layer):
         init_std: float = 1.0,
         bias_init: str = "zeros",
         bias_std: float = 1.0,
+        max_norm: float | None = None,
         dtype: np.dtype | type = np.float32,
     ) -> None:
         super().__init__()
+        self.max_norm = max_norm
         self.in_features = in_features
         self._out_features = out_features
         W = init_weight(init, in_features, out_features, rng, std=init_std, dtype=dtype)
@@ -142,13 +146,24 @@ class Linear(Layer):
             return None
         return blas.matmul_nt(dout, self.params["W"])  # (N, C) @ (C, D) -> (N, D)
 
+    def apply_max_norm(self) -> None:
+        """Rescale each unit's incoming weights (a column of W) to norm ≤ max_norm, if set."""
+        if self.max_norm is None:
+            return
+        W = self.params["W"]
+        norms = np.sqrt(np.einsum("ij,ij->j", W, W))  # (C,) column norms, no temporary (D, C) array
+        over = np.flatnonzero(norms > self.max_norm)
+        if over.size:
+            W[:, over] *= (self.max_norm / norms[over]).astype(W.dtype)
+
     def accumulate_dW(self, target: np.ndarray, alpha: float, beta: float) -> None:
         """target ← β·target + α·xᵀ·dout, from the last deferred backward (one GEMM)."""
         x, dout = self._require(self._x), self._require(self._dout)
         blas.matmul_tn_acc(target, x, dout, alpha, beta)
 
     def extra_repr(self) -> str:
-        return f"{self.in_features}, {self._out_features}"
+        extra = f", max_norm={self.max_norm:g}" if self.max_norm is not None else ""
+        return f"{self.in_features}, {self._out_features}{extra}"
 
 
 class Sigmoid(Layer):

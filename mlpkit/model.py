@@ -29,6 +29,7 @@ class MLP:
         self.training = True
         self.layout = layout  # memory order of weights and activations: "F" (column-major) or "C"
         self.flat = FlatParams.adopt(self.named_params(), self.layers, order=layout)
+        self._first_param_layer = next((i for i, layer in enumerate(layers) if layer.params), 0)
 
     # -- modes ---------------------------------------------------------------
     def train(self, mode: bool = True) -> MLP:
@@ -68,15 +69,22 @@ class MLP:
         if scale != 1.0:
             dout = dout * dout.dtype.type(scale)
         last = len(self.layers) - 1
-        for i in range(last, -1, -1):
+        # Below the first layer with parameters (e.g. an input Dropout) nothing needs a gradient.
+        stop = 0 if need_dx else self._first_param_layer
+        for i in range(last, stop - 1, -1):
             layer = self.layers[i]
             if isinstance(layer, Linear):
-                dout = layer.backward(dout, need_dx=need_dx or i > 0, defer_dW=defer_dW)
+                dout = layer.backward(dout, need_dx=need_dx or i > stop, defer_dW=defer_dW)
                 if dout is None:
                     return None
             else:
                 dout = layer.backward(dout)
         return dout
+
+    def apply_constraints(self) -> None:
+        """Max-norm constraints of the Linear layers, after an update."""
+        for _, layer in self.linear_layers():
+            layer.apply_max_norm()
 
     # -- parameters ----------------------------------------------------------
     def named_params(self) -> dict[str, np.ndarray]:
@@ -253,8 +261,11 @@ def build_model(
     drng = dropout_rng if dropout_rng is not None else rng
     layers: list[Layer] = []
     width = in_features
-    for spec in cfg.layers:
+    last_linear = max(i for i, sp in enumerate(cfg.layers) if sp.type == "linear")
+    for i, spec in enumerate(cfg.layers):
         if spec.type == "linear":
+            # model.max_norm constrains hidden units (Srivastava et al.); a layer's own max_norm wins.
+            max_norm = spec.max_norm if spec.max_norm is not None else (cfg.max_norm if i != last_linear else None)
             layers.append(
                 Linear(
                     width,
@@ -264,6 +275,7 @@ def build_model(
                     init_std=spec.init_std if spec.init_std is not None else cfg.init_std,
                     bias_init=spec.bias_init or cfg.bias_init,
                     bias_std=spec.bias_std if spec.bias_std is not None else cfg.bias_std,
+                    max_norm=max_norm,
                     dtype=dt,
                 )
             )

@@ -60,6 +60,10 @@ class SGD:
             self._v *= self._v.dtype.type(value / self._lr)  # keep v_s = lr · v
         self._lr = float(value)
 
+    def set_lr_raw(self, value: float) -> None:
+        """Set the learning rate without rescaling the velocity (restoring a checkpoint)."""
+        self._lr = float(value)
+
     @property
     def backward_scale(self) -> float:
         """The factor the gradients in ``flat.grad`` must carry when ``step`` runs."""
@@ -109,7 +113,7 @@ class SGD:
             for name, layer in linears:
                 W = flat.view(name)
                 if mu:
-                    v = self._v[flat.slices[name]].reshape(W.shape)  # type: ignore[index]
+                    v = self._v[flat.slices[name]].reshape(W.shape, order=flat.order)  # type: ignore[index]
                     layer.accumulate_dW(v, 1.0, mu)  # v ← μ·v + lr·dW (dY carries lr)
                     if wd:
                         v += W * W.dtype.type(lr * wd)
@@ -157,7 +161,8 @@ class SGD:
         """The velocity per parameter name, as stored: lr · v (exact, for bit-identical resume)."""
         if self._v is None:
             return {}
-        return {n: self._v[self.flat.slices[n]].reshape(self.flat.shapes[n]).copy() for n in self.flat.names}
+        f = self.flat
+        return {n: self._v[f.slices[n]].reshape(f.shapes[n], order=f.order).copy() for n in f.names}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore what ``state_dict`` returned (at the same learning rate)."""
@@ -166,4 +171,4 @@ class SGD:
             return
         self._v = np.zeros_like(self.flat.data)
         for n, arr in state.items():
-            self._v[self.flat.slices[n]] = np.asarray(arr).ravel()
+            self._v[self.flat.slices[n]] = np.asarray(arr).ravel(order=self.flat.order)

@@ -18,6 +18,7 @@ from .errors import ConfigError, DivergenceError
 from .losses import cross_entropy_per_sample
 from .model import MLP, Rngs, build_model, layout_for
 from .optim import SGD
+from .schedules import lr_at, momentum_at
 
 EVAL_BATCH = 1000
 
@@ -125,7 +126,10 @@ class Trainer:
         self.model = build_model(cfg.model, data.num_features, self.rngs.init, self.rngs.dropout,
                                  layout=layout_for(cfg.train.batch_size))
         t = cfg.train
-        self.optimizer = SGD(self.model.flat, t.lr, t.momentum, t.weight_decay)
+        # Nielsen's L2 term (λ/2n)·Σw² on the mean loss is weight decay λ/n.
+        wd = t.weight_decay if not t.l2 else t.l2 / len(self.train_split)
+        self.optimizer = SGD(self.model.flat, lr_at(t, 0), momentum_at(t, 0), wd)
+        self._constrained = any(layer.max_norm is not None for _, layer in self.model.linear_layers())
         self.epoch = 0  # epochs completed
         self.step = 0  # steps completed in the current epoch (0 at an epoch boundary)
         self.history: list[EpochMetrics] = []
@@ -162,6 +166,8 @@ class Trainer:
         model, cfg = self.model, self.cfg
         epoch = self.epoch + 1
         x, y = self.train_split.x, self.train_split.y
+        self.optimizer.lr = lr_at(cfg.train, self.epoch)  # the epoch's schedule values
+        self.optimizer.momentum = momentum_at(cfg.train, self.epoch)
         if self.step == 0:
             self._shuffle_start = self.rngs.shuffle.bit_generator.state
             self._loss_sum = 0.0
@@ -199,6 +205,7 @@ class Trainer:
             "shuffle_rng": shuffle_state,
             "dropout_rng": self.rngs.dropout.bit_generator.state,
             "loss_sum": self._loss_sum,
+            "lr": self.optimizer.lr,
             "norm_sums": self._norm_sums,
             "norm_count": self._norm_count,
             "history": [dataclasses.asdict(m) for m in self.history],
@@ -208,6 +215,7 @@ class Trainer:
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
         """Restore what ``state`` returned (the caller has checked names and shapes)."""
         self.model.load_params(arrays)
+        self.optimizer.set_lr_raw(float(meta.get("lr", self.optimizer.lr)))  # the velocity is scaled by it
         self.optimizer.load_state_dict({k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")})
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.rngs.shuffle.bit_generator.state = meta["shuffle_rng"]
@@ -237,6 +245,8 @@ class Trainer:
         scale = opt.backward_scale
         model.backward(scale=scale, defer_dW=True)  # gradients carry lr; dW is folded into the update
         sq = opt.step_fused(self._linears, measure)
+        if self._constrained:
+            model.apply_constraints()
         sums = self._norm_sums
         for name, v in zip(self._norm_names, sq):
             if v is None:
