@@ -28,9 +28,12 @@ runner = CliRunner()
 CFG = {
     "seed": 5,
     "data": {"dataset": "digits", "validation": 200, "train_eval_samples": 300},
-    "model": {"layers": [{"linear": 48}, "sigmoid", {"dropout": 0.3}, {"linear": 32}, "relu", {"dropout": 0.1},
-                         {"linear": 10}]},
-    "train": {"epochs": 3, "batch_size": 32, "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4},
+    "model": {"max_norm": 2.0,
+              "layers": [{"dropout": 0.2}, {"linear": 48}, "sigmoid", {"dropout": 0.3}, {"linear": 32}, "relu",
+                         {"dropout": 0.1}, {"linear": 10}]},
+    "train": {"epochs": 3, "batch_size": 32, "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
+              "lr_schedule": "exponential", "lr_decay": 0.8, "momentum_start": 0.5, "momentum_ramp_epochs": 2,
+              "grad_norm_samples": 7},
 }
 
 
@@ -80,8 +83,8 @@ def test_stop_and_resume_in_process_is_bit_identical(reference, tmp_path, stop_a
 def _write_cfg(tmp_path: Path) -> Path:
     p = tmp_path / "cfg.yaml"
     cfg = json.loads(json.dumps(CFG))
-    cfg["model"]["layers"][0] = {"linear": 384}
-    cfg["model"]["layers"][3] = {"linear": 384}
+    cfg["model"]["layers"][1] = {"linear": 384}
+    cfg["model"]["layers"][4] = {"linear": 384}
     cfg["train"].update(epochs=4, batch_size=8)
     p.write_text(json.dumps(cfg))  # JSON is YAML
     return p
