@@ -394,8 +394,8 @@ def _cross_check(cfg: Config, ctx: _Ctx) -> None:
         raise ctx.fail("data.dataset", f"unknown dataset {name!r}; expected one of {', '.join(REGISTRY)} or a path to an .npz file")
     if cfg.train.l2 and cfg.train.weight_decay:
         raise ctx.fail("train.l2", "set train.l2 (Nielsen's λ) or train.weight_decay, not both")
-    if cfg.train.lr_min > cfg.train.lr:
-        raise ctx.fail("train.lr_min", f"must not exceed train.lr ({cfg.train.lr:g}), got {cfg.train.lr_min:g}")
+    if cfg.train.lr_min >= cfg.train.lr:
+        raise ctx.fail("train.lr_min", f"must be below train.lr ({cfg.train.lr:g}), got {cfg.train.lr_min:g}")
     info = REGISTRY.get(name)
     last = len(cfg.model.layers) - 1
     width = cfg.model.layers[last].out_features

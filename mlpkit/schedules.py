@@ -17,8 +17,8 @@ def lr_at(t: TrainConfig, epoch: int) -> float:
         return t.lr * t.lr_decay ** (epoch // t.lr_step)
     if t.lr_schedule == "exponential":
         return t.lr * t.lr_decay**epoch
-    if t.lr_schedule == "cosine":
-        frac = epoch / max(t.epochs - 1, 1)
+    if t.lr_schedule == "cosine":  # PyTorch's CosineAnnealingLR with T_max = epochs: never reaches lr_min
+        frac = epoch / t.epochs
         return t.lr_min + (t.lr - t.lr_min) * 0.5 * (1 + math.cos(math.pi * frac))
     return t.lr
 

@@ -1,0 +1,184 @@
+"""Reproduce published MNIST results from the configs in configs/reproduce/.
+
+    python scripts/reproduce.py all --data-dir ../shared/data/mnist
+    python scripts/reproduce.py nielsen-ch3 [nielsen-ch5 simard-2003 srivastava-2014]
+
+Each reproduction trains (or, for Nielsen ch. 5, measures at initialization) the
+shipped config with mlpkit's own trainer on this machine, compares the result
+with the published figure and its bar, and records the wall time. The table of
+published versus measured numbers is written to docs/results.md (rows of
+reproductions not run this time are kept from the previous file), and each
+run's folder goes to runs/reproduce/<name>/ for scripts/figures.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mlpkit import api  # noqa: E402
+from mlpkit.config import load_config  # noqa: E402
+from mlpkit.gradprofile import grad_profile  # noqa: E402
+from mlpkit.trainer import Trainer  # noqa: E402
+
+CONFIGS = ROOT / "configs" / "reproduce"
+RESULTS = ROOT / "docs" / "results.md"
+STATE = ROOT / "docs" / "results.json"
+RUNS = ROOT / "runs" / "reproduce"
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    source: str
+    published: str
+    bar: str
+    measured: str
+    passed: bool
+    wall: str
+    config: str
+    note: str = ""
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def _train(name: str, config: Path, source: api.DataSource) -> tuple[float, float, Path]:
+    """Train a config into runs/reproduce/<name>; returns test accuracy, wall seconds, run folder."""
+    out = RUNS / name
+    t0 = time.perf_counter()
+    trainer = api.prepare(config, (), source)
+    result = api.train_run(trainer, out)
+    return result.test.accuracy, time.perf_counter() - t0, out
+
+
+def nielsen_ch5(source: api.DataSource) -> list[Row]:
+    """Bias-gradient norms at initialization, 784-[30]×k-10 sigmoid, first 1,000 training images."""
+    published = {2: 4.7, 3: 24.0, 4: 96.0}
+    rows = []
+    for k, pub in published.items():
+        cfg_path = CONFIGS / f"nielsen-ch5-k{k}.yaml"
+        t0 = time.perf_counter()
+        ratios = []
+        for seed in range(10):
+            trainer = Trainer(load_config(cfg_path, (f"seed={seed}",)), source.load(load_config(cfg_path)))
+            db = [s.db_norm for s in grad_profile(trainer, 0, probe=1000).snapshots[0].linear[:-1]]
+            ratios.append(db[-1] / db[0])
+        seconds = time.perf_counter() - t0
+        r0, mean, sd = ratios[0], statistics.mean(ratios), statistics.stdev(ratios)
+        ok = pub / 2 <= r0 <= pub * 2
+        rows.append(Row(
+            f"nielsen-ch5-k{k}", "Nielsen, *Neural Networks and Deep Learning*, ch. 5",
+            f"‖db‖ last/first hidden layer ≈ {pub:g}×", f"within 2× ({pub / 2:g}–{pub * 2:g})",
+            f"{r0:.1f}× (seed 0); {mean:.1f} ± {sd:.1f}× over seeds 0–9", ok, f"{seconds:.1f} s (10 seeds)",
+            f"configs/reproduce/nielsen-ch5-k{k}.yaml",
+            "softmax-CE head instead of Nielsen's sigmoid output with cross-entropy",
+        ))
+    return rows
+
+
+def _accuracy_row(name: str, source_text: str, published_err: float, bar_err: float, arch: str,
+                  src: api.DataSource, note: str = "") -> Row:
+    cfg = CONFIGS / f"{name}.yaml"
+    acc, seconds, _ = _train(name, cfg, src)
+    err = 100 * (1 - acc)
+    return Row(name, source_text, f"{published_err:.2f} % test error ({arch})", f"≤ {bar_err:.2f} %",
+               f"{err:.2f} % ({100 * acc:.2f} % accuracy)", err <= bar_err + 1e-9,
+               f"{seconds / 60:.1f} min", f"configs/reproduce/{name}.yaml", note)
+
+
+def nielsen_ch3(src: api.DataSource) -> list[Row]:
+    return [_accuracy_row("nielsen-ch3", "Nielsen, ch. 3", 1.96, 2.0, "784-100-10 sigmoid, L2", src,
+                          "bar: ≥ 98.0 % accuracy")]
+
+
+def simard(src: api.DataSource) -> list[Row]:
+    return [_accuracy_row("simard-2003", "Simard et al. 2003 (LeCun's MNIST table)", 1.6, 1.6,
+                          "784-800-10, sigmoid-type units, cross-entropy", src)]
+
+
+def srivastava(src: api.DataSource) -> list[Row]:
+    return [_accuracy_row("srivastava-2014", "Srivastava et al. 2014, Table 2", 1.35, 1.35,
+                          "dropout network, logistic units", src,
+                          "their retain probabilities 0.8 / 0.5 are mlpkit's p = 0.2 / 0.5")]
+
+
+RUNNERS = {"nielsen-ch5": nielsen_ch5, "nielsen-ch3": nielsen_ch3, "simard-2003": simard,
+           "srivastava-2014": srivastava}
+
+
+def write_table(rows: list[Row]) -> None:
+    previous = json.loads(STATE.read_text()) if STATE.is_file() else {}
+    for r in rows:
+        previous[r.name] = {**r.__dict__, "machine": _machine(), "date": time.strftime("%Y-%m-%d")}
+    order = [n for runner in RUNNERS for n in previous if n.startswith(runner)]
+    STATE.write_text(json.dumps(previous, indent=2) + "\n")
+    lines = [
+        "# Published results, reproduced",
+        "",
+        "Generated by `python scripts/reproduce.py all --data-dir ../shared/data/mnist`; every row is a run of",
+        "the shipped config on the machine named, with mlpkit's own trainer. Learning curves:",
+        "[figures/learning-curves.png](figures/learning-curves.png).",
+        "",
+        "| reproduction | source | published | bar | measured | met | wall time | config |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n in order:
+        r = previous[n]
+        lines.append(f"| {r['name']} | {r['source']} | {r['published']} | {r['bar']} | {r['measured']} | "
+                     f"{'yes' if r['passed'] else '**no**'} | {r['wall']} | `{r['config']}` |")
+    lines += ["", "Notes:", ""]
+    for n in order:
+        r = previous[n]
+        if r.get("note"):
+            lines.append(f"- {r['name']}: {r['note']}.")
+    machines = sorted({f"{previous[n]['machine']} ({previous[n]['date']})" for n in order})
+    lines += ["", "Machines: " + "; ".join(machines) + ".", ""]
+    RESULTS.write_text("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("names", nargs="+", help=f"'all' or some of: {', '.join(RUNNERS)}")
+    ap.add_argument("--data-dir", default=None)
+    args = ap.parse_args()
+    names = list(RUNNERS) if args.names == ["all"] else args.names
+    unknown = [n for n in names if n not in RUNNERS]
+    if unknown:
+        raise SystemExit(f"unknown reproduction {unknown[0]!r}; expected all or one of {', '.join(RUNNERS)}")
+    src = api.DataSource(args.data_dir, offline=False)
+    rows: list[Row] = []
+    for n in names:
+        print(f"== {n}", flush=True)
+        new = RUNNERS[n](src)
+        for r in new:
+            print(f"   {r.name}: published {r.published}; measured {r.measured}; "
+                  f"{'meets' if r.passed else 'MISSES'} the bar ({r.bar}); {r.wall}", flush=True)
+        rows += new
+        write_table(rows)
+    failed = [r.name for r in rows if not r.passed]
+    if failed:
+        raise SystemExit(f"bars missed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
