@@ -1,0 +1,56 @@
+"""Every `$ mlpkit ...` command shown in the README and docs/ runs as shown."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+from typer.testing import CliRunner
+
+from mlpkit.cli import app
+
+from .conftest import ROOT, mnist_available
+
+runner = CliRunner()
+
+
+def _commands() -> list[tuple[str, str, int]]:
+    """(file, command, expected exit code) for each `$ mlpkit` line of a console block."""
+    found = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines):
+            m = re.match(r"^\$ (mlpkit .*)$", line)
+            if not m:
+                continue
+            cmd = m.group(1).split("  #")[0].strip()
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            found.append((path.name, cmd, 2 if nxt.startswith("error:") else 0))
+    return found
+
+
+COMMANDS = _commands()
+
+
+def test_docs_show_commands():
+    assert len(COMMANDS) >= 8
+
+
+@pytest.mark.parametrize("where,cmd,code", COMMANDS, ids=[f"{w}: {c}"[:70] for w, c, _ in COMMANDS])
+def test_command_runs_as_shown(where, cmd, code, monkeypatch, tmp_path):
+    if "download" in cmd:
+        pytest.skip("downloads need the network")
+    if "mnist" in cmd and not mnist_available():
+        pytest.skip("needs MNIST in ../shared/data/mnist")
+    monkeypatch.chdir(ROOT)
+    args = shlex.split(cmd)[1:]
+    if args[0] == "train" and "--out" not in args:
+        args += ["--out", str(tmp_path / "run")]
+    if "mnist" in cmd and "--data-dir" not in args and args[0] != "data":
+        args += ["--data-dir", str(ROOT.parent / "shared" / "data" / "mnist")]
+    if args[:2] == ["data", "info"] or args[:2] == ["data", "list"]:
+        monkeypatch.setenv("MLPKIT_DATA_DIR", str(ROOT.parent / "shared" / "data" / "mnist"))
+    r = runner.invoke(app, args)
+    assert r.exit_code == code, r.output
+    assert "Traceback" not in r.output
