@@ -9,7 +9,7 @@ from pathlib import Path
 from .config import Config, load_config, with_train
 import numpy as np
 
-from .data import Dataset, Split, load_dataset, split_train_val, to_float
+from .data import Dataset, Split, load_dataset, split_train_val, standardize, to_float
 from .download import Progress
 from .errors import CheckpointError, ConfigError, DivergenceError, Interrupted
 from .runs import CHECKPOINTS, RunWriter, check_checkpoint_fits, load_weights, read_checkpoint
@@ -151,7 +151,7 @@ def examples_of(trainer: Trainer, split: str, n: int) -> tuple[np.ndarray, np.nd
     else:
         s = trainer.train_split
     k = min(n, len(s))
-    return to_float(s.x[:k], d.scale, trainer.model.dtype), s.y[:k]
+    return to_float(s.x[:k], d.scale, trainer.model.dtype, shift=d.shift), s.y[:k]
 
 
 def evaluate_run(run: str | Path, split: str = "test", source: DataSource | str | None = None
@@ -173,4 +173,6 @@ def evaluate_run(run: str | Path, split: str = "test", source: DataSource | str 
         raise CheckpointError(
             f"{path}: the model takes {model.in_features} inputs but {data.name} has {data.num_features} features"
         )
-    return evaluate(model, s, data.scale, data.num_classes, split, data.class_names), path
+    if cfg.data.normalize:  # the training split's statistics, as when the run was trained
+        data = standardize(data, split_train_val(data, cfg.data.validation)[0])
+    return evaluate(model, s, data.scale, data.num_classes, split, data.class_names, data.shift), path

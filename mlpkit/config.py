@@ -4,9 +4,10 @@ Everything is checked before any work starts. A problem is reported as one
 sentence naming the source (file or ``--set``), the key path (for example
 ``model.layers[2].dropout``) and the bad value, as a :class:`ConfigError`.
 
-YAML is read with a :class:`yaml.SafeLoader` subclass whose only change is the
-YAML 1.2 float rule, so ``lr: 1e-3`` is the number users mean rather than the
-string YAML 1.1 makes of it.
+YAML is read with a :class:`yaml.SafeLoader` subclass whose only changes are
+YAML 1.2's rules for floats and booleans: ``lr: 1e-3`` is the number users
+mean rather than the string YAML 1.1 makes of it, and only ``true``/``false``
+are booleans (not ``yes``, ``no``, ``on``, ``off``).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class DataConfig:
     train_eval_samples: int = _f(
         10_000, help="training examples scored in inference mode each epoch", min=0, max=10_000_000
     )
+    normalize: bool = _f(False, help="standardize inputs with the training split's pixel mean and std")
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def layer_to_dict(spec: LayerSpec) -> Any:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 floats (``1e-3``) and no other change."""
+    """SafeLoader with YAML 1.2 floats (``1e-3``) and booleans (only true/false)."""
 
 
 _Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
@@ -164,6 +166,12 @@ _FLOAT_12 = re.compile(
     re.X,
 )
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+# YAML 1.2 booleans too: only true/false, so `yes`, `no`, `on`, `off` stay the strings they look like.
+for _first, _resolvers in _Loader.yaml_implicit_resolvers.items():
+    _resolvers[:] = [(tag, rx) for tag, rx in _resolvers if tag != "tag:yaml.org,2002:bool"]
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def parse_yaml(text: str, source: str) -> Any:
@@ -250,6 +258,9 @@ def _check_value(ftype: str, meta: dict, v: Any, path: str, ctx: _Ctx) -> Any:
         v = float(v)
         if not math.isfinite(v):
             raise ctx.fail(path, f"must be a finite number, got {v}")
+    elif ftype.startswith("bool"):
+        if not isinstance(v, bool):
+            raise ctx.fail(path, f"must be true or false, got {_describe(v)}")
     elif ftype.startswith("str"):
         if not isinstance(v, str):
             raise ctx.fail(path, f"must be a string, got {_describe(v)}")

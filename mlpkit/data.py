@@ -7,6 +7,7 @@ Images are held as uint8 (N, D) rows and scaled to floats one batch at a time
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import os
@@ -119,7 +120,8 @@ class Dataset:
     Attributes:
         x_train: (N, D) uint8 (or float32 for float .npz data); x_test: (M, D).
         y_train: (N,) int64 labels in [0, num_classes); y_test: (M,).
-        scale: multiply stored values by this to get model inputs (1/255 for MNIST).
+        scale, shift: model input = stored · scale + shift (1/255 and 0 for MNIST,
+            unless ``data.normalize`` standardizes the inputs).
     """
 
     name: str
@@ -132,6 +134,7 @@ class Dataset:
     class_names: tuple[str, ...]
     image_shape: tuple[int, ...]
     source: str
+    shift: float = 0.0  # model input = stored · scale + shift
 
     @property
     def num_features(self) -> int:
@@ -149,8 +152,9 @@ class Split:
         return int(self.y.shape[0])
 
 
-def to_float(x: np.ndarray, scale: float, dtype: np.dtype | type, order: str = "C") -> np.ndarray:
-    """Scale stored rows to model inputs in one pass: (N, D) -> (N, D) ``dtype``.
+def to_float(x: np.ndarray, scale: float, dtype: np.dtype | type, order: str = "C", shift: float = 0.0
+             ) -> np.ndarray:
+    """Stored rows to model inputs, ``x · scale + shift``: (N, D) -> (N, D) ``dtype``.
 
     ``order="F"`` gives the column-major batch the model's products prefer. The
     transpose happens on the 1-byte values first: 4× less to move, and then the
@@ -159,7 +163,32 @@ def to_float(x: np.ndarray, scale: float, dtype: np.dtype | type, order: str = "
     if order == "F":
         x = np.asfortranarray(x)
     out = np.empty(x.shape, dtype=dtype, order=order)
-    return np.multiply(x, np.asarray(scale, dtype=dtype), out=out, casting="unsafe")
+    np.multiply(x, np.asarray(scale, dtype=dtype), out=out, casting="unsafe")
+    if shift:
+        out += out.dtype.type(shift)
+    return out
+
+
+def standardize(ds: Dataset, train: Split) -> Dataset:
+    """Inputs with zero mean and unit variance over the training split's pixels.
+
+    One mean and one standard deviation for all features, like torchvision's
+    ``Normalize((0.1307,), (0.3081,))`` for MNIST; computed from the training
+    split only (never validation or test), exactly, from a histogram for uint8.
+    """
+    x = train.x
+    if x.dtype == np.uint8:
+        counts = np.bincount(x.ravel(), minlength=256).astype(np.float64)
+        v = np.arange(256, dtype=np.float64)
+        n = counts.sum()
+        mean = float((counts * v).sum() / n)
+        var = float((counts * (v - mean) ** 2).sum() / n)
+    else:
+        mean = float(x.mean(dtype=np.float64))
+        var = float(sum(((c.astype(np.float64) - mean) ** 2).sum() for c in np.array_split(x, 64)) / x.size)
+    std = var**0.5 if var > 0 else 1.0
+    mean_in, std_in = mean * ds.scale + ds.shift, std * ds.scale
+    return dataclasses.replace(ds, scale=ds.scale / std_in, shift=(ds.shift - mean_in) / std_in)
 
 
 def split_train_val(ds: Dataset, validation: int, source: str = "data.validation") -> tuple[Split, Split | None]:

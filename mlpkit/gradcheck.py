@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Config, config_from_dict
-from .data import Dataset, to_float
+from .data import Dataset, split_train_val, standardize, to_float
 from .layers import Dropout, Layer, Linear, ReLU, Sigmoid, Tanh
 from .losses import SoftmaxCrossEntropy
 from .model import MLP, Rngs, build_model
@@ -299,10 +299,12 @@ def default_network_check(s: CheckSettings) -> CheckGroup:
 def config_network_check(cfg: Config, data: Dataset, s: CheckSettings, batch: int) -> CheckGroup:
     """The config's network in float64, on the first ``batch`` training examples of its data."""
     check_model_fits_data(cfg, data.num_classes, data.num_features)
+    if cfg.data.normalize:
+        data = standardize(data, split_train_val(data, cfg.data.validation)[0])
     rngs = Rngs.from_seed(cfg.seed)
     model = build_model(cfg.model, data.num_features, rngs.init, rngs.dropout, dtype="float64")
     n = min(batch, len(data.y_train))
-    x = to_float(data.x_train[:n], data.scale, np.float64)
+    x = to_float(data.x_train[:n], data.scale, np.float64, shift=data.shift)
     y = data.y_train[:n]
     return check_model(model, x, y, s, f"{cfg.data.dataset} network, end to end: {_describe(model)} → softmax-CE, "
                                        f"first {n} training examples")

@@ -97,10 +97,11 @@ def grad_snapshot(model: MLP, x: np.ndarray, y: np.ndarray, epoch: int) -> GradS
     return GradSnapshot(epoch, loss, stats, acts)
 
 
-def probe_batch(split: Split, scale: float, n: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def probe_batch(split: Split, scale: float, n: int, dtype: np.dtype, shift: float = 0.0
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` examples of a split as model inputs."""
     k = min(n, len(split))
-    return to_float(split.x[:k], scale, dtype), split.y[:k]
+    return to_float(split.x[:k], scale, dtype, shift=shift), split.y[:k]
 
 
 def grad_profile(
@@ -112,7 +113,7 @@ def grad_profile(
     on_step: Callable[[StepInfo], None] | None = None,
 ) -> GradProfile:
     """Snapshot at the trainer's current weights, then after each of ``epochs`` training epochs."""
-    x, y = probe_batch(trainer.train_split, trainer.data.scale, probe, trainer.model.dtype)
+    x, y = probe_batch(trainer.train_split, trainer.data.scale, probe, trainer.model.dtype, trainer.data.shift)
     start = trainer.epoch
     snaps = [grad_snapshot(trainer.model, x, y, start)]
     for _ in range(epochs):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Config
-from .data import Dataset, Split, split_train_val, to_float
+from .data import Dataset, Split, split_train_val, standardize, to_float
 from .errors import ConfigError, DivergenceError
 from .losses import cross_entropy_per_sample
 from .model import MLP, Rngs, build_model, layout_for
@@ -77,29 +77,31 @@ def iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator | None
     return [order[s : s + batch_size] for s in range(0, n, batch_size)]
 
 
-def predict_logits(model: MLP, x: np.ndarray, scale: float, batch: int = EVAL_BATCH) -> np.ndarray:
+def predict_logits(model: MLP, x: np.ndarray, scale: float, batch: int = EVAL_BATCH, shift: float = 0.0
+                   ) -> np.ndarray:
     """Inference-mode logits (N, C) in batches; restores the model's mode."""
     was_training = model.training
     model.eval()
     try:
-        outs = [model.forward(to_float(x[s : s + batch], scale, model.dtype)) for s in range(0, len(x), batch)]
+        outs = [model.forward(to_float(x[s : s + batch], scale, model.dtype, shift=shift))
+                for s in range(0, len(x), batch)]
     finally:
         model.train(was_training)
     return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=model.dtype)
 
 
-def _loss_acc(model: MLP, split: Split, scale: float) -> tuple[float, float, np.ndarray]:
+def _loss_acc(model: MLP, split: Split, scale: float, shift: float = 0.0) -> tuple[float, float, np.ndarray]:
     """Mean inference-mode loss, accuracy and predictions of a split."""
-    logits = predict_logits(model, split.x, scale)
+    logits = predict_logits(model, split.x, scale, shift=shift)
     losses = cross_entropy_per_sample(logits, split.y)
     pred = logits.argmax(axis=1)
     return float(losses.mean(dtype=np.float64)), float((pred == split.y).mean()), pred
 
 
 def evaluate(model: MLP, split: Split, scale: float, num_classes: int, name: str = "test",
-             class_names: tuple[str, ...] = ()) -> EvalResult:
+             class_names: tuple[str, ...] = (), shift: float = 0.0) -> EvalResult:
     """Loss, accuracy, per-class accuracy and confusion matrix in inference mode."""
-    loss, acc, pred = _loss_acc(model, split, scale)
+    loss, acc, pred = _loss_acc(model, split, scale, shift)
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(conf, (split.y, pred), 1)
     support = conf.sum(axis=1)
@@ -120,6 +122,8 @@ class Trainer:
         self.cfg = cfg
         self.data = data
         self.train_split, self.val_split = split_train_val(data, cfg.data.validation)
+        if cfg.data.normalize:
+            data = self.data = standardize(data, self.train_split)
         k = min(cfg.data.train_eval_samples, len(self.train_split))
         self.train_eval_split = Split(self.train_split.x[:k], self.train_split.y[:k]) if k else None
         self.rngs = Rngs.from_seed(cfg.seed)
@@ -235,7 +239,7 @@ class Trainer:
             DivergenceError: the loss or a gradient is NaN or infinite (the run stops; its last checkpoint stays).
         """
         model, opt = self.model, self.optimizer
-        xb = to_float(xb_stored, self.data.scale, model.dtype, order=model.layout)  # (B, D) uint8 -> float
+        xb = to_float(xb_stored, self.data.scale, model.dtype, model.layout, self.data.shift)  # (B, D) -> float
         loss = model.loss(xb, yb)
         if not math.isfinite(loss):
             raise DivergenceError(
@@ -277,14 +281,15 @@ class Trainer:
     def _epoch_metrics(self, epoch: int, train_loss: float, grad_norms: dict[str, float]) -> EpochMetrics:
         te_loss = te_acc = v_loss = v_acc = None
         if self.train_eval_split is not None:
-            te_loss, te_acc, _ = _loss_acc(self.model, self.train_eval_split, self.data.scale)
+            te_loss, te_acc, _ = _loss_acc(self.model, self.train_eval_split, self.data.scale, self.data.shift)
         if self.val_split is not None:
-            v_loss, v_acc, _ = _loss_acc(self.model, self.val_split, self.data.scale)
+            v_loss, v_acc, _ = _loss_acc(self.model, self.val_split, self.data.scale, self.data.shift)
         return EpochMetrics(epoch, train_loss, te_loss, te_acc, v_loss, v_acc, grad_norms, self.optimizer.lr)
 
     def evaluate_test(self) -> EvalResult:
         d = self.data
-        return evaluate(self.model, Split(d.x_test, d.y_test), d.scale, d.num_classes, "test", d.class_names)
+        return evaluate(self.model, Split(d.x_test, d.y_test), d.scale, d.num_classes, "test", d.class_names,
+                        d.shift)
 
 
 @dataclass(frozen=True)

@@ -249,6 +249,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--data-dir", default=None, help="a folder holding MNIST (else random MNIST-shaped data)")
     ap.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    ap.add_argument("--markdown", action="store_true", help="also print a Markdown table (for the README)")
     ap.add_argument("--worker", choices=["mlpkit", "torch", "gemm"], help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -303,9 +304,30 @@ def main() -> None:
             _print_row(row)
     if args.json:
         print(json.dumps({"machine": machine, "results": results}, indent=2))
-    else:
+    if args.markdown:
+        print(markdown(results, machine))
+    if not args.json:
         print(f"\nmachine: {machine['processor']}, {machine['cpu_count']} cores, {args.threads} threads; "
               f"Python {machine['python']}, NumPy {machine['numpy']}, PyTorch {machine['torch']}; {machine['data']}")
+
+
+def markdown(results: list[dict], machine: dict) -> str:
+    lines = [
+        "| arch | mlpkit s/epoch | PyTorch s/epoch | mlpkit / PyTorch (paired min–max) | mlpkit GFLOP/s | "
+        "share of the GEMM-only bound | peak RSS mlpkit / PyTorch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        torch_cells = (f"{r['torch_s']:.2f} | {r['ratio']:.2f} ({r['ratio_min']:.2f}–{r['ratio_max']:.2f})"
+                       if "torch_s" in r else "— | —")
+        rss = f"{r['mlpkit_rss_mb']:.0f} / {r['torch_rss_mb']:.0f} MB" if "torch_s" in r else f"{r['mlpkit_rss_mb']:.0f} MB"
+        lines.append(f"| {r['arch']}: {r['description']} | {r['mlpkit_s']:.2f} | {torch_cells} | {r['gflops']:.0f} | "
+                     f"{100 * r['bound_fraction']:.0f} % ({r['gemm_bound_s']:.2f} s) | {rss} |")
+    lines.append("")
+    lines.append(f"Machine: {machine['processor']}, {machine['cpu_count']} cores, {machine['threads']} threads; "
+                 f"Python {machine['python']}, NumPy {machine['numpy']}, PyTorch {machine['torch']}; "
+                 f"one epoch of {machine['data']}, median of paired runs.")
+    return "\n".join(lines)
 
 
 def _print_row(r: dict) -> None:

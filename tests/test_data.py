@@ -227,3 +227,34 @@ def test_data_info_npz_and_digits(tmp_path):
     assert r.exit_code == 0 and __import__("json").loads(r.stdout)["pixel_max"] == 16
     r = CliRunner().invoke(app, ["data", "info", str(tmp_path / "none.npz")])
     assert r.exit_code == 2 and "none.npz: dataset file not found" in r.output
+
+
+def test_standardize_uses_the_training_split_only():
+    from mlpkit.data import standardize
+
+    d = load_digits()
+    train, _ = split_train_val(d, 100)
+    s = standardize(d, train)
+    x = to_float(train.x, s.scale, np.float64, shift=s.shift)
+    assert abs(x.mean()) < 1e-12 and x.std() == pytest.approx(1.0, rel=1e-12)
+    raw = train.x.astype(np.float64) / 16
+    assert s.shift == pytest.approx(-raw.mean() / raw.std(), rel=1e-12)
+    t = to_float(d.x_test, s.scale, np.float64, shift=s.shift)
+    assert abs(t.mean()) > 1e-6  # the test split was not used
+
+
+def test_normalize_option_trains_and_evaluates(tmp_path):
+    from typer.testing import CliRunner
+
+    from mlpkit.cli import app
+
+    from .conftest import CONFIGS
+
+    r = CliRunner().invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--set", "data.normalize=true",
+                                 "--set", "train.epochs=3", "--out", str(tmp_path / "r"), "-q", "--json"])
+    assert r.exit_code == 0, r.output
+    trained = __import__("json").loads(r.stdout)["test"]
+    r = CliRunner().invoke(app, ["evaluate", str(tmp_path / "r"), "--json"])
+    assert __import__("json").loads(r.stdout)["accuracy"] == trained["accuracy"]
+    r = CliRunner().invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--set", "data.normalize=yes", "--dry-run"])
+    assert r.exit_code == 2 and "data.normalize (set by --set): must be true or false, got 'yes'" in r.output
