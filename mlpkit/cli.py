@@ -7,7 +7,7 @@ Exit codes: 0 success, 1 a check failed or training diverged, 2 bad input
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -73,6 +73,14 @@ def _errors() -> Iterator[None]:
     except KeyboardInterrupt:
         render.error("interrupted")
         raise typer.Exit(130) from None
+
+
+def _show(result: object, json_: bool, human: Callable[..., None], *args: object) -> None:
+    """Results go to stdout: as JSON for scripts, or drawn by the rendering module."""
+    if json_:
+        render.as_json(result)
+    else:
+        human(result, *args)
 
 
 def _source(data_dir: str | None, offline: bool, quiet: bool) -> api.DataSource:
@@ -156,10 +164,7 @@ def train(
                                        checkpoint_every=checkpoint_every, stop_requested=stop)
         finally:
             progress.close()
-        if json_:
-            render.as_json(result)
-        else:
-            render.train_summary(result)
+        _show(result, json_, render.train_summary)
 
 
 def _dry_run(cfg: Config, source: api.DataSource, json_: bool) -> None:
@@ -214,10 +219,7 @@ def evaluate(
     """
     with _errors():
         result, path = api.evaluate_run(run, split.value, _source(data_dir, offline, json_))
-        if json_:
-            render.as_json(result)
-        else:
-            render.eval_result(result, str(path))
+        _show(result, json_, render.eval_result, str(path))
 
 
 @app.command()
@@ -256,10 +258,7 @@ def gradcheck(
         settings = gc.CheckSettings(eps, rtol, atol, samples, seed)
         data = api.load_data_for(cfg, _source(data_dir, offline, json_)) if cfg is not None else None
         report = gc.gradcheck(cfg, settings, data=data, batch=batch)
-        if json_:
-            render.as_json(report)
-        else:
-            render.gradcheck_report(report)
+        _show(report, json_, render.gradcheck_report)
         if not report.passed:
             raise typer.Exit(1)
 
@@ -308,10 +307,7 @@ def inspect_grads(
                                       f"{gp.describe_model(trainer.model)}", on_step=progress)
         finally:
             progress.close()
-        if json_:
-            render.as_json(profile)
-        else:
-            render.grad_profile(profile)
+        _show(profile, json_, render.grad_profile)
         if plot is not None:
             where = plots.plot_grad_profile(profile, plot)
             if not json_:
@@ -358,10 +354,7 @@ def inspect_dropout(
             progress.close()
         x, y = api.examples_of(trainer, split.value, examples)
         report = dr.dropout_report(trainer.model, x, y, passes)
-        if json_:
-            render.as_json(report)
-        else:
-            render.dropout_report(report)
+        _show(report, json_, render.dropout_report)
 
 
 data_app = typer.Typer(
@@ -380,10 +373,7 @@ def data_list(data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
     """
     with _errors():
         rows = [datamod.dataset_status(name, data_dir) for name in datamod.REGISTRY]
-        if json_:
-            render.as_json(rows)
-        else:
-            render.dataset_list(rows)
+        _show(rows, json_, render.dataset_list)
 
 
 @data_app.command("download")
@@ -427,10 +417,7 @@ def data_info(
     with _errors():
         ds = datamod.load_dataset(name, data_dir, offline=offline, progress=render.DownloadProgress(disable=quiet))
         summary = datamod.summarize(ds)
-        if json_:
-            render.as_json(summary)
-        else:
-            render.dataset_info(summary)
+        _show(summary, json_, render.dataset_info)
 
 
 def run() -> None:  # console-script entry point

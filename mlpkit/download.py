@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import tempfile
 import urllib.error
 import urllib.request
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import replacing
 from .errors import DataError
 
 CHUNK = 1 << 16
@@ -76,37 +76,26 @@ def verify(path: Path, f: RemoteFile) -> str | None:
 def _fetch_one(url: str, dest: Path, f: RemoteFile, progress: Progress | None) -> None:
     """Download ``url`` to ``dest`` via a verified temporary file; raises on any failure."""
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    fd, tmp = tempfile.mkstemp(prefix=f".{f.name}.", suffix=".part", dir=dest.parent)
-    try:
+    with replacing(dest, suffix=".part") as out, urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
         h = hashlib.sha256()
         done = 0
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
-            length = resp.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else f.size
-            while True:
-                block = resp.read(CHUNK)
-                if not block:
-                    break
-                out.write(block)
-                h.update(block)
-                done += len(block)
-                if done > f.size:
-                    raise DataError(f"sent more than the expected {f.size:,} bytes")
-                if progress is not None:
-                    progress(f.name, done, total)
-            out.flush()
-            os.fsync(out.fileno())
+        length = resp.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else f.size
+        while True:
+            block = resp.read(CHUNK)
+            if not block:
+                break
+            out.write(block)
+            h.update(block)
+            done += len(block)
+            if done > f.size:
+                raise DataError(f"sent more than the expected {f.size:,} bytes")
+            if progress is not None:
+                progress(f.name, done, total)
         if done != f.size:
             raise DataError(f"sent {done:,} bytes, expected {f.size:,}")
         if h.hexdigest() != f.sha256:
             raise DataError(f"SHA-256 mismatch (got {h.hexdigest()[:16]}…, expected {f.sha256[:16]}…)")
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _reason(e: BaseException) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import MlpkitError
-from .runs import atomic_write
+from .atomic import atomic_write
 
 INSTALL_HINT = "pip install 'mlpkit[plot]' (or pip install matplotlib)"
 

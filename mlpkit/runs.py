@@ -19,8 +19,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
-import tempfile
 import time
 import zipfile
 import zlib
@@ -29,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write
 from .config import Config, config_from_dict, config_to_yaml
 from .errors import CheckpointError, MlpkitError
 from .model import MLP, build_model
@@ -43,39 +42,6 @@ class OutputError(MlpkitError):
 
 
 # --------------------------------------------------------------------------- atomic files
-
-
-def atomic_write(path: str | Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, whole."""
-    path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 _EPOCH_1980 = (1980, 1, 1, 0, 0, 0)
