@@ -21,6 +21,7 @@ def replacing(path: str | Path, suffix: str = ".tmp") -> Iterator[BinaryIO]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the file gets the mode open() would give it
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
@@ -31,6 +32,15 @@ def replacing(path: str | Path, suffix: str = ".tmp") -> Iterator[BinaryIO]:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> None:

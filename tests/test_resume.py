@@ -199,3 +199,18 @@ def test_resume_with_more_epochs_and_finished_run(tmp_path):
     assert r.exit_code == 0 and len(json.loads(r.stdout)["history"]) == 3
     r = runner.invoke(app, ["train", "--resume", str(tmp_path / "r"), "-q", "--json"])  # already complete
     assert r.exit_code == 0 and len(json.loads(r.stdout)["history"]) == 3
+
+
+def test_files_get_the_usual_permissions(tmp_path):
+    import stat
+
+    from mlpkit.atomic import atomic_write
+
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "f.txt", "x")
+    finally:
+        os.umask(old)
+    from mlpkit import atomic
+
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o666 & ~atomic._UMASK
