@@ -126,9 +126,7 @@ class Linear(Layer):
                 f"(N, {self.in_features}), got {x.shape}"
             )
         self._x = x
-        out = blas.matmul(x, self.params["W"])  # (N, D) @ (D, C) -> (N, C), column-major
-        out += self.params["b"]  # broadcast (C,) over rows
-        return out
+        return blas.matmul(x, self.params["W"], bias=self.params["b"])  # (N, D) @ (D, C) + b -> (N, C)
 
     def backward(self, dout: np.ndarray, *, need_dx: bool = True, defer_dW: bool = False) -> np.ndarray | None:
         """Write dW, db; return dx unless ``need_dx`` is False (first layer).
