@@ -170,7 +170,7 @@ def train(
 def _dry_run(cfg: Config, source: api.DataSource, json_: bool) -> None:
     """Validate config, data and model size without allocating the model or writing anything."""
     data = source.load(cfg)
-    check_model_fits_data(cfg, data.num_classes, data.num_features)
+    check_model_fits_data(cfg, data.num_classes)
     n = check_size(cfg.model, data.num_features)
     train, _ = split_train_val(data, cfg.data.validation)
     steps = -(-len(train) // cfg.train.batch_size)

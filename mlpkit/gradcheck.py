@@ -298,7 +298,7 @@ def default_network_check(s: CheckSettings) -> CheckGroup:
 
 def config_network_check(cfg: Config, data: Dataset, s: CheckSettings, batch: int) -> CheckGroup:
     """The config's network in float64, on the first ``batch`` training examples of its data."""
-    check_model_fits_data(cfg, data.num_classes, data.num_features)
+    check_model_fits_data(cfg, data.num_classes)
     if cfg.data.normalize:
         data = standardize(data, split_train_val(data, cfg.data.validation)[0])
     rngs = Rngs.from_seed(cfg.seed)

@@ -43,7 +43,7 @@ class EpochMetrics:
     train_eval_acc: float | None
     val_loss: float | None  # inference mode, the validation split
     val_acc: float | None
-    grad_norms: dict[str, float]  # "layers.i.W" -> mean over steps of ‖dW‖ (Frobenius); ".b" -> ‖db‖
+    grad_norms: dict[str, float]  # "layers.i.W" -> mean ‖dW‖ (Frobenius) over the sampled steps; ".b" -> ‖db‖
     lr: float
 
 
@@ -60,7 +60,7 @@ class EvalResult:
     class_names: list[str] = field(default_factory=list)
 
 
-def check_model_fits_data(cfg: Config, num_classes: int, num_features: int) -> None:
+def check_model_fits_data(cfg: Config, num_classes: int) -> None:
     """The last Linear must produce one logit per class."""
     last = len(cfg.model.layers) - 1
     width = cfg.model.layers[last].out_features
@@ -118,7 +118,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config, data: Dataset) -> None:
-        check_model_fits_data(cfg, data.num_classes, data.num_features)
+        check_model_fits_data(cfg, data.num_classes)
         self.cfg = cfg
         self.data = data
         self.train_split, self.val_split = split_train_val(data, cfg.data.validation)
