@@ -26,6 +26,8 @@ from scipy.linalg import blas as _blas
 
 _GEMM = {np.dtype(np.float32): _blas.sgemm, np.dtype(np.float64): _blas.dgemm}
 _DOT = {np.dtype(np.float32): _blas.sdot, np.dtype(np.float64): _blas.ddot}
+_GEMV = {np.dtype(np.float32): _blas.sgemv, np.dtype(np.float64): _blas.dgemv}
+_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
 
 
 def _is_f(a: np.ndarray) -> bool:
@@ -89,6 +91,42 @@ def matmul_tn_acc(c: np.ndarray, x: np.ndarray, dy: np.ndarray, alpha: float = 1
         _check(_GEMM[dt](alpha, a=dy.T, b=x.T, trans_b=1, beta=beta, c=c.T, overwrite_c=1), c)
     else:
         raise ValueError("matmul_tn_acc needs a contiguous output array")
+
+
+def colsum(a: np.ndarray, out: np.ndarray) -> None:
+    """In place: out (M,) ← Σ_n a[n, :] for a (N, M): a bias gradient, as the product aᵀ·1.
+
+    A matrix-vector product on two threads: 10 µs for 128×1024 float32, against
+    43 µs for ``np.add.reduce(a, axis=0)`` on a column-major array.
+    """
+    dt = a.dtype
+    ones = _ONES.get((a.shape[0], dt))
+    if ones is None:
+        ones = _ONES[(a.shape[0], dt)] = np.ones(a.shape[0], dtype=dt)
+        ones.flags.writeable = False
+    if a.flags.f_contiguous:
+        _check(_GEMV[dt](1.0, a, ones, trans=1, y=out, overwrite_y=1), out)
+    else:  # aᵀ is column-major (M, N)
+        _check(_GEMV[dt](1.0, _like(a, dt, False).T, ones, y=out, overwrite_y=1), out)
+
+
+def tn_sqnorm(x: np.ndarray, dy: np.ndarray) -> float:
+    """‖xᵀ·dy‖² (Frobenius) for x (N, D), dy (N, C), without forming the (D, C) product.
+
+    ‖XᵀD‖² = tr(DᵀXXᵀD) = ⟨XXᵀ, DDᵀ⟩: two (N, N) Gram matrices, N²·(D + C)
+    multiply-adds instead of N·D·C, and no (D, C) array written and read back.
+    Worth it when N·(D + C) < D·C, i.e. batches smaller than the layer. The final
+    inner product is taken in float64.
+    """
+    dt = x.dtype
+    grams = []
+    for a in (x, dy):
+        a = _like(a, dt, True)  # column-major (N, K): a·aᵀ
+        g = np.empty((a.shape[0], a.shape[0]), dtype=dt, order="F")
+        _check(_GEMM[dt](1.0, a=a, b=a, trans_b=1, c=g, overwrite_c=1), g)
+        grams.append(g)
+    g0, g1 = (np.ravel(g, order="F").astype(np.float64) for g in grams)
+    return float(_DOT[g0.dtype](g0, g1))  # SciPy's BLAS, not np.vdot's: one thread pool (see above)
 
 
 def sqnorm(v: np.ndarray) -> float:

@@ -139,7 +139,7 @@ class Linear(Layer):
             self._dout = dout
         else:
             blas.matmul_tn_acc(self.grads["W"], x, dout)  # (D, N) @ (N, C) -> (D, C)
-        np.add.reduce(dout, axis=0, out=self.grads["b"])  # (C,): sum over the batch
+        blas.colsum(dout, self.grads["b"])  # (C,): sum over the batch
         if not need_dx:
             return None
         return blas.matmul_nt(dout, self.params["W"])  # (N, C) @ (C, D) -> (N, D)
@@ -158,6 +158,19 @@ class Linear(Layer):
         """target ← β·target + α·xᵀ·dout, from the last deferred backward (one GEMM)."""
         x, dout = self._require(self._x), self._require(self._dout)
         blas.matmul_tn_acc(target, x, dout, alpha, beta)
+
+    def dW_sqnorm(self, scratch: np.ndarray) -> float:
+        """‖xᵀ·dout‖² from the last deferred backward, without changing the weights.
+
+        For batches smaller than the layer, from (N, N) Gram matrices
+        (``blas.tn_sqnorm``); otherwise the product is formed in ``scratch`` (D, C).
+        """
+        x, dout = self._require(self._x), self._require(self._dout)
+        n, (d, c) = x.shape[0], self.params["W"].shape
+        if n * (d + c) < d * c:
+            return blas.tn_sqnorm(x, dout)
+        blas.matmul_tn_acc(scratch, x, dout)
+        return blas.sqnorm(scratch.ravel(order="A"))  # a view: scratch is contiguous
 
     def extra_repr(self) -> str:
         extra = f", max_norm={self.max_norm:g}" if self.max_norm is not None else ""

@@ -95,8 +95,9 @@ class SGD:
 
         Args:
             linears: (weight name, Linear layer) pairs, e.g. ("layers.0.W", layer).
-            measure: form every gradient and return its squared norm (costs a pass);
-                otherwise weights report None.
+            measure: also return each weight gradient's squared norm
+                (``Linear.dW_sqnorm``: from Gram matrices for small batches, else
+                formed in ``flat.grad``); otherwise weights report None.
 
         Returns:
             ‖lr·g‖² per parameter in ``flat.names`` order (None for unmeasured weights).
@@ -107,22 +108,22 @@ class SGD:
         if self.momentum and self._v is None:
             self._v = np.zeros_like(flat.data)
         sq: list[float | None] = [None] * len(flat.names)
-        fused = {flat.names.index(n) for n, _ in linears} if not measure else set()
-        if not measure:
-            lr, wd, mu = self._lr, self.weight_decay, self.momentum
-            for name, layer in linears:
-                W = flat.view(name)
-                if mu:
-                    v = self._v[flat.slices[name]].reshape(W.shape, order=flat.order)  # type: ignore[index]
-                    layer.accumulate_dW(v, 1.0, mu)  # v ← μ·v + lr·dW (dY carries lr)
-                    if wd:
-                        v += W * W.dtype.type(lr * wd)
-                    W -= v
-                else:
-                    layer.accumulate_dW(W, -1.0, 1.0 - lr * wd)  # W ← (1 − lr·wd)·W − lr·dW
-        else:
-            for name, layer in linears:
-                layer.accumulate_dW(flat.grad_view(name), 1.0, 0.0)  # form lr·dW for its norm
+        fused = set()
+        lr, wd, mu = self._lr, self.weight_decay, self.momentum
+        for name, layer in linears:
+            k = flat.names.index(name)
+            fused.add(k)
+            if measure:
+                sq[k] = layer.dW_sqnorm(flat.grad_view(name))  # lr·dW, since dY carries lr
+            W = flat.view(name)
+            if mu:
+                v = self._v[flat.slices[name]].reshape(W.shape, order=flat.order)  # type: ignore[index]
+                layer.accumulate_dW(v, 1.0, mu)  # v ← μ·v + lr·dW
+                if wd:
+                    v += W * W.dtype.type(lr * wd)
+                W -= v
+            else:
+                layer.accumulate_dW(W, -1.0, 1.0 - lr * wd)  # W ← (1 − lr·wd)·W − lr·dW
         for task in self._tasks:
             k = task[0]
             if k in fused:

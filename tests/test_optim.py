@@ -115,3 +115,23 @@ def test_fused_steps_agree_across_layouts_and_with_plain_sgd(momentum, wd):
     for lay, m in models.items():
         for k, v in m.named_params().items():
             np.testing.assert_allclose(v, ref_p[k], rtol=1e-12, atol=1e-12, err_msg=f"{lay} {k}")
+
+
+@pytest.mark.parametrize("batch", [3, 40])  # the Gram route and the formed-gradient route
+def test_fused_step_measures_the_gradient_norms(batch):
+    """step_fused(measure=True) returns ‖lr·g‖² of every parameter, as the formed gradients give."""
+    from mlpkit.config import config_from_dict
+    from mlpkit.model import build_model
+
+    cfg = config_from_dict({"model": {"layers": [{"linear": 16}, "sigmoid", {"linear": 10}]}})
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((batch, 12)), rng.integers(0, 10, batch)
+    m = build_model(cfg.model, 12, np.random.default_rng(1), dtype="float64")
+    ref = build_model(cfg.model, 12, np.random.default_rng(1), dtype="float64")
+    ref.loss(x, y)
+    ref.backward()
+    m.loss(x, y)
+    m.backward(scale=0.3, defer_dW=True)
+    sq = SGD(m.flat, lr=0.3).step_fused([(f"layers.{i}.W", layer) for i, layer in m.linear_layers()], measure=True)
+    for name, value in zip(m.flat.names, sq):
+        assert value == pytest.approx(np.sum((0.3 * ref.named_grads()[name]) ** 2), rel=1e-12), name

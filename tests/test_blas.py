@@ -1,0 +1,85 @@
+"""The BLAS helpers against plain NumPy, in every memory order and dtype they accept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlpkit import blas
+from mlpkit.layers import Linear
+
+ORDERS = ["C", "F"]
+DTYPES = [np.float32, np.float64]
+
+
+def _arr(rng, shape, order, dtype):
+    return np.asarray(rng.standard_normal(shape), dtype=dtype, order=order)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [False, True])
+def test_matmul(rng, order, dtype, bias):
+    a, b = _arr(rng, (6, 5), "C", dtype), _arr(rng, (5, 4), order, dtype)
+    c = _arr(rng, (4,), "C", dtype) if bias else None
+    out = blas.matmul(a, b, bias=c)
+    assert out.dtype == dtype and out.flags[f"{order}_CONTIGUOUS"]
+    np.testing.assert_allclose(out, a.astype(np.float64) @ b + (0 if c is None else c), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_matmul_nt_and_tn_acc(rng, order):
+    a, w = _arr(rng, (6, 4), order, np.float64), _arr(rng, (5, 4), order, np.float64)
+    np.testing.assert_allclose(blas.matmul_nt(a, w), a @ w.T, rtol=1e-13)
+    x, dy = _arr(rng, (6, 5), order, np.float64), _arr(rng, (6, 4), order, np.float64)
+    c = _arr(rng, (5, 4), order, np.float64)
+    expected = 0.5 * c - 2.0 * x.T @ dy
+    blas.matmul_tn_acc(c, x, dy, alpha=-2.0, beta=0.5)
+    np.testing.assert_allclose(c, expected, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_colsum_writes_the_column_sums_in_place(rng, order, dtype):
+    a = _arr(rng, (7, 3), order, dtype)
+    store = np.full(10, 99.0, dtype=dtype)  # out is a view into a larger array, as biases are
+    blas.colsum(a, store[2:5])
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(store[2:5], a.astype(np.float64).sum(axis=0), rtol=tol, atol=tol)
+    assert store[0] == store[1] == store[5] == 99.0  # nothing outside the view written
+
+
+def test_colsum_of_a_strided_view(rng):
+    a = rng.standard_normal((8, 6))[::2, 1:4]  # neither C- nor F-contiguous
+    out = np.empty(3)
+    blas.colsum(a, out)
+    np.testing.assert_allclose(out, a.sum(axis=0), rtol=1e-14)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("shape", [(3, 50, 40), (8, 5, 7), (1, 4, 4)])
+def test_tn_sqnorm_equals_the_formed_products_norm(rng, order, shape):
+    n, d, c = shape
+    x, dy = _arr(rng, (n, d), order, np.float64), _arr(rng, (n, c), order, np.float64)
+    assert blas.tn_sqnorm(x, dy) == pytest.approx(np.sum((x.T @ dy) ** 2), rel=1e-12)
+
+
+def test_tn_sqnorm_float32_with_cancelling_samples(rng):
+    """Per-sample gradients that nearly cancel (as near a minimum) still give the norm to 1e-4."""
+    x = rng.standard_normal((64, 300)).astype(np.float32)
+    dy = rng.standard_normal((64, 20)).astype(np.float32)
+    dy -= dy.mean(axis=0)  # the batch sum of dy is ~0: xᵀ·dy is small against its terms
+    exact = np.sum((x.astype(np.float64).T @ dy.astype(np.float64)) ** 2)
+    assert blas.tn_sqnorm(x, dy) == pytest.approx(exact, rel=1e-4)
+
+
+@pytest.mark.parametrize("n", [4, 200])  # Gram route (batch smaller than the layer), then the formed product
+def test_linear_dW_sqnorm_both_routes(rng, n):
+    layer = Linear(30, 20, rng=rng, dtype=np.float64)
+    x, dout = rng.standard_normal((n, 30)), rng.standard_normal((n, 20))
+    layer.forward(x)
+    layer.backward(dout, defer_dW=True)
+    W = layer.params["W"].copy()
+    scratch = np.empty_like(W)
+    assert layer.dW_sqnorm(scratch) == pytest.approx(np.sum((x.T @ dout) ** 2), rel=1e-12)
+    np.testing.assert_array_equal(layer.params["W"], W)  # a measurement, not an update
