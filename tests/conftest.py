@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+# A bare `pytest` without the install step: say what to run instead of 40 import errors.
+_MISSING = [m for m in ("numpy", "scipy", "yaml", "typer", "rich", "tqdm", "platformdirs", "hypothesis")
+            if importlib.util.find_spec(m) is None]
+if _MISSING:
+    pytest.exit(f"mlpkit's dependencies are not installed ({', '.join(_MISSING)} missing): "
+                "run pip install '.[test]' first", returncode=2)
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
