@@ -6,13 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, load_config, with_train
 import numpy as np
 
-from .data import Dataset, Split, load_dataset, split_train_val, standardize, to_float
+from .build import check_model_fits_data, check_size, summarize_config
+from .config import Config, load_config, resume_epochs, with_train
+from .data import Dataset, Split, load_dataset, prepare_splits, to_float
 from .download import Progress
 from .errors import CheckpointError, ConfigError, DivergenceError, Interrupted
-from .runs import CHECKPOINTS, RunWriter, check_checkpoint_fits, load_weights, read_checkpoint
+from .runs import CHECKPOINTS, RunWriter, check_checkpoint_fits, default_run_dir, load_weights, prepare_run_dir, \
+    read_checkpoint
 from .trainer import EpochMetrics, EvalResult, StepInfo, Stopped, Trainer, TrainResult, evaluate, fit
 
 
@@ -42,6 +44,38 @@ def prepare(config: str | Path, overrides: tuple[str, ...] = (), data: DataSourc
     """Validate the config, load its data and build the trainer (model, optimizer, rngs)."""
     cfg = load_config(config, overrides)
     return Trainer(cfg, load_data_for(cfg, data))
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What ``train --dry-run`` found: the config, data and model are valid."""
+
+    valid: bool
+    num_params: int
+    steps_per_epoch: int
+    epochs: int
+    summary: list[tuple[str, str, str, int]]
+    in_features: int
+
+
+def dry_run(cfg: Config, data: DataSource | str | None = None) -> DryRun:
+    """Validate config, data and model size without allocating the model or writing anything."""
+    ds = load_data_for(cfg, data)
+    check_model_fits_data(cfg, ds.num_classes)
+    n = check_size(cfg.model, ds.num_features)
+    _, train, _ = prepare_splits(ds, cfg.data.validation, False)
+    steps = -(-len(train) // cfg.train.batch_size)
+    return DryRun(True, n, steps, cfg.train.epochs, summarize_config(cfg.model, ds.num_features), ds.num_features)
+
+
+def start_run(config: str | Path, overrides: tuple[str, ...] = (), out: str | Path | None = None,
+              data: DataSource | str | None = None) -> tuple[Trainer, RunWriter]:
+    """A new run: the config validated, the run folder proven writable, then the data loaded."""
+    cfg = load_config(config, overrides)
+    run_dir = out if out is not None else default_run_dir(config)
+    prepare_run_dir(run_dir)  # an unwritable folder is reported before any work
+    trainer = Trainer(cfg, load_data_for(cfg, data))
+    return trainer, RunWriter(run_dir, cfg)
 
 
 def train_run(
@@ -99,12 +133,13 @@ def train_run(
     return result
 
 
-def resume(run: str | Path, data: DataSource | str | None = None, epochs: int | None = None
+def resume(run: str | Path, data: DataSource | str | None = None, overrides: tuple[str, ...] = ()
            ) -> tuple[Trainer, RunWriter]:
     """The trainer and run writer of an interrupted run, restored from its last checkpoint.
 
-    ``epochs`` may raise (or lower) the run's ``train.epochs``; nothing else can change.
+    ``overrides`` may only be ``train.epochs=N`` (raise or lower the run's epochs).
     """
+    epochs = resume_epochs(overrides)
     cfg, arrays, state, path = read_checkpoint(run)
     if epochs is not None:
         cfg = with_train(cfg, epochs=epochs)
@@ -139,6 +174,12 @@ def trainer_for(target: str | Path, overrides: tuple[str, ...] = (), data: DataS
     return trainer
 
 
+def train_epochs(trainer: Trainer, epochs: int, on_step: Callable[[StepInfo], None] | None = None) -> None:
+    """Train ``epochs`` more epochs in memory (no run folder), e.g. before an inspection."""
+    for _ in range(epochs):
+        trainer.train_epoch(on_step)
+
+
 def examples_of(trainer: Trainer, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` examples of a split as model inputs and labels."""
     d = trainer.data
@@ -158,11 +199,11 @@ def evaluate_run(run: str | Path, split: str = "test", source: DataSource | str 
                  ) -> tuple[EvalResult, Path]:
     """Score a saved run folder or weights file on one split of its dataset."""
     cfg, model, path = load_weights(run)
-    data = load_data_for(cfg, source)
+    # Normalized with the training split's statistics, as when the run was trained.
+    data, train, val = prepare_splits(load_data_for(cfg, source), cfg.data.validation, cfg.data.normalize)
     if split == "test":
         s = Split(data.x_test, data.y_test)
     else:
-        train, val = split_train_val(data, cfg.data.validation)
         if split == "validation":
             if val is None:
                 raise ConfigError(f"{path}: the run held out no validation split (data.validation is 0)")
@@ -173,6 +214,4 @@ def evaluate_run(run: str | Path, split: str = "test", source: DataSource | str 
         raise CheckpointError(
             f"{path}: the model takes {model.in_features} inputs but {data.name} has {data.num_features} features"
         )
-    if cfg.data.normalize:  # the training split's statistics, as when the run was trained
-        data = standardize(data, split_train_val(data, cfg.data.validation)[0])
     return evaluate(model, s, data.scale, data.num_classes, split, data.class_names, data.shift), path

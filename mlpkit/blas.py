@@ -27,11 +27,17 @@ from scipy.linalg import blas as _blas
 _GEMM = {np.dtype(np.float32): _blas.sgemm, np.dtype(np.float64): _blas.dgemm}
 _DOT = {np.dtype(np.float32): _blas.sdot, np.dtype(np.float64): _blas.ddot}
 _GEMV = {np.dtype(np.float32): _blas.sgemv, np.dtype(np.float64): _blas.dgemv}
+_AXPY = {np.dtype(np.float32): _blas.saxpy, np.dtype(np.float64): _blas.daxpy}
 _ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
 
 
+def order_of(a: np.ndarray) -> str:
+    """"F" for a column-major array (that is not also row-major), else "C"."""
+    return "F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C"
+
+
 def _is_f(a: np.ndarray) -> bool:
-    return a.flags.f_contiguous and not a.flags.c_contiguous
+    return order_of(a) == "F"
 
 
 def _like(a: np.ndarray, dtype: np.dtype, f_order: bool) -> np.ndarray:
@@ -129,6 +135,20 @@ def tn_sqnorm(x: np.ndarray, dy: np.ndarray) -> float:
     return float(_DOT[g0.dtype](g0, g1))  # SciPy's BLAS, not np.vdot's: one thread pool (see above)
 
 
-def sqnorm(v: np.ndarray) -> float:
-    """Σ v², for a contiguous 1-D float array."""
+def sqnorm(a: np.ndarray) -> float:
+    """Σ a², for a contiguous float array of any shape."""
+    v = a.reshape(-1, order=order_of(a))
     return float(_DOT[v.dtype](v, v))
+
+
+def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
+    """In place: y ← y + α·x, for contiguous arrays of one shape, dtype and memory order.
+
+    One pass and no temporary, where ``y -= alpha * x`` makes a temporary array
+    and takes two.
+    """
+    if x.shape != y.shape or x.dtype != y.dtype or order_of(x) != order_of(y):
+        raise ValueError("axpy needs two arrays of one shape, dtype and memory order")
+    order = order_of(y)
+    xv, yv = x.reshape(-1, order=order), y.reshape(-1, order=order)
+    _check(_AXPY[y.dtype](xv, yv, a=alpha), yv)

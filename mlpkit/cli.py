@@ -20,13 +20,9 @@ from . import dropoutreport as dr
 from . import gradcheck as gc
 from . import gradprofile as gp
 from . import plots
-from .config import MAX_EPOCHS, Config, load_config, parse_yaml
-from .data import split_train_val
-from .model import check_size, summarize_config
+from .config import load_config
 from .errors import ConfigError, Interrupted, MlpkitError
 from .interrupts import graceful_stop
-from .runs import RunWriter, default_run_dir, prepare_run_dir
-from .trainer import Trainer, check_model_fits_data
 
 app = typer.Typer(
     name="mlpkit",
@@ -43,7 +39,6 @@ app = typer.Typer(
 )
 
 # Options shared by several commands, declared once.
-ConfigArg = Annotated[Path, typer.Argument(help="YAML config describing data, model and training.", show_default=False)]
 SetOpt = Annotated[
     Optional[list[str]],
     typer.Option("--set", "-s", metavar="KEY.PATH=VALUE",
@@ -139,18 +134,14 @@ def train(
         if resume is not None:
             if config is not None:
                 raise ConfigError(f"give a CONFIG or --resume {resume}, not both: a resumed run keeps its own config")
-            trainer, writer = api.resume(resume, source, _resume_epochs(set_ or []))
+            trainer, writer = api.resume(resume, source, tuple(set_ or ()))
         else:
             if config is None:
                 raise ConfigError("missing CONFIG: give a YAML config (e.g. configs/quickstart.yaml) or --resume RUN")
-            cfg = load_config(config, tuple(set_ or ()))
-            run_dir = out if out is not None else default_run_dir(config)
             if dry_run:
-                _dry_run(cfg, source, json_)
+                _show(api.dry_run(load_config(config, tuple(set_ or ())), source), json_, render.dry_run)
                 return
-            prepare_run_dir(run_dir)  # an unwritable folder is reported before any work
-            trainer = Trainer(cfg, source.load(cfg))
-            writer = RunWriter(run_dir, cfg)
+            trainer, writer = api.start_run(config, tuple(set_ or ()), out, source)
         if not json_:
             render.model_summary(trainer.model.summary(), trainer.model.num_params, trainer.model.in_features)
         if resume is not None and not json_:
@@ -165,34 +156,6 @@ def train(
         finally:
             progress.close()
         _show(result, json_, render.train_summary)
-
-
-def _dry_run(cfg: Config, source: api.DataSource, json_: bool) -> None:
-    """Validate config, data and model size without allocating the model or writing anything."""
-    data = source.load(cfg)
-    check_model_fits_data(cfg, data.num_classes)
-    n = check_size(cfg.model, data.num_features)
-    train, _ = split_train_val(data, cfg.data.validation)
-    steps = -(-len(train) // cfg.train.batch_size)
-    if json_:
-        render.as_json({"valid": True, "num_params": n, "steps_per_epoch": steps, "epochs": cfg.train.epochs})
-        return
-    render.model_summary(summarize_config(cfg.model, data.num_features), n, data.num_features)
-    render.console.print(f"config, data and model are valid; {steps:,} steps per epoch, {cfg.train.epochs} epochs")
-
-
-def _resume_epochs(items: list[str]) -> int | None:
-    """A resumed run accepts only --set train.epochs=N."""
-    epochs = None
-    for item in items:
-        key, _, value = item.partition("=")
-        if key.strip() != "train.epochs":
-            raise ConfigError(f"--set {item}: a resumed run keeps its config; only train.epochs may change")
-        v = parse_yaml(value, f"--set {key}")
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_EPOCHS:
-            raise ConfigError(f"--set {item}: train.epochs must be an integer in [1, {MAX_EPOCHS:,}]")
-        epochs = v
-    return epochs
 
 
 class SplitName(str, Enum):
@@ -346,10 +309,11 @@ def inspect_dropout(
     with _errors():
         trainer = api.trainer_for(target, tuple(set_ or ()), _source(data_dir, offline, quiet))
         k = epochs if epochs is not None else (0 if api.is_run_path(target) else trainer.cfg.train.epochs)
+        if not trainer.model.dropout_layers():
+            k = 0  # nothing to see: say so at once rather than after training
         progress = render.EpochProgress(trainer.epoch + k, disable=quiet)
         try:
-            for _ in range(k):
-                trainer.train_epoch(progress)
+            api.train_epochs(trainer, k, progress)
         finally:
             progress.close()
         x, y = api.examples_of(trainer, split.value, examples)

@@ -12,9 +12,13 @@ are booleans (not ``yes``, ``no``, ``on``, ``off``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+import types
+import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,6 @@ MAX_BATCH = 1_000_000
 MAX_CONFIG_BYTES = 1_000_000
 
 LAYER_TYPES = ("linear", "sigmoid", "relu", "tanh", "dropout")
-ACTIVATIONS = ("sigmoid", "relu", "tanh")
 DTYPES = ("float32", "float64")
 HEADS = ("softmax_ce",)
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
@@ -240,17 +243,29 @@ def _describe(v: Any) -> str:
     return repr(v)
 
 
-def _check_value(ftype: str, meta: dict, v: Any, path: str, ctx: _Ctx) -> Any:
-    """Type- and range-check one scalar; returns the value (ints widened to float)."""
-    optional = "None" in ftype
+@cache
+def _field_types(cls: type) -> dict[str, tuple[Any, bool]]:
+    """Each field's type from the class's real type hints: (the type without None, whether None is allowed)."""
+    out = {}
+    for name, hint in typing.get_type_hints(cls).items():
+        args = typing.get_args(hint)
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            out[name] = (next(a for a in args if a is not type(None)), type(None) in args)
+        else:
+            out[name] = (hint, False)
+    return out
+
+
+def _check_value(ftype: type, optional: bool, meta: dict, v: Any, path: str, ctx: _Ctx) -> Any:
+    """Type- and range-check one scalar of type ``ftype``; returns the value (ints widened to float)."""
     if v is None:
         if optional:
             return None
         raise ctx.fail(path, "a value is required, got nothing (null)")
-    if ftype.startswith("int"):
+    if ftype is int:
         if isinstance(v, bool) or not isinstance(v, int):
             raise ctx.fail(path, f"must be an integer, got {_describe(v)}")
-    elif ftype.startswith("float"):
+    elif ftype is float:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ctx.fail(path, f"must be a number, got {_describe(v)}")
         if isinstance(v, int) and abs(v) > 1e300:
@@ -258,10 +273,10 @@ def _check_value(ftype: str, meta: dict, v: Any, path: str, ctx: _Ctx) -> Any:
         v = float(v)
         if not math.isfinite(v):
             raise ctx.fail(path, f"must be a finite number, got {v}")
-    elif ftype.startswith("bool"):
+    elif ftype is bool:
         if not isinstance(v, bool):
             raise ctx.fail(path, f"must be true or false, got {_describe(v)}")
-    elif ftype.startswith("str"):
+    elif ftype is str:
         if not isinstance(v, str):
             raise ctx.fail(path, f"must be a string, got {_describe(v)}")
         if not v.strip():
@@ -311,6 +326,7 @@ def _section(cls: type, d: Any, path: str, ctx: _Ctx) -> Any:
         if k not in known:
             raise ctx.fail(_join(path, k), f"unknown key; expected one of {', '.join(known)}")
     kwargs = {}
+    types_ = _field_types(cls)
     for name, f in known.items():
         sub = _join(path, name)
         if name not in d:
@@ -318,12 +334,13 @@ def _section(cls: type, d: Any, path: str, ctx: _Ctx) -> Any:
                 raise ctx.fail(sub, "is required but missing")
             continue
         v = d[name]
-        if f.type == "tuple[LayerSpec, ...]":
+        ftype, optional = types_[name]
+        if typing.get_origin(ftype) is tuple and typing.get_args(ftype)[0] is LayerSpec:
             kwargs[name] = _layers(v, sub, ctx)
-        elif f.type in ("DataConfig", "TrainConfig", "ModelConfig"):
-            kwargs[name] = _section(globals()[f.type], v, sub, ctx)
+        elif dataclasses.is_dataclass(ftype):
+            kwargs[name] = _section(ftype, v, sub, ctx)
         else:
-            kwargs[name] = _check_value(f.type, f.metadata, v, sub, ctx)
+            kwargs[name] = _check_value(ftype, optional, f.metadata, v, sub, ctx)
     return cls(**kwargs)
 
 
@@ -361,9 +378,9 @@ def _layer(v: Any, path: str, ctx: _Ctx) -> LayerSpec:
                 allowed = ", ".join(_LAYER_OPTIONS[kind]) or "no options"
                 raise ctx.fail(_join(lpath, k) if isinstance(k, str) else f"{lpath}[{k!r}]", f"unknown option for {kind}; expected {allowed}")
     checked = {}
+    types_ = _field_types(LayerSpec)
     for k, val in values.items():
-        f = _LAYER_META[k]
-        checked[k] = _check_value(f.type, f.metadata, val, paths[k], ctx)
+        checked[k] = _check_value(*types_[k], _LAYER_META[k].metadata, val, paths[k], ctx)
     if kind == "linear" and checked.get("out_features") is None:
         raise ctx.fail(lpath, "needs its output width, e.g. '- linear: 100'")
     if kind == "dropout" and checked.get("p") is None:
@@ -494,6 +511,24 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
             data = {}
         overridden.add(apply_override(data, item))
     return config_from_dict(data, source, overridden)
+
+
+def resume_epochs(overrides: list[str] | tuple[str, ...]) -> int | None:
+    """The new ``train.epochs`` of a resumed run, from its ``--set`` items (None: unchanged).
+
+    A resumed run keeps its config: any other key is an error.
+    """
+    epochs = None
+    ftype, optional = _field_types(TrainConfig)["epochs"]
+    meta = {f.name: f for f in fields(TrainConfig)}["epochs"].metadata
+    for item in overrides:
+        data: dict = {}
+        path = apply_override(data, item)
+        if path != "train.epochs":
+            raise ConfigError(f"--set {item.partition('=')[0].strip()[:60]}: a resumed run keeps its config; "
+                              "only train.epochs may change")
+        epochs = _check_value(ftype, optional, meta, data["train"]["epochs"], path, _Ctx("--set", {path}))
+    return epochs
 
 
 def config_to_yaml(cfg: Config) -> str:

@@ -204,6 +204,15 @@ def split_train_val(ds: Dataset, validation: int, source: str = "data.validation
     return train, val
 
 
+def prepare_splits(ds: Dataset, validation: int, normalize: bool) -> tuple[Dataset, Split, Split | None]:
+    """The dataset as a run sees it: the validation examples held out, and the inputs
+    standardized with the training split's statistics when ``normalize`` (``data.normalize``)."""
+    train, val = split_train_val(ds, validation)
+    if normalize:
+        ds = standardize(ds, train)
+    return ds, train, val
+
+
 # --------------------------------------------------------------------------- digits
 
 
@@ -472,11 +481,6 @@ def load_npz(path: str | Path) -> Dataset:
 
 def is_path_dataset(name: str) -> bool:
     return name.endswith(".npz") or os.sep in name or "/" in name
-
-
-def dataset_info(name: str) -> DatasetInfo | None:
-    """Registry entry of a named dataset; None for a path."""
-    return REGISTRY.get(name)
 
 
 def load_dataset(

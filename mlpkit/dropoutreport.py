@@ -74,9 +74,7 @@ def dropout_report(model: MLP, x: np.ndarray, y: np.ndarray, passes: int = DEFAU
 
     Uses the Dropout layers' own generators, so it advances them.
     """
-    was_training = model.training
-    try:
-        model.eval()
+    with model.mode(training=False):
         eval_logits, eval_inputs = _forward_capturing(model, x)
         layers = []
         for i, inp in eval_inputs.items():
@@ -108,7 +106,5 @@ def dropout_report(model: MLP, x: np.ndarray, y: np.ndarray, passes: int = DEFAU
         p_pred = stack[:, rows, eval_pred]  # (T, N): probability of the eval-mode prediction
         mc_acc = float((stack.mean(axis=0).argmax(axis=1) == y).mean())
         agree = float((stack.argmax(axis=2) == eval_pred[None, :]).mean())
-    finally:
-        model.train(was_training)
     return DropoutReport(len(y), passes, layers, train_scores, eval_scores, mc_acc,
                          float(p_pred.std(axis=0).mean()), agree)

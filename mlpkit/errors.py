@@ -35,12 +35,6 @@ class StateError(MlpkitError):
     """An operation was called out of order (e.g. backward before forward)."""
 
 
-class GradcheckError(MlpkitError):
-    """An analytic gradient disagrees with the finite-difference one."""
-
-    exit_code = 1
-
-
 class DivergenceError(MlpkitError):
     """The loss or a gradient became NaN or infinite during training."""
 

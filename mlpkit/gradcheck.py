@@ -1,4 +1,4 @@
-"""Prove backward passes against central finite differences, in float64.
+"""Prove the backward passes and the training step against central finite differences, in float64.
 
 For a scalar function f of a tensor x, each checked entry i compares the
 analytic gradient a_i (from ``backward``) with the numeric one
@@ -14,6 +14,20 @@ Per tensor the report gives:
 - **pass** when every entry satisfies |a_i − n_i| ≤ atol + rtol·|n_i|, the rule
   of ``numpy.allclose`` and ``torch.autograd.gradcheck``.
 
+Three kinds of group:
+
+- **gradients**: each op's backward, and the whole network's, as above.
+- **training steps**: real ``Trainer.train_step`` calls on a fixed minibatch
+  with fixed dropout masks; each parameter's change is compared, by the same
+  rule, with the textbook SGD update (momentum, weight decay, max-norm, a
+  learning-rate change before the last step) computed from central-difference
+  gradients. This proves the fast path the trainer actually runs (the fused
+  GEMM update of ``optim.SGD``), not only ``backward``.
+- **properties**: what finite differences cannot see, because a forward pass
+  can be wrong in the same way as its backward: inverted dropout drops at rate
+  p and keeps the expectation (within 5 binomial standard errors); softmax rows
+  sum to 1 and the loss is −log of the true class's probability.
+
 Entries whose ±eps step moves any ReLU input across 0 (a kink, where the
 derivative jumps) are skipped and counted. Dropout masks are held fixed by
 restoring each Dropout generator's state before every evaluation.
@@ -21,18 +35,22 @@ restoring each Dropout generator's state before every evaluation.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .blas import order_of
+from .build import build_model, check_model_fits_data
 from .config import Config, config_from_dict
-from .data import Dataset, split_train_val, standardize, to_float
+from .data import Dataset, to_float
 from .layers import Dropout, Layer, Linear, ReLU, Sigmoid, Tanh
-from .losses import SoftmaxCrossEntropy
-from .model import MLP, Rngs, build_model
-from .numgrad import rel_error
-from .trainer import check_model_fits_data
+from .losses import SoftmaxCrossEntropy, log_softmax, softmax, softmax_cross_entropy
+from .model import MLP
+from .numgrad import central_differences, rel_error
+from .rngs import Rngs
+from .trainer import Trainer
 
 DEFAULT_EPS = 1e-5
 DEFAULT_RTOL = 1e-5
@@ -40,15 +58,18 @@ DEFAULT_ATOL = 1e-8
 DEFAULT_SAMPLES = 100
 DEFAULT_BATCH = 16
 WORST_SHOWN = 3
+TRAIN_STEPS = 3  # ≥ 2 so that momentum is used; the last one at half the learning rate
+PROPERTY_UNITS = 1_000_000  # dropout units drawn per property check
+PROPERTY_SIGMAS = 5.0  # statistical bound: a correct op fails it with probability < 1e-6
 
 
 @dataclass(frozen=True)
 class WorstEntry:
-    """One badly matching entry: where, and both gradients."""
+    """One badly matching entry: where, and both values."""
 
     index: list[int]
-    analytic: float
-    numeric: float
+    analytic: float  # the backward pass's gradient; in a training-step row, the real parameter change
+    numeric: float  # central differences; in a training-step row, the textbook change
     abs_err: float
 
 
@@ -65,12 +86,26 @@ class TensorCheck:
     passed: bool
     worst: list[WorstEntry] = field(default_factory=list)  # filled when it failed
     error: str | None = None  # backward raised, or returned the wrong shape
+    kind: str = "gradient"  # "gradient", or "step" for a parameter change of the training-step group
+
+
+@dataclass(frozen=True)
+class PropertyCheck:
+    """A defining property of an op: a measured value against its expected value and bound."""
+
+    name: str
+    measured: float
+    expected: float
+    bound: float  # pass when |measured − expected| ≤ bound
+    passed: bool
+    detail: str  # what is measured, and where the bound comes from
+    kind: str = "property"
 
 
 @dataclass(frozen=True)
 class CheckGroup:
     title: str
-    rows: list[TensorCheck]
+    rows: list[TensorCheck | PropertyCheck]
 
 
 @dataclass(frozen=True)
@@ -95,8 +130,29 @@ class CheckSettings:
 # --------------------------------------------------------------------------- one tensor
 
 
-def _failed(name: str, shape: tuple[int, ...], error: str) -> TensorCheck:
-    return TensorCheck(name, list(shape), 0, 0, None, None, False, [], error)
+def _failed(name: str, shape: tuple[int, ...], error: str, kind: str = "gradient") -> TensorCheck:
+    return TensorCheck(name, list(shape), 0, 0, None, None, False, [], error, kind)
+
+
+def _sample(size: int, s: CheckSettings, rng: np.random.Generator) -> np.ndarray:
+    """Flat indices to check: all of them, or ``s.samples`` drawn without replacement, sorted."""
+    return np.arange(size) if size <= s.samples else np.sort(rng.choice(size, s.samples, replace=False))
+
+
+def _compare(name: str, shape: tuple[int, ...], order: str, idx: np.ndarray, a: np.ndarray, n: np.ndarray,
+             skipped: int, s: CheckSettings, kind: str = "gradient") -> TensorCheck:
+    """The pass rule |a − n| ≤ atol + rtol·|n| over the entries ``idx`` (flat, in ``order``)."""
+    a, n = a.astype(np.float64), n.astype(np.float64)
+    diff = np.abs(a - n)
+    bound = s.atol + s.rtol * np.abs(n)
+    ok = bool(np.all(diff <= bound)) and bool(np.isfinite(a).all())
+    worst: list[WorstEntry] = []
+    if not ok:
+        ranked = np.argsort(-np.nan_to_num(diff / bound, nan=np.inf))[:WORST_SHOWN]
+        worst = [WorstEntry([int(v) for v in np.unravel_index(int(idx[j]), shape, order=order)], float(a[j]),
+                            float(n[j]), float(diff[j])) for j in ranked]
+    return TensorCheck(name, list(shape), len(idx), skipped, float(diff.max()) if diff.size else 0.0,
+                       rel_error(a, n), ok, worst, kind=kind)
 
 
 def check_tensor(
@@ -117,57 +173,23 @@ def check_tensor(
     analytic = np.asarray(analytic)
     if analytic.shape != x.shape:
         return _failed(name, x.shape, f"backward gave a gradient of shape {analytic.shape}, expected {x.shape}")
-    size = x.size
-    if size <= s.samples:
-        idx = np.arange(size)
-    else:
-        idx = np.sort(rng.choice(size, s.samples, replace=False))
-    # Perturb x through a flat view in its own memory order (parameters are column-major).
-    order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"
-    flat = x.reshape(-1, order=order)
-    if not np.shares_memory(flat, x):
-        raise ValueError(f"{name}: cannot perturb a non-contiguous array in place")
+    idx = _sample(x.size, s, rng)
+    order = order_of(x)  # parameters may be column-major
     f()
-    base = kinks() if kinks else None
-    keep, num = [], []
-    for i in idx:
-        old = flat[i]
-        flat[i] = old + s.eps
-        fp = f()
-        crossed = kinks is not None and not _same(kinks(), base)
-        flat[i] = old - s.eps
-        fm = f()
-        crossed = crossed or (kinks is not None and not _same(kinks(), base))
-        flat[i] = old
-        if crossed:
-            continue
-        keep.append(i)
-        num.append((fp - fm) / (2 * s.eps))
+    crossed = _crossing(kinks)
+    num, kinked = central_differences(f, x, idx, s.eps, crossed)
     f()  # leave caches as they were for the unperturbed input
-    keep_a = np.asarray(keep, dtype=np.int64)
-    a = analytic.reshape(-1, order=order)[keep_a].astype(np.float64)
-    n = np.asarray(num, dtype=np.float64)
-    diff = np.abs(a - n)
-    bound = s.atol + s.rtol * np.abs(n)
-    ok = bool(np.all(diff <= bound)) and bool(np.isfinite(a).all())
-    worst: list[WorstEntry] = []
-    if not ok:
-        ranked = np.argsort(-(diff / bound))[:WORST_SHOWN]
-        worst = [
-            WorstEntry([int(v) for v in np.unravel_index(int(keep_a[j]), x.shape, order=order)], float(a[j]), float(n[j]),
-                       float(diff[j]))
-            for j in ranked
-        ]
-    return TensorCheck(
-        name,
-        list(x.shape),
-        len(keep),
-        len(idx) - len(keep),
-        float(diff.max()) if diff.size else 0.0,
-        rel_error(a, n),
-        ok,
-        worst,
-    )
+    keep = idx[~kinked]
+    a = analytic.reshape(-1, order=order)[keep]
+    return _compare(name, x.shape, order, keep, a, num[~kinked], int(kinked.sum()), s)
+
+
+def _crossing(kinks: Callable[[], list[np.ndarray]] | None) -> Callable[[], bool] | None:
+    """From the kink pattern now (the unperturbed input), a test of whether a later evaluation crossed a kink."""
+    if kinks is None:
+        return None
+    base = kinks()
+    return lambda: not _same(kinks(), base)
 
 
 def _same(a: list[np.ndarray] | None, b: list[np.ndarray] | None) -> bool:
@@ -248,13 +270,17 @@ def check_ops(s: CheckSettings) -> CheckGroup:
 # --------------------------------------------------------------------------- whole network
 
 
+def _kinks_of(model: MLP) -> Callable[[], list[np.ndarray]] | None:
+    relus = [layer for layer in model.layers if isinstance(layer, ReLU)]
+    return (lambda: [r.kink_pattern() for r in relus]) if relus else None
+
+
 def check_model(model: MLP, x: np.ndarray, y: np.ndarray, s: CheckSettings, title: str) -> CheckGroup:
     """Every parameter tensor and the input, end to end through the loss (training mode)."""
     rng = np.random.default_rng(s.seed + 1)
     model.train()
     rewind = _frozen_dropout(model.layers)
-    relus = [layer for layer in model.layers if isinstance(layer, ReLU)]
-    kinks = (lambda: [r.kink_pattern() for r in relus]) if relus else None
+    kinks = _kinks_of(model)
 
     def f() -> float:
         rewind()
@@ -271,43 +297,222 @@ def check_model(model: MLP, x: np.ndarray, y: np.ndarray, s: CheckSettings, titl
     return CheckGroup(title, rows)
 
 
+# --------------------------------------------------------------------------- training steps
+
+
+def check_training_steps(trainer: Trainer, x: np.ndarray, y: np.ndarray, s: CheckSettings, title: str,
+                         steps: int = TRAIN_STEPS) -> CheckGroup:
+    """Real ``trainer.train_step`` calls against the textbook update from central-difference gradients.
+
+    Before each step the gradient of the minibatch loss is taken by central
+    differences (on ``s.samples`` entries per tensor; the other entries use
+    ``backward``'s gradient, itself proved by the other groups), with the
+    dropout masks the step will draw. The textbook update is then PyTorch's
+    SGD written out in float64 — g' = g + wd·W, v = μ·v + g', W − lr·v, then
+    max-norm — and each parameter's real change must equal it by the pass
+    rule. The last step runs at half the learning rate: a new lr must scale
+    the whole update. Momentum and weight decay come from the trainer's
+    optimizer.
+    """
+    model, opt = trainer.model, trainer.optimizer
+    rng = np.random.default_rng(s.seed + 3)
+    params = model.named_params()
+    idx = {name: _sample(p.size, s, rng) for name, p in params.items()}
+    kinks = _kinks_of(model)
+    velocity = {name: np.zeros(p.shape) for name, p in params.items()}
+    real: dict[str, list[np.ndarray]] = {name: [] for name in params}
+    book: dict[str, list[np.ndarray]] = {name: [] for name in params}
+    skipped = dict.fromkeys(params, 0)
+    constrained = {f"layers.{i}.W": layer.max_norm for i, layer in model.linear_layers() if layer.max_norm}
+    model.train()
+    try:
+        for t in range(steps):
+            lr = opt.lr = opt.lr / 2 if t == steps - 1 and steps > 1 else opt.lr
+            mu, wd = opt.momentum, opt.weight_decay
+            rewind = _frozen_dropout(model.layers)  # the masks this step will draw
+            before = {name: p.astype(np.float64) for name, p in params.items()}
+
+            def f() -> float:
+                rewind()
+                return model.loss(x, y)
+
+            f()
+            model.backward()
+            grads = {name: np.array(g, dtype=np.float64) for name, g in model.named_grads().items()}
+            crossed = _crossing(kinks)
+            for name, p in params.items():
+                num, kinked = central_differences(f, p, idx[name], s.eps, crossed)
+                grads[name].reshape(-1, order=order_of(grads[name]))[idx[name][~kinked]] = num[~kinked]
+                skipped[name] += int(kinked.sum())
+            for name, w in before.items():  # the textbook update
+                g = grads[name] + (wd * w if name.endswith(".W") else 0.0)
+                velocity[name] = mu * velocity[name] + g if mu else g
+                book[name].append(w - lr * velocity[name])
+            for name, cap in constrained.items():  # max-norm: columns of W longer than cap scaled down to it
+                w = book[name][-1]
+                norms = np.sqrt((w * w).sum(axis=0))
+                w *= np.where(norms > cap, cap / np.where(norms > 0, norms, 1.0), 1.0)
+            rewind()
+            trainer.train_step(x, y, 0, t + 1)
+            for name, p in params.items():
+                real[name].append(p.astype(np.float64) - before[name])
+                book[name][-1] -= before[name]
+    except Exception as e:  # a broken step is a failed check, not a crash
+        return CheckGroup(title, [_failed("training step", x.shape, f"raised {type(e).__name__}: {e}", "step")])
+    rows = []
+    for name, p in params.items():
+        shape = (*p.shape, steps)  # the last index of a reported entry is the step (0-based)
+        flat_real = np.concatenate([d.ravel(order="F") for d in real[name]])
+        flat_book = np.concatenate([d.ravel(order="F") for d in book[name]])
+        rows.append(_compare(f"step Δ {name}", shape, "F", np.arange(flat_real.size), flat_real, flat_book,
+                             skipped[name], s, kind="step"))
+    return CheckGroup(title, rows)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+def _property(name: str, measured: float, expected: float, bound: float, detail: str) -> PropertyCheck:
+    ok = bool(np.isfinite(measured)) and abs(measured - expected) <= bound
+    return PropertyCheck(name, float(measured), float(expected), float(bound), ok, detail)
+
+
+def dropout_properties(p: float, seed: int, units: int = PROPERTY_UNITS) -> list[PropertyCheck]:
+    """Inverted dropout drops at rate p and keeps E[out] = x; inference mode is the identity."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.5, 1.5, size=(units // 1000, 1000))  # positive: a dropped unit is exactly 0
+    layer = Dropout(p, rng=np.random.default_rng(seed + 1))
+    out = layer.forward(x)
+    n = x.size
+    rate = float((out == 0).mean())
+    # mean(out)/mean(x) − 1 = Σ x_i (m_i/(1−p) − 1) / Σ x_i, with variance Σ x_i² · p/(1−p) / (Σ x_i)²
+    sigma_ratio = float(np.sqrt((x * x).sum() * p / (1 - p)) / x.sum())
+    ratio = float(out.sum() / x.sum())
+    identity = float(np.abs(layer.eval().forward(x) - x).max())
+    label = f"Dropout(p={p:g})"
+    k = PROPERTY_SIGMAS
+    return [
+        _property(f"{label} drop rate", rate, p, k * float(np.sqrt(p * (1 - p) / n)),
+                  f"share of {n:,} units set to 0; bound {k:g} binomial standard errors"),
+        _property(f"{label} E[train out] / in", ratio, 1.0, k * sigma_ratio,
+                  f"Σ out / Σ in over {n:,} units, survivors scaled by 1/(1−p); bound {k:g} standard errors"),
+        _property(f"{label} inference is the identity", identity, 0.0, 0.0, "max |out − in| in eval mode"),
+    ]
+
+
+def softmax_properties(seed: int) -> list[PropertyCheck]:
+    """Softmax rows sum to 1 (even for logits of ±1e4); the loss is the mean −log p(true class)."""
+    rng = np.random.default_rng(seed)
+    z = 3.0 * rng.standard_normal((64, 10))
+    y = rng.integers(0, 10, 64)
+    big = np.concatenate([z, 1e4 * np.sign(z)])
+    row_sums = softmax(big).sum(axis=1)
+    loss, _ = softmax_cross_entropy(z, y)
+    ref = float(-np.log(softmax(z)[np.arange(64), y]).mean())
+    uniform, _ = softmax_cross_entropy(np.zeros((4, 10)), np.arange(4))
+    return [
+        _property("softmax rows sum to 1", float(np.abs(row_sums - 1).max()), 0.0, 1e-12,
+                  "max |Σ_j softmax(z)_j − 1| over 128 rows, half of them with logits of ±1e4"),
+        _property("softmax-CE = mean −log p(true class)", loss, ref, 1e-12 * max(1.0, abs(ref)),
+                  "the head's loss against −log of softmax's probability of the label"),
+        _property("softmax-CE of equal logits = log C", uniform, float(np.log(10)), 1e-12,
+                  "all-zero logits over 10 classes"),
+        _property("log_softmax = log(softmax)", float(np.abs(log_softmax(z) - np.log(softmax(z))).max()), 0.0,
+                  1e-12, "max difference over 64 rows"),
+    ]
+
+
+def check_properties(dropout_ps: list[float], s: CheckSettings) -> CheckGroup:
+    rows: list[TensorCheck | PropertyCheck] = []
+    for i, p in enumerate(sorted(set(dropout_ps))):
+        if p > 0:
+            rows += dropout_properties(p, s.seed + 10 + i)
+    rows += softmax_properties(s.seed + 5)
+    return CheckGroup("defining properties (what finite differences cannot see: a forward pass wrong in the same "
+                      "way as its backward)", rows)
+
+
+# --------------------------------------------------------------------------- the default network and configs
+
+
 DEFAULT_NETWORK = {
+    "seed": 0,
     "model": {
         "init": "he",
         "bias_init": "normal",
         "bias_std": 0.5,
+        "max_norm": 1.2,  # clips some columns of the he-initialized weights, not all
+        "dtype": "float64",
         "layers": [{"linear": 6}, "sigmoid", {"linear": 6}, "tanh", {"dropout": 0.3}, {"linear": 5}, "relu",
                    {"linear": 10}],
-    }
+    },
+    "train": {"lr": 0.5, "momentum": 0.9, "weight_decay": 0.01},
 }
+DEFAULT_IN = 8
 
 
 def _describe(model: MLP) -> str:
     return " → ".join(repr(layer) for layer in model.layers)
 
 
-def default_network_check(s: CheckSettings) -> CheckGroup:
+def _synthetic(n: int, d: int, classes: int, seed: int) -> Dataset:
+    """A random uint8 dataset, only so that a Trainer can be built around the default network."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, d), dtype=np.uint8)
+    y = np.arange(n) % classes
+    names = tuple(str(i) for i in range(classes))
+    return Dataset("synthetic", x, y, x[:classes], y[:classes], 1 / 255, classes, names, (d,), "random")
+
+
+def _float64(cfg: Config, batch: int, momentum: float | None = None) -> Config:
+    """The config in float64, with the batch size the check uses (it picks the weights' memory order)."""
+    train = dataclasses.replace(cfg.train, batch_size=batch)
+    if momentum is not None:
+        train = dataclasses.replace(train, momentum=momentum, momentum_start=None)
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dtype="float64"), train=train)
+
+
+def default_checks(s: CheckSettings) -> list[CheckGroup]:
     cfg = config_from_dict(DEFAULT_NETWORK, "<default network>")
     rngs = Rngs.from_seed(s.seed)
-    model = build_model(cfg.model, 8, rngs.init, rngs.dropout, dtype="float64")
+    model = build_model(cfg.model, DEFAULT_IN, rngs.init, rngs.dropout)
     data_rng = np.random.default_rng(s.seed + 2)
-    x = data_rng.standard_normal((6, 8))
+    x = data_rng.standard_normal((6, DEFAULT_IN))
     y = data_rng.integers(0, 10, 6)
-    return check_model(model, x, y, s, f"default network, end to end: {_describe(model)} → softmax-CE, batch 6")
+    groups = [check_model(model, x, y, s, f"default network, end to end: {_describe(model)} → softmax-CE, batch 6")]
+    t = cfg.train
+    # Both memory orders (see build.layout_for) and both update routes of optim.SGD (with and without momentum).
+    for batch, momentum in ((6, t.momentum), (16, t.momentum), (6, 0.0), (16, 0.0)):
+        trainer = Trainer(_float64(cfg, batch, momentum), _synthetic(32, DEFAULT_IN, 10, s.seed))
+        xb = np.asarray(data_rng.standard_normal((batch, DEFAULT_IN)), order=trainer.model.layout)
+        yb = data_rng.integers(0, 10, batch)
+        groups.append(check_training_steps(
+            trainer, xb, yb, s, f"default network, {TRAIN_STEPS} training steps, batch {batch} "
+            f"({'column' if trainer.model.layout == 'F' else 'row'}-major), momentum {momentum:g}, weight decay "
+            f"{t.weight_decay:g}, max-norm {cfg.model.max_norm:g}, lr {t.lr:g} then {t.lr / 2:g}: each change "
+            "against the textbook update from central differences"))
+    groups.append(check_properties([0.5, 0.25, 0.3], s))
+    return groups
 
 
-def config_network_check(cfg: Config, data: Dataset, s: CheckSettings, batch: int) -> CheckGroup:
+def config_checks(cfg: Config, data: Dataset, s: CheckSettings, batch: int) -> list[CheckGroup]:
     """The config's network in float64, on the first ``batch`` training examples of its data."""
     check_model_fits_data(cfg, data.num_classes)
-    if cfg.data.normalize:
-        data = standardize(data, split_train_val(data, cfg.data.validation)[0])
-    rngs = Rngs.from_seed(cfg.seed)
-    model = build_model(cfg.model, data.num_features, rngs.init, rngs.dropout, dtype="float64")
     n = min(batch, len(data.y_train))
-    x = to_float(data.x_train[:n], data.scale, np.float64, shift=data.shift)
-    y = data.y_train[:n]
-    return check_model(model, x, y, s, f"{cfg.data.dataset} network, end to end: {_describe(model)} → softmax-CE, "
-                                       f"first {n} training examples")
+    trainer = Trainer(_float64(cfg, n), data)  # the run's own preparation: split, normalization, initial weights
+    model, d, opt = trainer.model, trainer.data, trainer.optimizer
+    n = min(n, len(trainer.train_split))
+    x = to_float(trainer.train_split.x[:n], d.scale, np.float64, model.layout, d.shift)
+    y = trainer.train_split.y[:n]
+    groups = [check_model(model, x, y, s, f"{cfg.data.dataset} network, end to end: {_describe(model)} → "
+                                           f"softmax-CE, first {n} training examples")]
+    groups.append(check_training_steps(
+        trainer, x, y, s, f"{cfg.data.dataset} network, {TRAIN_STEPS} training steps on the same examples: lr "
+        f"{opt.lr:g} then {opt.lr / 2:g}, momentum {opt.momentum:g}, weight decay {opt.weight_decay:g}"
+        + (f", max-norm {cfg.model.max_norm:g}" if cfg.model.max_norm else "")
+        + "; each change against the textbook update from central differences"))
+    groups.append(check_properties([layer.p for _, layer in model.dropout_layers()], s))
+    return groups
 
 
 def gradcheck(
@@ -317,14 +522,15 @@ def gradcheck(
     data: Dataset | None = None,
     batch: int = DEFAULT_BATCH,
 ) -> GradcheckReport:
-    """Without a config: every op, then the default network. With one: that network on ``data``."""
+    """Without a config: every op, the default network and its training steps, the properties.
+    With one: that network on ``data``, its training steps, and the properties of its ops."""
     s = settings or CheckSettings()
     with np.errstate(over="ignore", under="ignore"):
         if cfg is None:
-            groups = [check_ops(s), default_network_check(s)]
+            groups = [check_ops(s), *default_checks(s)]
         else:
             if data is None:
                 raise ValueError("gradcheck with a config needs its dataset")
-            groups = [config_network_check(cfg, data, s, batch)]
+            groups = config_checks(cfg, data, s, batch)
     passed = all(r.passed for g in groups for r in g.rows)
     return GradcheckReport(groups, s.eps, s.rtol, s.atol, s.samples, passed)

@@ -68,9 +68,7 @@ class GradProfile:
 
 def grad_snapshot(model: MLP, x: np.ndarray, y: np.ndarray, epoch: int) -> GradSnapshot:
     """Norms of the mean gradient over the probe batch (inference mode: no dropout noise)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with model.mode(training=False):
         loss = model.loss(x, y)
         model.backward()
         lin = model.linear_layers()
@@ -92,8 +90,6 @@ def grad_snapshot(model: MLP, x: np.ndarray, y: np.ndarray, epoch: int) -> GradS
                 continue
             d = layer.derivative().astype(np.float64)
             acts.append(ActivationStats(f"layers.{i}", kind, float(d.mean()), float((d < SATURATED).mean())))
-    finally:
-        model.train(was_training)
     return GradSnapshot(epoch, loss, stats, acts)
 
 

@@ -5,7 +5,9 @@ The contract every layer keeps (see docs/math.md for the derivations):
 - ``params`` and ``grads`` are dicts with the same keys and shapes.
 - ``forward(x)`` returns the output and caches exactly what ``backward`` needs.
 - ``backward(dout)`` receives dL/d(out), *overwrites* ``grads`` and returns
-  dL/dx. Calling it before ``forward`` raises :class:`StateError`.
+  dL/dx. Calling it before ``forward`` raises :class:`StateError`. After a
+  training step ``grads`` hold that step's gradients: the optimizer reads them
+  and never changes them.
 - ``train()`` / ``eval()`` switch the mode; only Dropout behaves differently.
 - Randomness comes only from the ``numpy.random.Generator`` a layer is given.
 
@@ -13,6 +15,8 @@ Shape letters: N batch, D input features, C output features.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
 
 import numpy as np
 
@@ -26,7 +30,7 @@ class Layer:
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
+        self.grads: MutableMapping[str, np.ndarray] = {}
         self.training = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
@@ -56,6 +60,13 @@ class Layer:
     def extra_repr(self) -> str:
         return ""
 
+    def grad_sqnorm(self, key: str) -> float:
+        """‖grads[key]‖² (Frobenius), for the gradient-norm diagnostics."""
+        return blas.sqnorm(self.grads[key])
+
+    def apply_constraints(self) -> None:
+        """Constraints on the parameters, applied by the optimizer after each update (none here)."""
+
     def kink_pattern(self) -> np.ndarray | None:
         """Which side of each non-differentiable point the last forward fell on.
 
@@ -73,6 +84,52 @@ class Layer:
         return cached
 
 
+class LinearGrads(MutableMapping):
+    """A Linear layer's ``grads``: ``"b"`` written by backward, ``"W"`` = xᵀ·dout formed when read.
+
+    Backward keeps the two factors of the weight gradient, x (N, D) and dout
+    (N, C), and the first read of ``grads["W"]`` multiplies them into the
+    buffer (one GEMM). The optimizer can instead apply ``W ← βW + α·xᵀ·dout``
+    straight from the factors (``factors()``) in one accumulating GEMM, without
+    writing the gradient and reading it back: measured in ``docs/math.md``
+    ("the training step"). Either way, reading ``grads["W"]`` after a step gives
+    that step's gradient. The factors are the arrays backward received; they
+    are not copied, so they must not be changed in place before the read.
+    """
+
+    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
+        self._arrays = {"W": W, "b": b}
+        self._factors: tuple[np.ndarray, np.ndarray] | None = None
+
+    def factors(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(x, dout) with dW = xᵀ·dout while dW is not yet formed; None once it is."""
+        return self._factors
+
+    def set_factors(self, x: np.ndarray, dout: np.ndarray) -> None:
+        self._factors = (x, dout)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key == "W" and self._factors is not None:
+            x, dout = self._factors
+            blas.matmul_tn_acc(self._arrays["W"], x, dout)  # (D, N) @ (N, C) -> (D, C)
+            self._factors = None
+        return self._arrays[key]
+
+    def __setitem__(self, key: str, value: np.ndarray) -> None:
+        if key not in self._arrays or value.shape != self._arrays[key].shape:
+            raise ShapeError(f"Linear grads: cannot set {key!r} to an array of shape {value.shape}")
+        self._arrays[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("Linear grads keep their keys")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+
 class Linear(Layer):
     """Fully connected layer: ``out = x @ W + b``.
 
@@ -81,15 +138,15 @@ class Linear(Layer):
         rng: generator for the initial weights.
         init: weight initializer (see ``mlpkit.init``); ``init_std`` for ``normal``.
         bias_init, bias_std: ``zeros`` or ``normal`` (N(0, bias_std²)).
+        max_norm: cap on each unit's incoming weight norm (see ``apply_constraints``).
         dtype: float32 for training, float64 for gradient checks.
+        order: memory order of W, "F" (column-major) or "C" (see ``blas``).
 
     Shape:
         x: (N, D) -> out: (N, C).  W: (D, C), b: (C,) — one bias per output
         unit, broadcast over the batch (not one per sample, as the seed notes had).
     Cache: x.
     Grads: W = xᵀ·dout (D, C); b = column sums of dout over the batch (C,).
-    Constraint: with ``max_norm``, ``apply_max_norm`` rescales any column of W
-    (a unit's incoming weights) whose L2 norm exceeds it (Srivastava et al. 2014).
     """
 
     def __init__(
@@ -104,17 +161,18 @@ class Linear(Layer):
         bias_std: float = 1.0,
         max_norm: float | None = None,
         dtype: np.dtype | type = np.float32,
+        order: str = "C",
     ) -> None:
         super().__init__()
         self.max_norm = max_norm
         self.in_features = in_features
         self._out_features = out_features
         W = init_weight(init, in_features, out_features, rng, std=init_std, dtype=dtype)
+        W = np.asfortranarray(W) if order == "F" else np.ascontiguousarray(W)
         b = init_bias(bias_init, out_features, rng, std=bias_std, dtype=dtype)
         self.params = {"W": W, "b": b}
-        self.grads = {"W": np.zeros_like(W), "b": np.zeros_like(b)}
+        self.grads = LinearGrads(np.zeros_like(W), np.zeros_like(b))  # zeros_like keeps W's order
         self._x: np.ndarray | None = None
-        self._dout: np.ndarray | None = None
 
     def out_features(self, in_features: int) -> int:
         return self._out_features
@@ -128,24 +186,37 @@ class Linear(Layer):
         self._x = x
         return blas.matmul(x, self.params["W"], bias=self.params["b"])  # (N, D) @ (D, C) + b -> (N, C)
 
-    def backward(self, dout: np.ndarray, *, need_dx: bool = True, defer_dW: bool = False) -> np.ndarray | None:
-        """Write dW, db; return dx unless ``need_dx`` is False (first layer).
+    def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
+        """Write dW = xᵀ·dout and db = Σ_n dout; return dx = dout·Wᵀ unless ``need_dx`` is False.
 
-        With ``defer_dW`` the weight gradient is not formed: ``dout`` is kept for
-        ``accumulate_dW``, which lets the optimizer fold it into its update.
+        dW is kept as its two factors and formed when ``grads["W"]`` is read
+        (see ``LinearGrads``). The first layer of a network passes
+        ``need_dx=False``: nobody reads the gradient of the input images.
         """
         x = self._require(self._x)
-        if defer_dW:
-            self._dout = dout
-        else:
-            blas.matmul_tn_acc(self.grads["W"], x, dout)  # (D, N) @ (N, C) -> (D, C)
+        self.grads.set_factors(x, dout)  # dW = xᵀ·dout: (D, N) @ (N, C) -> (D, C)
         blas.colsum(dout, self.grads["b"])  # (C,): sum over the batch
         if not need_dx:
             return None
         return blas.matmul_nt(dout, self.params["W"])  # (N, C) @ (C, D) -> (N, D)
 
-    def apply_max_norm(self) -> None:
-        """Rescale each unit's incoming weights (a column of W) to norm ≤ max_norm, if set."""
+    def grad_sqnorm(self, key: str) -> float:
+        """‖grads[key]‖², without forming dW when the batch is smaller than the layer.
+
+        Then ‖xᵀ·dout‖² comes from two (N, N) Gram matrices (``blas.tn_sqnorm``),
+        N²·(D + C) multiply-adds instead of N·D·C.
+        """
+        factors = self.grads.factors() if key == "W" else None
+        if factors is not None:
+            x, dout = factors
+            n, (d, c) = x.shape[0], self.params["W"].shape
+            if n * (d + c) < d * c:
+                return blas.tn_sqnorm(x, dout)
+        return blas.sqnorm(self.grads[key])
+
+    def apply_constraints(self) -> None:
+        """Max-norm (Srivastava et al. 2014): rescale each unit's incoming weights, a
+        column of W, whose L2 norm exceeds ``max_norm`` down to that norm."""
         if self.max_norm is None:
             return
         W = self.params["W"]
@@ -153,24 +224,6 @@ class Linear(Layer):
         over = np.flatnonzero(norms > self.max_norm)
         if over.size:
             W[:, over] *= (self.max_norm / norms[over]).astype(W.dtype)
-
-    def accumulate_dW(self, target: np.ndarray, alpha: float, beta: float) -> None:
-        """target ← β·target + α·xᵀ·dout, from the last deferred backward (one GEMM)."""
-        x, dout = self._require(self._x), self._require(self._dout)
-        blas.matmul_tn_acc(target, x, dout, alpha, beta)
-
-    def dW_sqnorm(self, scratch: np.ndarray) -> float:
-        """‖xᵀ·dout‖² from the last deferred backward, without changing the weights.
-
-        For batches smaller than the layer, from (N, N) Gram matrices
-        (``blas.tn_sqnorm``); otherwise the product is formed in ``scratch`` (D, C).
-        """
-        x, dout = self._require(self._x), self._require(self._dout)
-        n, (d, c) = x.shape[0], self.params["W"].shape
-        if n * (d + c) < d * c:
-            return blas.tn_sqnorm(x, dout)
-        blas.matmul_tn_acc(scratch, x, dout)
-        return blas.sqnorm(scratch.ravel(order="A"))  # a view: scratch is contiguous
 
     def extra_repr(self) -> str:
         extra = f", max_norm={self.max_norm:g}" if self.max_norm is not None else ""
@@ -255,6 +308,13 @@ class ReLU(Layer):
         out = self._require(self._out)
         return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)
 
+    def grad_sqnorm(self, key: str) -> float:
+        """‖grads[key]‖² (Frobenius), for the gradient-norm diagnostics."""
+        return blas.sqnorm(self.grads[key])
+
+    def apply_constraints(self) -> None:
+        """Constraints on the parameters, applied by the optimizer after each update (none here)."""
+
     def kink_pattern(self) -> np.ndarray | None:
         return None if self._out is None else self._out > 0
 
@@ -263,24 +323,44 @@ class ReLU(Layer):
         return (self._require(self._out) > 0).astype(self._out.dtype)
 
 
+def keep_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, order: str = "C") -> np.ndarray:
+    """A boolean array of ``shape``, True (keep) with probability 1 − p, each entry independent.
+
+    Equivalent to ``rng.random(shape) >= p`` — a uniform draw u, kept when
+    u ≥ p — with u drawn at the coarsest resolution that still represents p:
+    one random bit per entry when p = 1/2, a byte when p is a multiple of
+    1/256, 16 bits for a multiple of 2⁻¹⁶, and 32 bits otherwise. In the
+    first three cases the drop probability is exactly p; with 32 bits it is
+    p rounded to a multiple of 2⁻³² (at most 1.2e-10 off). Raw generator bytes
+    are the cheapest source there is: on layer B of ``scripts/bench.py``
+    (128×1024, p = 1/2) masks took 0.42 s per epoch from ``rng.random`` and
+    0.15 s from bits.
+    """
+    n = int(np.prod(shape))
+    if p == 0.5:
+        bits = np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), dtype=np.uint8), count=n)
+        return bits.reshape(shape, order=order).view(bool)  # 1 = keep, probability 1/2
+    for nbytes, dtype in ((1, np.uint8), (2, np.uint16), (4, np.uint32)):
+        levels = 1 << (8 * nbytes)
+        if nbytes == 4 or float(p * levels).is_integer():
+            threshold = min(round(p * levels), levels - 1)  # u < threshold, probability threshold / levels, drops
+            raw = np.frombuffer(rng.bytes(nbytes * n), dtype=dtype)
+            return raw.reshape(shape, order=order) >= threshold
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 class Dropout(Layer):
     """Inverted dropout.
 
     Args:
         p: probability of *dropping* a unit (PyTorch/Keras convention; the seed
            notes and cs231n-2019 use p as the keep probability). Must be in [0, 1).
-        rng: generator the masks are drawn from.
+        rng: generator the masks are drawn from (see ``keep_mask``).
 
     Training: mask ~ Bernoulli(1 − p); out = x · mask / (1 − p), so E[out] = x.
     Inference: out = x, no rescaling needed.
 
-    Masks come from the generator's raw random bytes, the cheapest source:
-    one bit per unit when p = 1/2, one byte when p is a multiple of 1/256,
-    otherwise two bytes, so p is used rounded to a multiple of 2⁻¹⁶ (at most
-    7.6e-6 off; ``p_effective``). Survivors are scaled by 1/(1 − p_effective),
-    which keeps E[out] = x exactly.
-
-    Shape: any -> same.  Cache: the scaled mask (training mode only).
+    Shape: any -> same.  Cache: the scaled mask, 0 or 1/(1 − p) (training mode only).
     Backward: dx = dout · mask / (1 − p) in training mode, dout in inference.
     """
 
@@ -290,34 +370,16 @@ class Dropout(Layer):
             raise ValueError(f"dropout probability has to be in [0, 1), but got {p!r}")
         self.p = float(p)
         self.rng = rng
-        if self.p == 0.5:
-            self._bits, self._threshold = 1, 1
-        elif float(self.p * 256).is_integer():
-            self._bits, self._threshold = 8, int(self.p * 256)
-        else:
-            self._bits, self._threshold = 16, min(int(round(self.p * 65536)), 65535)
-        self.p_effective = self._threshold / (1 << self._bits) if self.p else 0.0
-        self._scale = 1.0 / (1.0 - self.p_effective)
+        self.scale = 1.0 / (1.0 - self.p)  # survivors' factor, exactly as the user's p gives it
         self._mask: np.ndarray | None = None
         self._eval_cached = False
-
-    def _keep(self, shape: tuple[int, ...], order: str = "C") -> np.ndarray:
-        """A 0/1 array of ``shape``: 1 with probability 1 − p_effective."""
-        n = int(np.prod(shape))
-        if self._bits == 1:
-            raw = np.frombuffer(self.rng.bytes((n + 7) // 8), dtype=np.uint8)
-            return np.unpackbits(raw, count=n).reshape(shape, order=order)
-        if self._bits == 8:
-            return np.frombuffer(self.rng.bytes(n), dtype=np.uint8).reshape(shape, order=order) >= self._threshold
-        raw16 = np.frombuffer(self.rng.bytes(2 * n), dtype=np.uint16)
-        return raw16.reshape(shape, order=order) >= self._threshold
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if not self.training or self.p == 0.0:
             self._mask, self._eval_cached = None, True
             return x
-        order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"  # the mask follows x's layout
-        mask = np.multiply(self._keep(x.shape, order), self._scale, dtype=x.dtype)  # 0 or 1/(1-p)
+        keep = keep_mask(self.rng, x.shape, self.p, blas.order_of(x))  # the mask follows x's layout
+        mask = np.multiply(keep, self.scale, dtype=x.dtype)  # 0 or 1/(1-p)
         self._mask, self._eval_cached = mask, False
         return x * mask
 

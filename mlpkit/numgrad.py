@@ -1,4 +1,4 @@
-"""Central finite differences: the oracle every backward pass is checked against."""
+"""Central finite differences: the oracle every backward pass and training step is checked against."""
 
 from __future__ import annotations
 
@@ -6,41 +6,53 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .blas import order_of
 
-def numerical_gradient(
+
+def central_differences(
     f: Callable[[], float],
     x: np.ndarray,
-    *,
-    eps: float = 1e-6,
-    indices: np.ndarray | None = None,
-) -> np.ndarray:
-    """d f / d x by central differences, perturbing ``x`` in place.
+    indices: np.ndarray,
+    eps: float,
+    crossed: Callable[[], bool] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(f(x + eps·e_i) − f(x − eps·e_i)) / 2·eps for each flat index i, perturbing ``x`` in place.
 
     Args:
         f: evaluates the scalar loss from the current contents of ``x``.
-        x: the array to differentiate against (float64 for meaningful results).
-        eps: the step h in (f(x + h) − f(x − h)) / 2h.
-        indices: flat indices to perturb (default: all).
+        x: a contiguous array (float64 for meaningful results); each entry is
+            restored to its exact old value after use.
+        indices: flat indices in x's memory order.
+        crossed: called after each evaluation; True when it fell on the other
+            side of a kink (a ReLU at 0) than the unperturbed input.
 
     Returns:
-        float64 gradient estimates: shaped like ``x`` when ``indices`` is None,
-        else one per index (flat indices in x's memory order).
+        float64 estimates, one per index, and a boolean array marking the
+        indices whose +eps or −eps evaluation crossed a kink.
     """
-    order = "F" if x.flags.f_contiguous and not x.flags.c_contiguous else "C"
-    flat = x.reshape(-1, order=order)  # a view: writes go to x
+    flat = x.reshape(-1, order=order_of(x))  # a view: writes go to x
     if not np.shares_memory(flat, x):
-        raise ValueError("numerical_gradient needs a contiguous array to perturb in place")
-    idx = np.arange(flat.size) if indices is None else indices
-    out = np.empty(len(idx), dtype=np.float64)
-    for k, i in enumerate(idx):
+        raise ValueError("central differences need a contiguous array to perturb in place")
+    out = np.empty(len(indices), dtype=np.float64)
+    kinked = np.zeros(len(indices), dtype=bool)
+    for k, i in enumerate(indices):
         old = flat[i]
         flat[i] = old + eps
         fp = f()
+        kinked[k] = crossed is not None and crossed()
         flat[i] = old - eps
         fm = f()
+        kinked[k] |= crossed is not None and crossed()
         flat[i] = old
         out[k] = (fp - fm) / (2 * eps)
-    return out.reshape(x.shape, order=order) if indices is None else out
+    return out, kinked
+
+
+def numerical_gradient(f: Callable[[], float], x: np.ndarray, *, eps: float = 1e-6) -> np.ndarray:
+    """d f / d x by central differences over every entry, shaped like ``x`` (float64)."""
+    order = order_of(x)
+    values, _ = central_differences(f, x, np.arange(x.size), eps)
+    return values.reshape(x.shape, order=order)
 
 
 def rel_error(analytic: np.ndarray, numeric: np.ndarray) -> float:

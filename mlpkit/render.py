@@ -13,6 +13,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
@@ -128,6 +129,12 @@ def model_summary(rows: list[tuple[str, str, str, int]], total: int, in_features
     console.print(t)
 
 
+def dry_run(r: Any) -> None:
+    """``train --dry-run``: the model it would build, and that everything checked out."""
+    model_summary(r.summary, r.num_params, r.in_features)
+    console.print(f"config, data and model are valid; {r.steps_per_epoch:,} steps per epoch, {r.epochs} epochs")
+
+
 class EpochTable:
     """Prints one aligned row per epoch as it finishes; the header comes first.
 
@@ -217,41 +224,62 @@ def as_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-OnEpoch = Callable[[EpochMetrics, float], None]
-
-
 # --------------------------------------------------------------------------- gradcheck
 
 
+def _verdict(passed: bool) -> str:
+    return "[green]pass[/green]" if passed else "[bold red]FAIL[/bold red]"
+
+
+def _property_table(rows: list[Any]) -> Table:
+    t = Table(box=box.SIMPLE_HEAD)
+    for col, j in (("property", "left"), ("measured", "right"), ("expected", "right"), ("bound ±", "right"),
+                   ("result", "left")):
+        t.add_column(col, justify=j, no_wrap=col == "property")
+    for row in rows:
+        t.add_row(escape(row.name), f"{row.measured:.6g}", f"{row.expected:.6g}", f"{row.bound:.2g}", _verdict(row.passed))
+    return t
+
+
+def _tensor_table(rows: list[Any]) -> Table:
+    t = Table(box=box.SIMPLE_HEAD)
+    for col, j in (("tensor", "left"), ("shape", "left"), ("checked", "right"), ("skipped", "right"),
+                   ("max abs err", "right"), ("rel err", "right"), ("result", "left")):
+        t.add_column(col, justify=j, no_wrap=col == "tensor")
+    for row in rows:
+        t.add_row(escape(row.name), "×".join(map(str, row.shape)) or "()", str(row.checked),
+                  str(row.skipped) if row.skipped else "", _e(row.max_abs_err), _e(row.rel_err), _verdict(row.passed))
+    return t
+
+
 def gradcheck_report(r: Any) -> None:
-    """One row per tensor, grouped; failing rows list their worst entries."""
+    """One row per tensor, parameter change or property, grouped; failing rows list their worst entries."""
     for g in r.groups:
         console.print(Text(g.title, style="bold"), soft_wrap=True)
-        t = Table(box=box.SIMPLE_HEAD)
-        for col, j in (("tensor", "left"), ("shape", "left"), ("checked", "right"), ("skipped", "right"),
-                       ("max abs err", "right"), ("rel err", "right"), ("result", "left")):
-            t.add_column(col, justify=j, no_wrap=col == "tensor")
-        for row in g.rows:
-            verdict = "[green]pass[/green]" if row.passed else "[bold red]FAIL[/bold red]"
-            t.add_row(row.name, "×".join(map(str, row.shape)) or "()", str(row.checked),
-                      str(row.skipped) if row.skipped else "", _e(row.max_abs_err), _e(row.rel_err), verdict)
-        console.print(t)
+        properties = [row for row in g.rows if row.kind == "property"]
+        console.print(_property_table(properties) if properties else _tensor_table(g.rows))
         for row in g.rows:
             if row.passed:
                 continue
+            if row.kind == "property":
+                console.print(Text(f"  {row.name}: measured {row.measured:.6g}, expected {row.expected:.6g} ± "
+                                   f"{row.bound:.2g} ({row.detail})", style="red"), soft_wrap=True)
+                continue
             if row.error:
                 console.print(Text(f"  {row.name}: {row.error}", style="red"), soft_wrap=True)
+            first, second = ("real", "textbook") if row.kind == "step" else ("analytic", "numeric")
             for w in row.worst:
-                console.print(Text(f"  {row.name}{list(w.index)}: analytic {w.analytic:.6e}, numeric {w.numeric:.6e}, "
+                console.print(Text(f"  {row.name}{list(w.index)}: {first} {w.analytic:.6e}, {second} {w.numeric:.6e}, "
                                    f"abs error {w.abs_err:.2e}", style="red"), soft_wrap=True)
     failed = [row.name for g in r.groups for row in g.rows if not row.passed]
-    rule = f"pass: |analytic − numeric| ≤ {r.atol:g} + {r.rtol:g}·|numeric| for every checked entry (eps {r.eps:g})"
-    console.print(Text(rule, style="dim"))
+    rule = (f"pass: |analytic − numeric| ≤ {r.atol:g} + {r.rtol:g}·|numeric| for every checked entry (eps {r.eps:g}); "
+            "a step's real change against its textbook change by the same rule")
+    console.print(Text(rule, style="dim"), soft_wrap=True)
     if failed:
-        console.print(Text(f"FAILED: {len(failed)} tensor(s): {', '.join(failed)}", style="bold red"), soft_wrap=True)
+        console.print(Text(f"FAILED: {len(failed)} check(s): {', '.join(failed)}", style="bold red"), soft_wrap=True)
     else:
         n = sum(len(g.rows) for g in r.groups)
-        console.print(Text(f"all {n} tensors pass", style="bold green"))
+        console.print(Text(f"all {n} checks pass", style="bold green"))
 
 
 # --------------------------------------------------------------------------- inspect-grads

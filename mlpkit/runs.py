@@ -30,7 +30,8 @@ import numpy as np
 from .atomic import atomic_write
 from .config import Config, config_from_dict, config_to_yaml
 from .errors import CheckpointError, MlpkitError
-from .model import MLP, build_model
+from .build import build_model
+from .model import MLP
 
 CONFIG_KEY = "__config__"
 META_KEY = "__meta__"
@@ -179,10 +180,6 @@ def weights_bytes(model: MLP, cfg: Config, extra: dict[str, np.ndarray] | None =
     if extra:
         arrays.update(extra)
     return npz_bytes(arrays)
-
-
-def save_weights(path: str | Path, model: MLP, cfg: Config) -> None:
-    atomic_write(path, weights_bytes(model, cfg))
 
 
 def resolve_weights_path(run: str | Path) -> Path:

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .build import build_model, check_model_fits_data, layout_for
 from .config import Config
-from .data import Dataset, Split, split_train_val, standardize, to_float
-from .errors import ConfigError, DivergenceError
+from .data import Dataset, Split, prepare_splits, to_float
+from .errors import DivergenceError
 from .losses import cross_entropy_per_sample
-from .model import MLP, Rngs, build_model, layout_for
+from .model import MLP
 from .optim import SGD
+from .rngs import Rngs
 from .schedules import lr_at, momentum_at
 
 EVAL_BATCH = 1000
@@ -60,17 +62,6 @@ class EvalResult:
     class_names: list[str] = field(default_factory=list)
 
 
-def check_model_fits_data(cfg: Config, num_classes: int) -> None:
-    """The last Linear must produce one logit per class."""
-    last = len(cfg.model.layers) - 1
-    width = cfg.model.layers[last].out_features
-    if width != num_classes:
-        raise ConfigError(
-            f"model.layers[{last}].linear: the last layer has {width} outputs but dataset "
-            f"{cfg.data.dataset} has {num_classes} classes"
-        )
-
-
 def iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
     """Index arrays of each minibatch; shuffled with ``rng`` (None keeps the order)."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
@@ -80,13 +71,9 @@ def iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator | None
 def predict_logits(model: MLP, x: np.ndarray, scale: float, batch: int = EVAL_BATCH, shift: float = 0.0
                    ) -> np.ndarray:
     """Inference-mode logits (N, C) in batches; restores the model's mode."""
-    was_training = model.training
-    model.eval()
-    try:
+    with model.mode(training=False):
         outs = [model.forward(to_float(x[s : s + batch], scale, model.dtype, shift=shift))
                 for s in range(0, len(x), batch)]
-    finally:
-        model.train(was_training)
     return np.concatenate(outs) if outs else np.zeros((0, 0), dtype=model.dtype)
 
 
@@ -120,20 +107,16 @@ class Trainer:
     def __init__(self, cfg: Config, data: Dataset) -> None:
         check_model_fits_data(cfg, data.num_classes)
         self.cfg = cfg
-        self.data = data
-        self.train_split, self.val_split = split_train_val(data, cfg.data.validation)
-        if cfg.data.normalize:
-            data = self.data = standardize(data, self.train_split)
+        self.data, self.train_split, self.val_split = prepare_splits(data, cfg.data.validation, cfg.data.normalize)
         k = min(cfg.data.train_eval_samples, len(self.train_split))
         self.train_eval_split = Split(self.train_split.x[:k], self.train_split.y[:k]) if k else None
         self.rngs = Rngs.from_seed(cfg.seed)
-        self.model = build_model(cfg.model, data.num_features, self.rngs.init, self.rngs.dropout,
+        self.model = build_model(cfg.model, self.data.num_features, self.rngs.init, self.rngs.dropout,
                                  layout=layout_for(cfg.train.batch_size))
         t = cfg.train
         # Nielsen's L2 term (λ/2n)·Σw² on the mean loss is weight decay λ/n.
         wd = t.weight_decay if not t.l2 else t.l2 / len(self.train_split)
-        self.optimizer = SGD(self.model.flat, lr_at(t, 0), momentum_at(t, 0), wd)
-        self._constrained = any(layer.max_norm is not None for _, layer in self.model.linear_layers())
+        self.optimizer = SGD(self.model, lr_at(t, 0), momentum_at(t, 0), wd)
         self.epoch = 0  # epochs completed
         self.step = 0  # steps completed in the current epoch (0 at an epoch boundary)
         self.history: list[EpochMetrics] = []
@@ -141,10 +124,8 @@ class Trainer:
         # resumed run redraws the same order and skips the steps already done.
         self._shuffle_start = self.rngs.shuffle.bit_generator.state
         self._loss_sum = 0.0  # Σ batch loss × batch size so far this epoch
-        self._norm_sums: dict[str, float] = dict.fromkeys(self.model.named_grads(), 0.0)
-        self._norm_names = list(self.model.flat.names)
+        self._norm_sums: dict[str, float] = dict.fromkeys(self.model.named_params(), 0.0)
         self._norm_count = 0  # steps measured so far this epoch
-        self._linears = [(f"layers.{i}.W", layer) for i, layer in self.model.linear_layers()]
 
     @property
     def steps_per_epoch(self) -> int:
@@ -184,7 +165,10 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught by value, in _step
             for step in range(self.step + 1, len(batches) + 1):
                 idx = batches[step - 1]
-                loss = self._step(x[idx], y[idx], epoch, step, step % self.norm_every == 0)
+                xb = to_float(x[idx], self.data.scale, model.dtype, model.layout, self.data.shift)  # (B, D)
+                loss = self.train_step(xb, y[idx], epoch, step)
+                if step % self.norm_every == 0:
+                    self._measure_grad_norms(epoch, step)
                 self._loss_sum += loss * len(idx)
                 self.step = step
                 if on_step is not None:
@@ -219,7 +203,6 @@ class Trainer:
     def load_state(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
         """Restore what ``state`` returned (the caller has checked names and shapes)."""
         self.model.load_params(arrays)
-        self.optimizer.set_lr_raw(float(meta.get("lr", self.optimizer.lr)))  # the velocity is scaled by it
         self.optimizer.load_state_dict({k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")})
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.rngs.shuffle.bit_generator.state = meta["shuffle_rng"]
@@ -230,40 +213,45 @@ class Trainer:
         self._norm_count = int(meta.get("norm_count", 0))
         self.history = [EpochMetrics(**m) for m in meta["history"]]
 
-    def _step(self, xb_stored: np.ndarray, yb: np.ndarray, epoch: int, step: int, measure: bool) -> float:
-        """One SGD step on a minibatch of stored rows; returns its training-mode loss.
+    def train_step(self, xb: np.ndarray, yb: np.ndarray, epoch: int = 0, step: int = 0) -> float:
+        """One SGD step on the minibatch xb (B, D) float, yb (B,): forward, backward, update.
 
-        ``measure``: also form every gradient and add its norm to the epoch's means.
+        This is the step ``mlpkit gradcheck`` proves (``gradcheck.check_training_steps``).
+        Returns the training-mode loss of the batch; afterwards every layer's
+        ``grads`` hold this batch's gradients.
 
         Raises:
-            DivergenceError: the loss or a gradient is NaN or infinite (the run stops; its last checkpoint stays).
+            DivergenceError: the loss or a bias gradient is NaN or infinite; the
+                weights are left as they were before this step.
         """
-        model, opt = self.model, self.optimizer
-        xb = to_float(xb_stored, self.data.scale, model.dtype, model.layout, self.data.shift)  # (B, D) -> float
+        model = self.model
         loss = model.loss(xb, yb)
         if not math.isfinite(loss):
             raise DivergenceError(
                 f"the loss became {loss} at epoch {epoch}, step {step} ({self._where_nonfinite(xb)}); try a "
                 f"smaller learning rate (train.lr is {self.cfg.train.lr:g})"
             )
-        scale = opt.backward_scale
-        model.backward(scale=scale, defer_dW=True)  # gradients carry lr; dW is folded into the update
-        sq = opt.step_fused(self._linears, measure)
-        if self._constrained:
-            model.apply_constraints()
-        sums = self._norm_sums
-        for name, v in zip(self._norm_names, sq):
-            if v is None:
-                continue
+        model.backward()
+        for name, layer, key in model.parameters():
+            if key == "b" and not math.isfinite(layer.grad_sqnorm(key)):  # cheap: one value per unit
+                raise DivergenceError(
+                    f"the gradient of {name} became NaN or infinite at epoch {epoch}, step {step}; try a "
+                    f"smaller learning rate (train.lr is {self.cfg.train.lr:g})"
+                )
+        self.optimizer.step()
+        return loss
+
+    def _measure_grad_norms(self, epoch: int, step: int) -> None:
+        """Add each parameter's gradient norm of the step just taken to the epoch's means."""
+        for name, layer, key in self.model.parameters():
+            v = layer.grad_sqnorm(key)
             if not math.isfinite(v):
                 raise DivergenceError(
                     f"the gradient of {name} became NaN or infinite at epoch {epoch}, step {step}; try a "
                     f"smaller learning rate (train.lr is {self.cfg.train.lr:g})"
                 )
-            if measure:
-                sums[name] += math.sqrt(v) / scale
-        self._norm_count += measure
-        return loss
+            self._norm_sums[name] += math.sqrt(v)
+        self._norm_count += 1
 
     def _where_nonfinite(self, xb: np.ndarray) -> str:
         """Name the first parameter, or else the first layer output, that is NaN or infinite."""

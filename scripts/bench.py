@@ -130,7 +130,8 @@ def worker_torch(arch: str, reps: int, data_dir: str | None, threads: int) -> di
     import numpy as np
     import torch
 
-    from mlpkit.model import Rngs, build_model
+    from mlpkit.build import build_model
+    from mlpkit.rngs import Rngs
     from mlpkit.trainer import iterate_minibatches
 
     torch.set_num_threads(threads)

@@ -78,15 +78,26 @@ def test_linear_dW_sqnorm_both_routes(rng, n):
     layer = Linear(30, 20, rng=rng, dtype=np.float64)
     x, dout = rng.standard_normal((n, 30)), rng.standard_normal((n, 20))
     layer.forward(x)
-    layer.backward(dout, defer_dW=True)
+    layer.backward(dout)
     W = layer.params["W"].copy()
-    scratch = np.empty_like(W)
-    assert layer.dW_sqnorm(scratch) == pytest.approx(np.sum((x.T @ dout) ** 2), rel=1e-12)
+    assert layer.grad_sqnorm("W") == pytest.approx(np.sum((x.T @ dout) ** 2), rel=1e-12)
     np.testing.assert_array_equal(layer.params["W"], W)  # a measurement, not an update
+    np.testing.assert_allclose(layer.grads["W"], x.T @ dout, rtol=1e-12)  # still the gradient when read
+
+
+def test_axpy_in_place_both_orders(rng):
+    for order in "CF":
+        x = np.asarray(rng.standard_normal((3, 4)), order=order)
+        y = np.asarray(rng.standard_normal((3, 4)), order=order)
+        want = y + 0.5 * x
+        blas.axpy(0.5, x, y)
+        np.testing.assert_allclose(y, want, rtol=1e-15)
+    with pytest.raises(ValueError, match="one shape, dtype and memory order"):
+        blas.axpy(1.0, np.ones((3, 4)), np.asfortranarray(np.ones((3, 4))))
 
 
 NUMPY_BLAS_CALLS = {"dot", "vdot", "matmul", "inner", "tensordot"}
-TRAINING_MODULES = ["blas", "data", "layers", "losses", "model", "optim", "trainer"]
+TRAINING_MODULES = ["blas", "build", "data", "layers", "losses", "model", "optim", "trainer"]
 
 
 def numpy_blas_uses(source: str) -> list[int]:

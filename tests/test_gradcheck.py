@@ -33,8 +33,19 @@ def test_every_op_and_default_network_pass_tightly():
                      "layers.0.W", "layers.0.b", "layers.2.W", "layers.5.W", "layers.7.b", "input x"):
         assert expected in names, expected
     for r in rows:
+        if r.kind == "property":
+            assert abs(r.measured - r.expected) <= r.bound, r.name
+            continue
         assert r.rel_err < 1e-7, (r.name, r.rel_err)
         assert r.checked > 0 and r.error is None
+    kinds = {r.kind for r in rows}
+    assert kinds == {"gradient", "step", "property"}
+    steps = [g for g in report.groups if "training steps" in g.title]
+    assert len(steps) == 4 and all(("row-major" in g.title) != ("column-major" in g.title) for g in steps)
+    assert sum("momentum 0," in g.title for g in steps) == 2 and sum("momentum 0.9," in g.title for g in steps) == 2
+    assert [r.name for r in steps[0].rows][:2] == ["step Δ layers.0.W", "step Δ layers.0.b"]
+    assert {"Dropout(p=0.5) drop rate", "Dropout(p=0.3) E[train out] / in", "softmax rows sum to 1",
+            "softmax-CE = mean −log p(true class)"} <= names
 
 
 def test_large_tensors_are_sampled(rng):
@@ -61,14 +72,14 @@ def test_dropout_mask_is_held_fixed(rng):
 # --------------------------------------------------------------------------- injected mistakes
 
 
-def _seed_bias_backward(self, dout, *, need_dx=True, defer_dW=False):
+def _seed_bias_backward(self, dout, *, need_dx=True):
     x = self._x
     np.matmul(x.T, dout, out=self.grads["W"])
     self.grads["b"] = dout.sum(axis=1)  # the seed's db = dY·1: a sum over classes, per sample
     return dout @ self.params["W"].T if need_dx else None
 
 
-def _no_transpose_backward(self, dout, *, need_dx=True, defer_dW=False):
+def _no_transpose_backward(self, dout, *, need_dx=True):
     x = self._x
     np.matmul(x.T, dout, out=self.grads["W"])
     np.sum(dout, axis=0, out=self.grads["b"])
@@ -130,7 +141,7 @@ def test_failing_row_shows_worst_entries(monkeypatch):
 def test_cli_passes_and_states_rule():
     r = runner.invoke(app, ["gradcheck"])
     assert r.exit_code == 0, r.output
-    assert "all 26 tensors pass" in r.output
+    assert "all 71 checks pass" in r.output
     assert "≤ 1e-08 + 1e-05·|numeric|" in r.output and "eps 1e-05" in r.output
 
 
@@ -138,7 +149,9 @@ def test_cli_json():
     r = runner.invoke(app, ["gradcheck", "--json", "--samples", "5"])
     data = json.loads(r.stdout)
     assert r.exit_code == 0 and data["passed"] is True and data["eps"] == 1e-5 and data["samples"] == 5
-    assert max(row["checked"] for g in data["groups"] for row in g["rows"]) == 5
+    assert max(row["checked"] for g in data["groups"] for row in g["rows"] if row["kind"] == "gradient") == 5
+    steps = [row for g in data["groups"] for row in g["rows"] if row["kind"] == "step"]
+    assert len(steps) == 32 and all(row["passed"] for row in steps)
 
 
 def test_cli_with_config_on_digits():

@@ -15,7 +15,8 @@ from mlpkit.config import config_from_dict
 from mlpkit.data import load_digits
 from mlpkit.dropoutreport import dropout_report
 from mlpkit.gradprofile import grad_profile, grad_snapshot
-from mlpkit.model import Rngs, build_model
+from mlpkit.build import build_model
+from mlpkit.rngs import Rngs
 from mlpkit.trainer import Trainer
 
 from .conftest import CONFIGS, MNIST_DIR, needs_mnist

@@ -8,7 +8,9 @@ import pytest
 from mlpkit.config import config_from_dict
 from mlpkit.errors import ConfigError
 from mlpkit.layers import Dropout, Linear, Sigmoid
-from mlpkit.model import MLP, Rngs, build_model
+from mlpkit.build import build_model
+from mlpkit.model import MLP
+from mlpkit.rngs import Rngs
 from mlpkit.numgrad import numerical_gradient, rel_error
 
 

@@ -10,7 +10,7 @@ import pytest
 from mlpkit.config import config_from_dict
 from mlpkit.data import load_digits
 from mlpkit.errors import ConfigError
-from mlpkit.model import build_model
+from mlpkit.build import build_model
 from mlpkit.schedules import lr_at, momentum_at
 from mlpkit.trainer import Trainer
 
@@ -61,7 +61,8 @@ def test_max_norm_caps_hidden_columns_only():
                                                  "sigmoid", {"linear": 10}]}})
     m = build_model(cfg.model, 30, np.random.default_rng(0))
     before = {k: v.copy() for k, v in m.named_params().items()}
-    m.apply_constraints()
+    for layer in m.layers:
+        layer.apply_constraints()
     w0, w2, w4 = (m.named_params()[f"layers.{i}.W"] for i in (0, 2, 4))
     assert np.linalg.norm(w0, axis=0).max() == pytest.approx(2.0, rel=1e-6)
     assert np.linalg.norm(w2, axis=0).max() == pytest.approx(1.0, rel=1e-6)

@@ -1,0 +1,114 @@
+"""Building a model from its config: sizes checked before anything is allocated."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import MAX_PARAMS, Config, ModelConfig
+from .errors import ConfigError
+from .layers import Dropout, Layer, Linear, ReLU, Sigmoid, Tanh
+from .model import MLP
+
+ACTIVATIONS: dict[str, type[Layer]] = {"sigmoid": Sigmoid, "relu": ReLU, "tanh": Tanh}
+
+
+def count_params(cfg: ModelConfig, in_features: int) -> int:
+    """Parameters the config would allocate, computed before allocating."""
+    total, width = 0, in_features
+    for spec in cfg.layers:
+        if spec.type == "linear":
+            total += width * spec.out_features + spec.out_features
+            width = spec.out_features
+    return total
+
+
+def summarize_config(cfg: ModelConfig, in_features: int) -> list[tuple[str, str, str, int]]:
+    """The rows ``MLP.summary`` would give, without allocating the model."""
+    rows, width = [], in_features
+    for i, spec in enumerate(cfg.layers):
+        if spec.type == "linear":
+            rows.append((str(i), f"Linear({width}, {spec.out_features})", f"(N, {spec.out_features})",
+                         width * spec.out_features + spec.out_features))
+            width = spec.out_features
+        elif spec.type == "dropout":
+            rows.append((str(i), f"Dropout(p={spec.p:g})", f"(N, {width})", 0))
+        else:
+            rows.append((str(i), f"{ACTIVATIONS[spec.type].__name__}()", f"(N, {width})", 0))
+    return rows
+
+
+def check_size(cfg: ModelConfig, in_features: int) -> int:
+    """The parameter count, refused above MAX_PARAMS before anything is allocated."""
+    n = count_params(cfg, in_features)
+    if n > MAX_PARAMS:
+        raise ConfigError(
+            f"model.layers: the network would have {n:,} parameters for {in_features} inputs; "
+            f"at most {MAX_PARAMS:,} are allowed"
+        )
+    return n
+
+
+def check_model_fits_data(cfg: Config, num_classes: int, dataset: str | None = None) -> None:
+    """The last Linear must produce one logit per class."""
+    last = len(cfg.model.layers) - 1
+    width = cfg.model.layers[last].out_features
+    if width != num_classes:
+        raise ConfigError(
+            f"model.layers[{last}].linear: the last layer has {width} outputs but dataset "
+            f"{dataset or cfg.data.dataset} has {num_classes} classes"
+        )
+
+
+def layout_for(batch_size: int) -> str:
+    """The memory order BLAS is fastest with for this batch size (measured; see blas.py)."""
+    return "F" if batch_size >= 16 else "C"
+
+
+def build_model(
+    cfg: ModelConfig,
+    in_features: int,
+    rng: np.random.Generator,
+    dropout_rng: np.random.Generator | None = None,
+    *,
+    dtype: str | None = None,
+    layout: str = "F",
+) -> MLP:
+    """Build the MLP a ModelConfig describes.
+
+    Args:
+        in_features: input width D, inferred from the data.
+        rng: draws the initial weights.
+        dropout_rng: draws the dropout masks (shared by all Dropout layers).
+        dtype: overrides ``cfg.dtype`` (gradcheck uses float64).
+        layout: memory order of weights and activations, "F" or "C" (see ``layout_for``).
+    """
+    check_size(cfg, in_features)
+    dt = np.dtype(dtype or cfg.dtype)
+    drng = dropout_rng if dropout_rng is not None else rng
+    layers: list[Layer] = []
+    width = in_features
+    last_linear = max(i for i, sp in enumerate(cfg.layers) if sp.type == "linear")
+    for i, spec in enumerate(cfg.layers):
+        if spec.type == "linear":
+            # model.max_norm constrains hidden units (Srivastava et al.); a layer's own max_norm wins.
+            max_norm = spec.max_norm if spec.max_norm is not None else (cfg.max_norm if i != last_linear else None)
+            layers.append(
+                Linear(
+                    width,
+                    spec.out_features,
+                    rng=rng,
+                    init=spec.init or cfg.init,
+                    init_std=spec.init_std if spec.init_std is not None else cfg.init_std,
+                    bias_init=spec.bias_init or cfg.bias_init,
+                    bias_std=spec.bias_std if spec.bias_std is not None else cfg.bias_std,
+                    max_norm=max_norm,
+                    dtype=dt,
+                    order=layout,
+                )
+            )
+            width = spec.out_features
+        elif spec.type == "dropout":
+            layers.append(Dropout(spec.p, rng=drng))
+        else:
+            layers.append(ACTIVATIONS[spec.type]())
+    return MLP(layers, in_features, layout)
