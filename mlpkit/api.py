@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,11 +12,12 @@ import numpy as np
 
 from .build import check_model_fits_data, check_size, summarize_config
 from .config import Config, load_config, resume_epochs, with_train
-from .data import Dataset, Split, load_dataset, prepare_splits, to_float
+from .blas import blas_threads
+from .data import DATA_DIR_ENV, Dataset, Split, load_dataset, prepare_splits, to_float
 from .download import Progress
-from .errors import CheckpointError, ConfigError, DivergenceError, Interrupted
-from .runs import CHECKPOINTS, RunWriter, check_checkpoint_fits, default_run_dir, load_weights, prepare_run_dir, \
-    read_checkpoint
+from .errors import CheckpointError, ConfigError, DataError, DivergenceError, Interrupted
+from .runs import CHECKPOINTS, Checkpoint, RunWriter, check_checkpoint_fits, default_run_dir, load_weights, \
+    prepare_run_dir, read_checkpoint
 from .trainer import EpochMetrics, EvalResult, StepInfo, Stopped, Trainer, TrainResult, evaluate, fit
 
 
@@ -26,8 +29,19 @@ class DataSource:
     offline: bool = False
     progress: Progress | None = None
 
-    def load(self, cfg: Config) -> Dataset:
-        """The dataset a config names; --data-dir wins over the config's data.data_dir."""
+    def load(self, cfg: Config, *, stored: bool = False) -> Dataset:
+        """The dataset a config names; --data-dir wins over the config's data.data_dir.
+
+        ``stored``: the config came from a run folder or weights file, not from the
+        user. Its data.data_dir is then only a place to look, read-only: it never wins
+        over $MLPKIT_DATA_DIR, and nothing is ever downloaded or created there.
+        """
+        if stored and not self.data_dir:
+            kept = cfg.data.data_dir
+            if kept and not os.environ.get(DATA_DIR_ENV) and Path(kept).is_dir():
+                with contextlib.suppress(DataError):
+                    return load_dataset(cfg.data.dataset, kept, offline=True)
+            return load_dataset(cfg.data.dataset, None, offline=self.offline, progress=self.progress)
         return load_dataset(cfg.data.dataset, self.data_dir or cfg.data.data_dir, offline=self.offline,
                             progress=self.progress)
 
@@ -36,8 +50,8 @@ def _source(data: DataSource | str | None) -> DataSource:
     return data if isinstance(data, DataSource) else DataSource(data)
 
 
-def load_data_for(cfg: Config, data: DataSource | str | None = None) -> Dataset:
-    return _source(data).load(cfg)
+def load_data_for(cfg: Config, data: DataSource | str | None = None, *, stored: bool = False) -> Dataset:
+    return _source(data).load(cfg, stored=stored)
 
 
 def prepare(config: str | Path, overrides: tuple[str, ...] = (), data: DataSource | str | None = None) -> Trainer:
@@ -69,13 +83,16 @@ def dry_run(cfg: Config, data: DataSource | str | None = None) -> DryRun:
 
 
 def start_run(config: str | Path, overrides: tuple[str, ...] = (), out: str | Path | None = None,
-              data: DataSource | str | None = None) -> tuple[Trainer, RunWriter]:
-    """A new run: the config validated, the run folder proven writable, then the data loaded."""
+              data: DataSource | str | None = None, *, force: bool = False) -> tuple[Trainer, RunWriter]:
+    """A new run: the config validated, the run folder proven writable, then the data loaded.
+
+    ``force`` replaces a run already in ``out``; without it such a folder is refused.
+    """
     cfg = load_config(config, overrides)
     run_dir = out if out is not None else default_run_dir(config)
-    prepare_run_dir(run_dir)  # an unwritable folder is reported before any work
+    prepare_run_dir(run_dir, force=force)  # an unwritable or occupied folder is reported before any work
     trainer = Trainer(cfg, load_data_for(cfg, data))
-    return trainer, RunWriter(run_dir, cfg)
+    return trainer, RunWriter(run_dir, cfg, force=force)
 
 
 def train_run(
@@ -116,6 +133,11 @@ def train_run(
 
     try:
         times, test = fit(trainer, on_step=on_step, on_epoch=_epoch, after_step=after_step)
+        result = TrainResult(list(trainer.history), test, str(writer.path) if writer else None, times,
+                             trainer.model.num_params)
+        if writer is not None:
+            writer.finish(trainer.model, {"test": test, "epochs": trainer.epoch, "num_params": result.num_params})
+        return result
     except Stopped:
         sig = stop_requested() if stop_requested else 0
         where = f"epoch {trainer.epoch + 1}, step {trainer.step}" if trainer.step else f"the end of epoch {trainer.epoch}"
@@ -125,35 +147,61 @@ def train_run(
     except DivergenceError as e:
         if writer is not None and writer.last_checkpoint.is_file():
             raise DivergenceError(f"{e}; the last good checkpoint is kept in {writer.last_checkpoint}") from None
+        if writer is not None:
+            raise DivergenceError(f"{e}; no checkpoint had been written yet") from None
         raise
-    result = TrainResult(list(trainer.history), test, str(writer.path) if writer else None, times,
-                         trainer.model.num_params)
-    if writer is not None:
-        writer.finish(trainer.model, {"test": test, "epochs": trainer.epoch, "num_params": result.num_params})
-    return result
+    finally:
+        if writer is not None:
+            writer.close()
 
 
-def resume(run: str | Path, data: DataSource | str | None = None, overrides: tuple[str, ...] = ()
-           ) -> tuple[Trainer, RunWriter]:
-    """The trainer and run writer of an interrupted run, restored from its last checkpoint.
+@dataclass(frozen=True)
+class ResumePlan:
+    """A checkpoint checked for resuming: where the run stands, and what to warn about."""
+
+    run: str
+    checkpoint: str
+    epoch: int  # epochs finished
+    step: int  # steps done in the next epoch
+    epochs: int  # the run's train.epochs (after any --set train.epochs)
+    warnings: list[str]
+
+
+def check_resume(run: str | Path, data: DataSource | str | None = None, overrides: tuple[str, ...] = ()
+                 ) -> tuple[Trainer, Checkpoint, ResumePlan]:
+    """Everything a resume needs, read and checked, with nothing written: the checkpoint's arrays and
+    trainer state against the rebuilt model and its schema, and the trainer restored from them.
 
     ``overrides`` may only be ``train.epochs=N`` (raise or lower the run's epochs).
     """
     epochs = resume_epochs(overrides)
-    cfg, arrays, state, path = read_checkpoint(run)
-    if epochs is not None:
-        cfg = with_train(cfg, epochs=epochs)
-    trainer = Trainer(cfg, load_data_for(cfg, data))
-    check_checkpoint_fits(path, trainer, arrays, state)
+    ck = read_checkpoint(run)
+    cfg = with_train(ck.cfg, epochs=epochs) if epochs is not None else ck.cfg
+    trainer = Trainer(cfg, load_data_for(cfg, data, stored=True))
+    check_checkpoint_fits(ck, trainer)
     try:
-        trainer.load_state(arrays, state)
-    except (TypeError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{path}: its trainer state cannot be restored ({e})") from None
-    run_dir = path.parent.parent if path.parent.name == CHECKPOINTS else path.parent
-    writer = RunWriter(run_dir, cfg, resume=True)
-    writer.best_val_acc = state.get("best_val_acc")
+        trainer.load_state(ck.arrays, ck.state)
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise CheckpointError(f"{ck.path}: its trainer state cannot be restored ({type(e).__name__})") from None
+    warnings = []
+    now = blas_threads()
+    if ck.blas_threads is not None and now is not None and ck.blas_threads != now:
+        warnings.append(f"the run was checkpointed with {ck.blas_threads} BLAS thread(s) and resumes with {now}: "
+                        f"it continues correctly, but not bit-identically to an uninterrupted run (set "
+                        f"OPENBLAS_NUM_THREADS={ck.blas_threads} for that)")
+    run_dir = ck.path.parent.parent if ck.path.parent.name == CHECKPOINTS else ck.path.parent
+    plan = ResumePlan(str(run_dir), str(ck.path), trainer.epoch, trainer.step, cfg.train.epochs, warnings)
+    return trainer, ck, plan
+
+
+def resume(run: str | Path, data: DataSource | str | None = None, overrides: tuple[str, ...] = ()
+           ) -> tuple[Trainer, RunWriter, ResumePlan]:
+    """The trainer and run writer of an interrupted run, restored from its last checkpoint."""
+    trainer, ck, plan = check_resume(run, data, overrides)
+    writer = RunWriter(plan.run, trainer.cfg, resume=True)
+    writer.best_val_acc = ck.best_val_acc
     writer.write_metrics(trainer.history)  # metrics.jsonl agrees with the checkpoint
-    return trainer, writer
+    return trainer, writer, plan
 
 
 def is_run_path(target: str | Path) -> bool:
@@ -169,7 +217,7 @@ def trainer_for(target: str | Path, overrides: tuple[str, ...] = (), data: DataS
     if overrides:
         raise ConfigError(f"{target}: --set applies to configs, not to saved runs")
     cfg, model, _ = load_weights(target)
-    trainer = Trainer(cfg, load_data_for(cfg, data))
+    trainer = Trainer(cfg, load_data_for(cfg, data, stored=True))
     trainer.model.load_params(model.named_params())
     return trainer
 
@@ -200,7 +248,8 @@ def evaluate_run(run: str | Path, split: str = "test", source: DataSource | str 
     """Score a saved run folder or weights file on one split of its dataset."""
     cfg, model, path = load_weights(run)
     # Normalized with the training split's statistics, as when the run was trained.
-    data, train, val = prepare_splits(load_data_for(cfg, source), cfg.data.validation, cfg.data.normalize)
+    data, train, val = prepare_splits(load_data_for(cfg, source, stored=True), cfg.data.validation,
+                                      cfg.data.normalize)
     if split == "test":
         s = Split(data.x_test, data.y_test)
     else:

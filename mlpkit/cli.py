@@ -7,12 +7,14 @@ Exit codes: 0 success, 1 a check failed or training diverged, 2 bad input
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer import rich_utils as typer_rich_utils
 
 from . import __version__, api, render
 from . import data as datamod
@@ -103,14 +105,19 @@ def train(
                                                      show_default=False)] = None,
     set_: SetOpt = None,
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Run folder to write (default: runs/<config>-<time>).")
+        Optional[str], typer.Option("--out", "-o", metavar="DIR",
+                                    help="Run folder to write (default: runs/<config>-<time>).")
     ] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace the run already in --out (its results, checkpoints and weights).")] = False,
     resume: Annotated[Optional[Path], typer.Option(
         "--resume", metavar="RUN", help="Continue an interrupted run from its last checkpoint, bit-identically "
         "(only --set train.epochs=N may change).", show_default=False)] = None,
     checkpoint_every: Annotated[int, typer.Option(
         min=0, metavar="N", help="Also checkpoint every N steps (0: only at the end of each epoch).")] = 0,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the config, data and model, then stop.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Check the config (or the --resume checkpoint), data and model, then stop; write "
+        "nothing.")] = False,
     data_dir: DataDirOpt = None,
     offline: OfflineOpt = False,
     json_: JsonOpt = False,
@@ -131,17 +138,25 @@ def train(
     """
     with _errors():
         source = _source(data_dir, offline, quiet)
+        if out is not None and not out.strip():
+            raise ConfigError("--out: the run folder must not be empty")
         if resume is not None:
             if config is not None:
                 raise ConfigError(f"give a CONFIG or --resume {resume}, not both: a resumed run keeps its own config")
-            trainer, writer = api.resume(resume, source, tuple(set_ or ()))
+            if dry_run:
+                _, _, plan = api.check_resume(resume, source, tuple(set_ or ()))
+                _show(plan, json_, render.resume_plan)
+                return
+            trainer, writer, plan = api.resume(resume, source, tuple(set_ or ()))
+            for w in plan.warnings:
+                render.warning(w)
         else:
             if config is None:
                 raise ConfigError("missing CONFIG: give a YAML config (e.g. configs/quickstart.yaml) or --resume RUN")
             if dry_run:
                 _show(api.dry_run(load_config(config, tuple(set_ or ())), source), json_, render.dry_run)
                 return
-            trainer, writer = api.start_run(config, tuple(set_ or ()), out, source)
+            trainer, writer = api.start_run(config, tuple(set_ or ()), out, source, force=force)
         if not json_:
             render.model_summary(trainer.model.summary(), trainer.model.num_params, trainer.model.in_features)
         if resume is not None and not json_:
@@ -382,6 +397,34 @@ def data_info(
         ds = datamod.load_dataset(name, data_dir, offline=offline, progress=render.DownloadProgress(disable=quiet))
         summary = datamod.summarize(ds)
         _show(summary, json_, render.dataset_info)
+
+
+def _usage_error(e: Exception) -> None:
+    """Click's usage errors (an unknown option, a missing argument, a bad value) as one line on
+    stderr, with the fix where there is one, instead of typer's multi-line panel."""
+    if type(e).__name__ == "NoArgsIsHelpError":
+        return
+    ctx = getattr(e, "ctx", None)
+    cmd = ctx.command_path if ctx is not None else "mlpkit"
+    render.error(f"{cmd}: {e.format_message().rstrip('.')}{_hint(e)}; see {cmd} --help")
+
+
+def _hint(e: Exception) -> str:
+    """For an unknown option named like a config key (--epochs, --batch-size), the --set that sets it."""
+    name = getattr(e, "option_name", None)
+    if type(e).__name__ != "NoSuchOption" or not isinstance(name, str):
+        return ""
+    key = name.lstrip("-").replace("-", "_")
+    from .config import Config, DataConfig, ModelConfig, TrainConfig
+
+    for section, cls in (("train", TrainConfig), ("data", DataConfig), ("model", ModelConfig), ("", Config)):
+        if key in {f.name for f in dataclasses.fields(cls)} and key not in ("model", "data", "train"):
+            return f" (use --set {section + '.' if section else ''}{key}=VALUE)"
+    return ""
+
+
+# typer formats every usage error (its click's ClickException) with this function: one line instead of a panel.
+typer_rich_utils.rich_format_error = _usage_error
 
 
 def run() -> None:  # console-script entry point

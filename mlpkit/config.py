@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import stat
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
@@ -177,29 +178,64 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    """A mapping, refusing a key given twice (YAML says keys are unique; PyYAML keeps the last)."""
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(f"key {_short(key)!r} is given twice, at lines {seen[key]} and {line}")
+            seen[key] = line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", lambda loader, node: _construct_mapping(loader, node))
+
+
+def _short(text: Any, limit: int = 40) -> str:
+    s = str(text)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML text safely; any parser failure becomes a one-line ConfigError."""
+    """Parse YAML text safely; any failure of the parser or of a tag's constructor (an invalid
+    date, an integer too long to convert, ``!!float ''``...) becomes a one-line ConfigError."""
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as e:
+        raise ConfigError(f"{source}: {e}") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{source}: not valid YAML{where}: {e.problem}") from None
+        raise ConfigError(f"{source}: not valid YAML{where}: {_short(e.problem, 80)}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: not valid YAML: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"{source}: not valid YAML: {_short(str(e).splitlines()[0], 80)}") from None
     except RecursionError:
         raise ConfigError(f"{source}: the YAML is nested too deeply") from None
+    except (ValueError, TypeError, OverflowError, ArithmeticError, KeyError, IndexError, AttributeError) as e:
+        # a tag's constructor failed on its value: !!int abc, a date like 2020-13-45, 4,301 digits...
+        raise ConfigError(f"{source}: a value cannot be read as YAML ({type(e).__name__}: "
+                          f"{_short(str(e).splitlines()[0] if str(e) else '', 60)})") from None
 
 
 def read_config_text(path: str | Path) -> str:
+    """The file's text: a regular file (not a folder, FIFO or device), read with a bound."""
     p = Path(path)
     try:
         if p.is_dir():
             raise ConfigError(f"{p}: is a folder, not a config file")
-        size = p.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{p}: is {size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}")
-        raw = p.read_bytes()
+        if not stat.S_ISREG(p.stat().st_mode):
+            raise ConfigError(f"{p}: is not a regular file (a device, pipe or socket); give a YAML file")
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p}: is larger than {MAX_CONFIG_BYTES:,} bytes, the most a config may be")
     except FileNotFoundError:
         raise ConfigError(f"{p}: config file not found") from None
     except PermissionError:
@@ -228,10 +264,16 @@ class _Ctx:
         return ConfigError(f"{self.source}: {path}: {msg}" if path else f"{self.source}: {msg}")
 
 
+def _kind(v: Any) -> str:
+    """What a value is, without showing it."""
+    names = {str: "a string", list: "a list", int: "a number", float: "a number", bool: "a boolean"}
+    return names.get(type(v), f"a {type(v).__name__}")
+
+
 def _describe(v: Any) -> str:
+    """A value for an error message: short, and never more than 40 characters of it."""
     if isinstance(v, str):
-        s = v if len(v) <= 40 else v[:37] + "..."
-        return f"{s!r} (a string)"
+        return f"{_short(v)!r} (a string)"
     if isinstance(v, bool):
         return f"{v} (a boolean)"
     if isinstance(v, dict):
@@ -240,7 +282,11 @@ def _describe(v: Any) -> str:
         return "a list"
     if v is None:
         return "nothing (null)"
-    return repr(v)
+    if isinstance(v, int) and abs(v) >= 10**30:
+        return f"an integer of {len(str(abs(v))):,} digits"
+    if isinstance(v, bytes):
+        return f"binary data ({len(v):,} bytes)"
+    return f"{_short(repr(v))} (a {type(v).__name__})" if not isinstance(v, (int, float)) else _short(repr(v))
 
 
 @cache
@@ -269,7 +315,7 @@ def _check_value(ftype: type, optional: bool, meta: dict, v: Any, path: str, ctx
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ctx.fail(path, f"must be a number, got {_describe(v)}")
         if isinstance(v, int) and abs(v) > 1e300:
-            raise ctx.fail(path, f"is out of range, got {v}")
+            raise ctx.fail(path, f"is out of range, got {_describe(v)}")
         v = float(v)
         if not math.isfinite(v):
             raise ctx.fail(path, f"must be a finite number, got {v}")
@@ -286,15 +332,15 @@ def _check_value(ftype: type, optional: bool, meta: dict, v: Any, path: str, ctx
     if "choices" in meta and v not in meta["choices"]:
         raise ctx.fail(path, f"must be one of {', '.join(meta['choices'])}, got {_describe(v)}")
     if "min" in meta and v < meta["min"]:
-        raise ctx.fail(path, f"must be >= {meta['min']:g}, got {v}")
+        raise ctx.fail(path, f"must be >= {meta['min']:g}, got {_describe(v)}")
     if "max" in meta and v > meta["max"]:
-        raise ctx.fail(path, f"must be <= {meta['max']:,}, got {v}")
+        raise ctx.fail(path, f"must be <= {meta['max']:,}, got {_describe(v)}")
     if "min_excl" in meta and v <= meta["min_excl"]:
-        raise ctx.fail(path, f"must be > {meta['min_excl']:g}, got {v}")
+        raise ctx.fail(path, f"must be > {meta['min_excl']:g}, got {_describe(v)}")
     if "max_excl" in meta and v >= meta["max_excl"]:
         lo = meta.get("min", meta.get("min_excl"))
         rng = f"in [{lo:g}, {meta['max_excl']:g})" if lo is not None else f"< {meta['max_excl']:g}"
-        raise ctx.fail(path, f"must be {rng}, got {v}")
+        raise ctx.fail(path, f"must be {rng}, got {_describe(v)}")
     return v
 
 
@@ -406,8 +452,9 @@ def config_from_dict(d: Any, source: str = "<config>", overridden: set[str] | No
     ctx = _Ctx(source, overridden)
     if d is None:
         raise ConfigError(f"{source}: the config is empty; it needs at least a 'model' section")
-    if not isinstance(d, dict):
-        raise ConfigError(f"{source}: the config must be a mapping of sections, got {_describe(d)}")
+    if not isinstance(d, dict):  # never echo the text: the file may not be a config at all
+        raise ConfigError(f"{source}: the config must be a mapping of sections (model:, data:, train:), got "
+                          f"{_kind(d)}")
     cfg = _section(Config, d, "", ctx)
     _cross_check(cfg, ctx)
     return cfg
@@ -504,7 +551,8 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     source = str(path)
     data = parse_yaml(read_config_text(path), source)
     if overrides and data is not None and not isinstance(data, dict):
-        raise ConfigError(f"{source}: the config must be a mapping of sections, got {_describe(data)}")
+        raise ConfigError(f"{source}: the config must be a mapping of sections (model:, data:, train:), got "
+                          f"{_kind(data)}")
     overridden: set[str] = set()
     for item in overrides:
         if data is None:

@@ -7,6 +7,7 @@ out. Human-readable output goes to stdout, progress bars and errors to stderr.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -26,10 +27,22 @@ console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False)
 
 
+_LONG_TOKEN = re.compile(r"\S{161,}")
+MAX_MESSAGE = 1000
+
+
+def one_line(message: str) -> str:
+    """A message as one line of sane length: long tokens (a 5,000-character key, a 4,300-digit
+    number) cut in the middle, the whole capped at MAX_MESSAGE characters."""
+    text = " ".join(message.split())
+    text = _LONG_TOKEN.sub(lambda m: f"{m.group(0)[:100]}…({len(m.group(0)):,} characters)…{m.group(0)[-10:]}", text)
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
 def error(message: str) -> None:
     """One line on stderr: ``error: <sentence>``."""
-    text = " ".join(message.split("\n")).rstrip()  # always one line
-    if not text.endswith((".", "?", "!")):
+    text = one_line(message).rstrip()
+    if not text.endswith((".", "?", "!", "…")):
         text += "."
     err_console.print(Text("error: ", style="bold red") + Text(text), soft_wrap=True)
 
@@ -37,6 +50,11 @@ def error(message: str) -> None:
 def stopped(message: str) -> None:
     """One line on stderr for a clean, resumable stop."""
     err_console.print(Text("stopped: ", style="bold yellow") + Text(message.rstrip(".") + "."), soft_wrap=True)
+
+
+def warning(message: str) -> None:
+    """One line on stderr: ``warning: <sentence>``."""
+    err_console.print(Text("warning: ", style="bold yellow") + Text(" ".join(message.split())), soft_wrap=True)
 
 
 def note(message: str) -> None:
@@ -135,12 +153,24 @@ def dry_run(r: Any) -> None:
     console.print(f"config, data and model are valid; {r.steps_per_epoch:,} steps per epoch, {r.epochs} epochs")
 
 
+def resume_plan(r: Any) -> None:
+    """``train --resume RUN --dry-run``: the checkpoint is valid; where the run would continue."""
+    for w in r.warnings:
+        warning(w)
+    where = f"epoch {r.epoch + 1}, step {r.step}" if r.step else f"epoch {r.epoch + 1}"
+    if r.epoch >= r.epochs:
+        where = f"nothing: all {r.epochs} epochs are done"
+    console.print(f"{r.checkpoint} is valid; the run would resume at {where} of {r.epochs}; nothing was written",
+                  soft_wrap=True)
+
+
 class EpochTable:
     """Prints one aligned row per epoch as it finishes; the header comes first.
 
     Columns: training loss as trained (dropout on); inference-mode loss and
     accuracy on a fixed training sample and on the validation split; mean
-    ‖dW‖ (Frobenius) of each Linear layer over the epoch's steps; wall time.
+    ‖dW‖ (Frobenius) of each Linear layer over the steps sampled for it
+    (``train.grad_norm_samples`` per epoch); wall time.
     """
 
     def __init__(self, epochs: int, linear_names: list[str]) -> None:

@@ -16,21 +16,27 @@ Weight files are plain ``.npz`` read with ``allow_pickle=False``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import io
 import json
+import os
+import tempfile
 import time
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import npzio
 from .atomic import atomic_write
-from .config import Config, config_from_dict, config_to_yaml
-from .errors import CheckpointError, MlpkitError
-from .build import build_model
+from .blas import blas_threads
+from .build import build_model, check_size
+from .checkpoints import _is_number, validate_state
+from .config import MAX_PARAMS, Config, config_from_dict, config_to_yaml
+from .errors import CheckpointError, DivergenceError, MlpkitError
 from .model import MLP
 
 CONFIG_KEY = "__config__"
@@ -73,21 +79,88 @@ def default_run_dir(config_path: str | Path, root: str | Path = "runs") -> Path:
     return path
 
 
-def prepare_run_dir(path: str | Path) -> Path:
-    """Create the run folder and prove it is writable, before any training."""
+CHECKPOINTS = "checkpoints"
+_RUN_FILES = ("config.yaml", "metrics.jsonl", "timings.jsonl", "model.npz", "results.json")
+RUN_MARKERS = ("config.yaml", "metrics.jsonl", "model.npz", CHECKPOINTS)
+LOCK_NAME = ".lock"
+
+
+def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = False) -> Path:
+    """Create the run folder and prove it is writable, before any training.
+
+    A folder that already holds a run is refused unless ``force`` (a new run would mix its
+    files with the old one's) or ``resume``. The write probe is a new file of a random name
+    created exclusively (``tempfile``), so a symlink planted in the folder is never followed.
+    """
+    if not str(path).strip():
+        raise OutputError("the run folder must not be empty; give --out a folder name")
     path = Path(path)
     try:
         if path.exists() and not path.is_dir():
             raise OutputError(f"{path}: exists and is not a folder; choose another --out")
+        if not resume and path.is_dir() and any((path / m).exists() for m in RUN_MARKERS):
+            if not force:
+                raise OutputError(f"{path}: already holds a run; choose another --out, resume it with "
+                                  f"--resume {path}, or replace it with --force")
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        with tempfile.TemporaryFile(dir=path, prefix=".write-test-"):
+            pass
     except OutputError:
         raise
     except OSError as e:
         raise OutputError(f"{path}: the output folder cannot be written ({e.strerror or e}); choose another --out") from None
     return path
+
+
+class RunLock:
+    """An exclusive lock on a run folder for the life of the process that writes it.
+
+    ``flock`` on ``<run>/.lock`` (opened without following a symlink), released when
+    closed or when the process ends, however it ends; the file holds the owner's pid.
+    """
+
+    def __init__(self, path: Path) -> None:
+        lock = path / LOCK_NAME
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise OutputError(f"{lock}: cannot be created ({e.strerror or e})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputError(f"{path}: another mlpkit process (pid {owner[:12]}) is writing this run; wait for it "
+                              "to finish or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd: int | None = fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+
+
+def _remove_run_files(path: Path) -> None:
+    """The files an earlier run wrote (only mlpkit's own names; a link is removed, never followed)."""
+    for p in [*(path / n for n in _RUN_FILES), path / CHECKPOINTS / "last.npz", path / CHECKPOINTS / "best.npz"]:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def remove_stale_temp_files(path: Path) -> list[Path]:
+    """Temporary files a killed writer left behind (``.<name>.*.tmp``), removed; returns them."""
+    removed = []
+    for folder in (path, path / CHECKPOINTS):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for p in folder.glob(".*.tmp"):
+            if p.name.startswith(tuple(f".{n}." for n in (*_RUN_FILES, "last.npz", "best.npz"))):
+                with contextlib.suppress(OSError):
+                    p.unlink()  # removes a link itself, never its target
+                    removed.append(p)
+    return removed
 
 
 def _jsonable(obj: Any) -> Any:
@@ -102,9 +175,6 @@ def jsonl(rows: list[Any]) -> str:
     return "".join(json.dumps(_jsonable(r), sort_keys=False) + "\n" for r in rows)
 
 
-CHECKPOINTS = "checkpoints"
-
-
 class RunWriter:
     """Writes a run's files as training proceeds: config, metrics, checkpoints, final weights.
 
@@ -114,16 +184,32 @@ class RunWriter:
         resume: continue an existing run folder (keeps its timings).
     """
 
-    def __init__(self, path: str | Path, cfg: Config, *, resume: bool = False) -> None:
-        self.path = prepare_run_dir(path)
-        self.cfg = cfg
-        self.times: list[float] = _read_times(self.path / "timings.jsonl") if resume else []
-        self.best_val_acc: float | None = None
+    def __init__(self, path: str | Path, cfg: Config, *, resume: bool = False, force: bool = False) -> None:
+        self.path = prepare_run_dir(path, force=force, resume=resume)
+        self.lock = RunLock(self.path)
         try:
-            (self.path / CHECKPOINTS).mkdir(exist_ok=True)
-        except OSError as e:
-            raise OutputError(f"{self.path / CHECKPOINTS}: cannot be created ({e.strerror or e})") from None
-        self._write("config.yaml", config_to_yaml(cfg))
+            if resume:
+                remove_stale_temp_files(self.path)
+            elif force:
+                _remove_run_files(self.path)  # under the lock: never another process's live run
+            self.cfg = cfg
+            self.times: list[float] = _read_times(self.path / "timings.jsonl") if resume else []
+            self.best_val_acc: float | None = None
+            ck = self.path / CHECKPOINTS
+            if ck.is_symlink():
+                raise OutputError(f"{ck}: is a symbolic link; a run folder's checkpoints are written only inside it")
+            try:
+                ck.mkdir(exist_ok=True)
+            except OSError as e:
+                raise OutputError(f"{ck}: cannot be created ({e.strerror or e})") from None
+            self._write("config.yaml", config_to_yaml(cfg))
+        except BaseException:
+            self.lock.close()
+            raise
+
+    def close(self) -> None:
+        """Release the run folder's lock (also released when the process ends)."""
+        self.lock.close()
 
     def _write(self, name: str, data: bytes | str) -> None:
         try:
@@ -189,53 +275,74 @@ def resolve_weights_path(run: str | Path) -> Path:
         for cand in (p / "model.npz", p / CHECKPOINTS / "last.npz"):
             if cand.is_file():
                 return cand
-        raise CheckpointError(f"{p}: has no model.npz or {CHECKPOINTS}/last.npz; is it an mlpkit run folder?")
+        raise CheckpointError(_no_checkpoint(p, "model.npz or {CHECKPOINTS}/last.npz"))
     if not p.exists():
         raise CheckpointError(f"{p}: no such run folder or weights file")
     return p
 
 
+def _no_checkpoint(p: Path, wanted: str) -> str:
+    if (p / "config.yaml").is_file():  # a run stopped before its first checkpoint was written
+        return (f"{p}: the run was stopped before its first checkpoint was written, so there is nothing to resume or "
+                "score; train it again")
+    return f"{p}: has no {wanted.format(CHECKPOINTS=CHECKPOINTS)}; is it an mlpkit run folder?"
+
+
+MAX_WEIGHT_BYTES = 2 * 8 * MAX_PARAMS  # float64 weights and their optimizer state
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an .npz, without pickle; a bad file is one clear error."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path}: is not a readable mlpkit weights file ({msg})") from None
+    """Every array of a weights or checkpoint file, sizes checked before reading (``npzio``)."""
+    return npzio.read_npz(path, CheckpointError, "an mlpkit weights file", MAX_WEIGHT_BYTES)
+
+
+def _stored(path: Path, arrays: dict[str, np.ndarray]) -> tuple[dict, Config, int]:
+    """The metadata, config and input width stored in a weights file; popped from ``arrays``."""
+    if CONFIG_KEY not in arrays or META_KEY not in arrays:
+        raise CheckpointError(f"{path}: is not an mlpkit weights file (no stored config)")
+    meta = npzio.json_of(arrays, META_KEY, CheckpointError, path)
+    cfg_dict = npzio.json_of(arrays, CONFIG_KEY, CheckpointError, path)
+    del arrays[META_KEY], arrays[CONFIG_KEY]
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: is not an mlpkit weights file of format {FORMAT}")
+    in_features = meta.get("in_features")
+    if isinstance(in_features, bool) or not isinstance(in_features, int) or not 0 < in_features <= 10_000_000:
+        raise CheckpointError(f"{path}: its stored input width is not valid")
+    cfg = config_from_dict(cfg_dict, f"{path} (stored config)")
+    check_size(cfg.model, in_features)
+    return meta, cfg, in_features
+
+
+def check_arrays(path: Path, own: dict[str, np.ndarray], arrays: dict[str, np.ndarray], optim_ok: bool) -> None:
+    """Every parameter present with its shape, floats, finite; nothing unexpected (optimizer state if allowed)."""
+    for name, p in own.items():
+        if name not in arrays:
+            raise CheckpointError(f"{path}: is missing the array {name}")
+    for name, a in arrays.items():
+        base = name.removeprefix("optim.")
+        if base not in own or (base != name and not optim_ok):
+            raise CheckpointError(f"{path}: holds an unexpected array {npzio._short(name, 60)}")
+        if a.shape != own[base].shape or a.dtype.kind != "f":
+            raise CheckpointError(f"{path}: array {name} is {a.dtype} {a.shape} but its config needs "
+                                  f"{own[base].dtype} {own[base].shape}")
+        if not np.isfinite(a).all():
+            raise CheckpointError(f"{path}: array {name} holds NaN or infinite values")
 
 
 def load_weights(run: str | Path, *, dtype: str | None = None) -> tuple[Config, MLP, Path]:
     """Rebuild the model of a run folder or weights file, without the YAML.
 
     Raises:
-        CheckpointError: naming the file and what is missing or inconsistent.
+        CheckpointError: naming the file and what is missing, inconsistent or not finite.
     """
     path = resolve_weights_path(run)
     arrays = read_npz(path)
-    if CONFIG_KEY not in arrays or META_KEY not in arrays:
-        raise CheckpointError(f"{path}: is not an mlpkit weights file (no stored config)")
-    try:
-        meta = json.loads(str(arrays[META_KEY]))
-        cfg_dict = json.loads(str(arrays[CONFIG_KEY]))
-        in_features = int(meta["in_features"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{path}: its stored config cannot be read ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: has format {meta.get('format')!r}, expected {FORMAT}")
-    cfg = config_from_dict(cfg_dict, f"{path} (stored config)")
-    if not 0 < in_features <= 10_000_000:
-        raise CheckpointError(f"{path}: stored input width {in_features} is not valid")
+    _, cfg, in_features = _stored(path, arrays)
     model = build_model(cfg.model, in_features, np.random.default_rng(0), dtype=dtype)
-    for name, own in model.named_params().items():
-        if name not in arrays:
-            raise CheckpointError(f"{path}: is missing the array {name}")
-        arr = arrays[name]
-        if arr.shape != own.shape:
-            raise CheckpointError(f"{path}: array {name} has shape {arr.shape} but its config needs {own.shape}")
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise CheckpointError(f"{path}: array {name} has dtype {arr.dtype}, expected floats")
-        own[...] = arr
+    own = model.named_params()
+    check_arrays(path, own, arrays, optim_ok=True)
+    for name, p in own.items():
+        p[...] = arrays[name]
     return cfg, model, path
 
 
@@ -243,17 +350,23 @@ def load_weights(run: str | Path, *, dtype: str | None = None) -> tuple[Config, 
 
 
 def checkpoint_bytes(trainer: Any, best_val_acc: float | None = None) -> bytes:
-    """A weights file plus the optimizer state and the trainer's position and random states."""
+    """A weights file plus the optimizer state and the trainer's position and random states.
+
+    Raises:
+        DivergenceError: a weight or the optimizer state is NaN or infinite; nothing is written, so
+            the last checkpoint on disk stays the last good one.
+    """
     arrays, state = trainer.state()
+    for name, a in arrays.items():
+        if not np.isfinite(a).all():
+            where = f"epoch {trainer.epoch + 1}, step {trainer.step}" if trainer.step else f"epoch {trainer.epoch}"
+            raise DivergenceError(f"{name} became NaN or infinite by {where}; try a smaller learning rate "
+                                  f"(train.lr is {trainer.cfg.train.lr:g})")
     meta = {"format": FORMAT, "kind": "checkpoint", "in_features": trainer.model.in_features,
-            "trainer": state, "best_val_acc": best_val_acc}
+            "trainer": state, "best_val_acc": best_val_acc, "blas_threads": blas_threads()}
     arrays[CONFIG_KEY] = np.array(json.dumps(trainer.cfg.to_dict()))
     arrays[META_KEY] = np.array(json.dumps(meta))
     return npz_bytes(arrays)
-
-
-_TRAINER_KEYS = {"epoch": int, "step": int, "shuffle_rng": dict, "dropout_rng": dict, "loss_sum": float,
-                 "norm_sums": dict, "history": list}
 
 
 def resolve_checkpoint_path(run: str | Path) -> Path:
@@ -262,64 +375,45 @@ def resolve_checkpoint_path(run: str | Path) -> Path:
     if p.is_dir():
         cand = p / CHECKPOINTS / "last.npz"
         if not cand.is_file():
-            raise CheckpointError(f"{p}: has no {CHECKPOINTS}/last.npz to resume from; is it an mlpkit run folder?")
+            raise CheckpointError(_no_checkpoint(p, "{CHECKPOINTS}/last.npz to resume from"))
         return cand
     if not p.exists():
         raise CheckpointError(f"{p}: no such run folder or checkpoint file")
     return p
 
 
-def read_checkpoint(run: str | Path) -> tuple[Config, dict[str, np.ndarray], dict, Path]:
-    """The config, arrays and trainer state of a checkpoint, checked for form (not yet for shapes)."""
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint read and checked for form; ``check_checkpoint_fits`` checks it against the trainer."""
+
+    path: Path
+    cfg: Config
+    arrays: dict[str, np.ndarray]
+    state: dict
+    best_val_acc: float | None
+    blas_threads: int | None
+
+
+def read_checkpoint(run: str | Path) -> Checkpoint:
+    """The config, arrays and trainer state of a checkpoint, checked for form (not yet against the model)."""
     path = resolve_checkpoint_path(run)
     arrays = read_npz(path)
-    if CONFIG_KEY not in arrays or META_KEY not in arrays:
-        raise CheckpointError(f"{path}: is not an mlpkit checkpoint (no stored config)")
-    try:
-        meta = json.loads(str(arrays.pop(META_KEY)))
-        cfg_dict = json.loads(str(arrays.pop(CONFIG_KEY)))
-    except ValueError as e:
-        raise CheckpointError(f"{path}: its stored config cannot be read ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: is not an mlpkit checkpoint of format {FORMAT}")
+    meta, cfg, _ = _stored(path, arrays)
     if meta.get("kind") != "checkpoint":
         raise CheckpointError(f"{path}: holds final weights only, not a checkpoint to resume from")
     state = meta.get("trainer")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: has no trainer state")
-    for key, typ in _TRAINER_KEYS.items():
-        v = state.get(key)
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) if typ is float else isinstance(v, typ)
-        if not ok or (typ is int and isinstance(v, bool)):
-            raise CheckpointError(f"{path}: trainer state {key!r} is missing or malformed")
-    cfg = config_from_dict(cfg_dict, f"{path} (stored config)")
-    state["best_val_acc"] = meta.get("best_val_acc")
-    return cfg, arrays, state, path
+    best = meta.get("best_val_acc")
+    if best is not None and not (_is_number(best) and 0.0 <= best <= 1.0):
+        raise CheckpointError(f"{path}: best_val_acc must be null or a number in [0, 1]")
+    threads = meta.get("blas_threads")
+    threads = threads if isinstance(threads, int) and not isinstance(threads, bool) else None
+    return Checkpoint(path, cfg, arrays, state, best, threads)
 
 
-def check_checkpoint_fits(path: Path, trainer: Any, arrays: dict[str, np.ndarray], state: dict) -> None:
-    """Every array the trainer needs is there with its shape; the position is inside the run."""
-    own = trainer.model.named_params()
-    for name, p in own.items():
-        if name not in arrays:
-            raise CheckpointError(f"{path}: is missing the array {name}")
-        a = arrays[name]
-        if a.shape != p.shape or not np.issubdtype(a.dtype, np.floating):
-            raise CheckpointError(f"{path}: array {name} is {a.dtype} {a.shape} but its config needs {p.dtype} {p.shape}")
-    for name, a in arrays.items():
-        if name.startswith("optim."):
-            base = name[len("optim."):]
-            if base not in own or a.shape != own[base].shape:
-                raise CheckpointError(f"{path}: optimizer array {name} does not match the model")
-        elif name not in own:
-            raise CheckpointError(f"{path}: holds an unexpected array {name}")
-    if not 0 <= state["step"] < trainer.steps_per_epoch or not 0 <= state["epoch"] <= 10_000_000:
-        raise CheckpointError(f"{path}: position epoch {state['epoch']}, step {state['step']} is not valid")
-    if len(state["history"]) != state["epoch"]:
-        raise CheckpointError(f"{path}: holds {len(state['history'])} epochs of metrics for epoch {state['epoch']}")
-    try:
-        probe = np.random.default_rng()
-        probe.bit_generator.state = state["shuffle_rng"]
-        probe.bit_generator.state = state["dropout_rng"]
-    except (ValueError, TypeError, KeyError) as e:
-        raise CheckpointError(f"{path}: a stored random-generator state is malformed ({e})") from None
+def check_checkpoint_fits(ck: Checkpoint, trainer: Any) -> None:
+    """Everything the trainer will use, checked before any work: arrays against the model, the
+    trainer state against its schema (``checkpoints.validate_state``)."""
+    check_arrays(ck.path, trainer.model.named_params(), ck.arrays, optim_ok=True)
+    validate_state(ck.path, ck.state, ck.cfg, trainer, ck.arrays)

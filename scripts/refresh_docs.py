@@ -26,7 +26,7 @@ INJECT = """
 import numpy as np
 from mlpkit.layers import Linear
 
-def seed_bias_backward(self, dout, *, need_dx=True, defer_dW=False):
+def seed_bias_backward(self, dout, *, need_dx=True):
     np.matmul(self._x.T, dout, out=self.grads["W"])
     self.grads["b"] = dout.sum(axis=1)  # the notes' db = dY·1: one value per sample
     return dout @ self.params["W"].T if need_dx else None

@@ -94,7 +94,7 @@ def test_evaluate_bad_inputs(tmp_path):
     assert r.exit_code == 2 and "no such run folder or weights file" in r.output
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     r = invoke("evaluate", tmp_path / "junk.npz")
-    assert r.exit_code == 2 and "is not a readable mlpkit weights file" in r.output
+    assert r.exit_code == 2 and "is not an mlpkit weights file" in r.output
     r = invoke("evaluate", tmp_path)
     assert r.exit_code == 2 and "has no model.npz" in r.output
 

@@ -120,7 +120,7 @@ def test_missing_model_section(write_config):
     "text,msg",
     [
         ("", "the config is empty"),
-        ("- 1\n- 2\n", "the config must be a mapping of sections, got a list"),
+        ("- 1\n- 2\n", "the config must be a mapping of sections (model:, data:, train:), got a list"),
         ("model: [1, 2\n", "not valid YAML at line 2"),
         ("model: 3\n", "model: must be a mapping of keys to values, got 3"),
         ("model:\n  layers: 3\n", "model.layers: must be a list of layers, got 3"),

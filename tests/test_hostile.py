@@ -141,7 +141,7 @@ def test_not_utf8_and_huge_config(tmp_path):
     assert r.exit_code == 2 and "is not UTF-8 text" in r.output
     p.write_bytes(b"#" * 2_000_000)
     r = runner.invoke(app, ["train", str(p), "--dry-run"])
-    assert r.exit_code == 2 and "a config is at most 1,000,000" in r.output
+    assert r.exit_code == 2 and "is larger than 1,000,000 bytes" in r.output
 
 
 # --------------------------------------------------------------------------- corrupt files

@@ -69,8 +69,10 @@ def test_stop_and_resume_in_process_is_bit_identical(reference, tmp_path, stop_a
         while t.train_epoch(after_step=after_step) is not None:
             writer.epoch_done(t, 0.0)
     del t
-    resumed, w2 = api.resume(tmp_path / "run")
-    assert (resumed.epoch + 1, resumed.step) == stop_at
+    writer.close()
+    resumed, w2, plan = api.resume(tmp_path / "run")
+    w2.close()
+    assert (resumed.epoch + 1, resumed.step) == stop_at and plan.warnings == []
     fit(resumed)
     assert _params_bytes(resumed.model) == _params_bytes(reference.model)
     assert resumed.history == reference.history
@@ -98,7 +100,7 @@ def _mlpkit(*args: str, **kw) -> subprocess.Popen:
 
 def _position(run: Path) -> tuple[int, int]:
     try:
-        _, _, state, _ = read_checkpoint(run)
+        state = read_checkpoint(run).state
         return state["epoch"], state["step"]
     except Exception:
         return (0, 0)
@@ -176,9 +178,9 @@ def test_divergence_keeps_last_good_checkpoint(tmp_path):
     assert r.exit_code == 1
     assert "the loss became nan at epoch 1, step 3" in r.output and "smaller learning rate" in r.output
     assert f"the last good checkpoint is kept in {tmp_path / 'run' / 'checkpoints' / 'last.npz'}" in r.output
-    _, arrays, state, _ = read_checkpoint(tmp_path / "run")
-    assert (state["epoch"], state["step"]) == (0, 2)
-    assert all(np.isfinite(a).all() for a in arrays.values())
+    ck = read_checkpoint(tmp_path / "run")
+    assert (ck.state["epoch"], ck.state["step"]) == (0, 2)
+    assert all(np.isfinite(a).all() for a in ck.arrays.values())
 
 
 def test_resume_argument_errors(tmp_path):

@@ -89,8 +89,8 @@ def test_run_folder_contents(tmp_path):
     trainer = api.prepare(CONFIGS / "quickstart.yaml", ("train.epochs=2",))
     result = api.train_run(trainer, tmp_path / "run")
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl", "model.npz",
-                                                     "results.json", "timings.jsonl"]
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoints", "config.yaml", "metrics.jsonl",
+                                                     "model.npz", "results.json", "timings.jsonl"]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.npz", "last.npz"]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
