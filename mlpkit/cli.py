@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
@@ -23,6 +24,7 @@ from . import gradcheck as gc
 from . import gradprofile as gp
 from . import plots
 from .config import load_config
+from .data import DataWarning
 from .errors import ConfigError, Interrupted, MlpkitError
 from .interrupts import graceful_stop
 
@@ -58,7 +60,16 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.
 
 @contextlib.contextmanager
 def _errors() -> Iterator[None]:
-    """Turn library errors into one line on stderr and their exit code."""
+    """Turn library errors into one line on stderr and their exit code, and warnings into one line each."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataWarning)
+        warnings.showwarning = lambda message, *args, **kwargs: render.warning(str(message))
+        with _error_lines():
+            yield
+
+
+@contextlib.contextmanager
+def _error_lines() -> Iterator[None]:
     try:
         yield
     except Interrupted as e:

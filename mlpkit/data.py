@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
+import math
 import os
-import zipfile
+import warnings
 import zlib
 from dataclasses import dataclass
 from importlib import resources
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from .download import Progress, RemoteFile, fetch, verify
+from . import npzio
+from .download import Progress, RemoteFile, Verdict, check_file, fetch
 from .errors import DataError
 
 DATA_DIR_ENV = "MLPKIT_DATA_DIR"
@@ -331,16 +333,39 @@ def _find(d: Path, f: RemoteFile) -> Path | None:
     return None
 
 
-def locate(info: DatasetInfo, data_dir: str | Path | None) -> tuple[list[Path], bool] | None:
-    """The dataset's files: in the root folder itself if they verify there (a folder of just
-    these files, like ../shared/data/mnist; the MNIST family shares file names, so unverified
-    files there may belong to a sibling), else in the ``name`` subfolder (not yet verified)."""
+class DataWarning(UserWarning):
+    """Data that is used but could not be verified (the CLI shows it as one line)."""
+
+
+def _foreign(info: DatasetInfo) -> dict[str, str]:
+    """Checksums of the other datasets' files (the MNIST family shares file names)."""
+    out = {}
+    for other in REGISTRY.values():
+        if other.name != info.name:
+            for f in other.files:
+                out[f.sha256] = f"{other.name}'s {f.name}"
+                if f.raw_sha256:
+                    out[f.raw_sha256] = f"{other.name}'s {f.raw_name}"
+    return out
+
+
+def check_files(info: DatasetInfo, paths: list[Path]) -> list[Verdict]:
+    foreign = _foreign(info)
+    return [check_file(p, f, foreign) for p, f in zip(paths, info.files)]
+
+
+def locate(info: DatasetInfo, data_dir: str | Path | None) -> tuple[list[Path], list[Verdict] | None] | None:
+    """The dataset's files: in the root folder itself if they are usable there (a folder of just
+    these files, like ../shared/data/mnist; the MNIST family shares file names, so files there
+    may belong to a sibling), else in the ``name`` subfolder (not yet checked: verdicts None)."""
     root, sub = dataset_dirs(info.name, data_dir)
     paths = [_find(root, f) for f in info.files]
-    if all(paths) and all(verify(p, f) is None for p, f in zip(paths, info.files)):  # type: ignore[arg-type]
-        return paths, True  # type: ignore[return-value]
+    if all(paths):
+        verdicts = check_files(info, paths)  # type: ignore[arg-type]
+        if all(v.ok for v in verdicts):
+            return paths, verdicts  # type: ignore[return-value]
     paths = [_find(sub, f) for f in info.files]
-    return (paths, False) if all(paths) else None  # type: ignore[return-value]
+    return (paths, None) if all(paths) else None  # type: ignore[return-value]
 
 
 def missing_message(info: DatasetInfo, data_dir: str | Path | None, why: str) -> str:
@@ -352,13 +377,14 @@ def missing_message(info: DatasetInfo, data_dir: str | Path | None, why: str) ->
             f"(or point --data-dir at a folder holding them)")
 
 
-def verify_files(info: DatasetInfo, paths: list[Path]) -> None:
-    """Check every file against its published size and SHA-256."""
-    for f, p in zip(info.files, paths):
-        problem = verify(p, f)
-        if problem is not None:
-            raise DataError(f"{p}: {problem}; the file is corrupt or not the published one; "
+def verify_files(info: DatasetInfo, paths: list[Path], verdicts: list[Verdict] | None = None) -> None:
+    """Check every file against its published checksums: refuse a wrong one, warn about an unverified one."""
+    for f, p, v in zip(info.files, paths, verdicts or check_files(info, paths)):
+        if not v.ok:
+            raise DataError(f"{p}: {v.problem}; the file is corrupt or not the published one; "
                             f"delete it and run: mlpkit data download {info.name}")
+        if not v.verified:
+            warnings.warn(f"{p}: used unverified ({v.problem})", DataWarning, stacklevel=2)
 
 
 def ensure_idx_dataset(
@@ -367,16 +393,15 @@ def ensure_idx_dataset(
     """A dataset's verified files: found, or downloaded unless ``offline``."""
     found = locate(info, data_dir)
     if found is not None:
-        paths, verified = found
-        if not verified:
-            verify_files(info, paths)
+        paths, verdicts = found
+        verify_files(info, paths, verdicts)
         return paths
     if offline:
         raise DataError(missing_message(info, data_dir, "not found and --offline forbids downloading"))
     target = dataset_dirs(info.name, data_dir)[1]
     try:
         for f in info.files:
-            if not (target / f.name).is_file() or verify(target / f.name, f) is not None:
+            if not (target / f.name).is_file() or not check_file(target / f.name, f).verified:
                 fetch(f, info.mirrors, target, progress)
     except DataError as e:
         raise DataError(missing_message(info, data_dir, f"download failed ({e})")) from None
@@ -421,46 +446,64 @@ def _load_idx_files(info: DatasetInfo, paths: list[Path], where: Path) -> Datase
 _NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
+MAX_CLASSES = 10_000
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def load_npz(path: str | Path) -> Dataset:
     """A user's dataset: an .npz holding x_train, y_train, x_test, y_test.
 
-    Images may be uint8 (scaled by 1/255) or floats (used as they are); any
-    shape per example is flattened. Labels are integers 0..C-1.
+    Images may be uint8 (scaled by 1/255) or floats (used as they are, within
+    float32's range); any shape per example is flattened, and must hold at
+    least one feature. Labels are integers 0..C-1 (C ≤ MAX_CLASSES) and every
+    class has at least one training example. Everything is checked before
+    any work, with sizes read from the array headers before anything is
+    allocated (``npzio``).
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: dataset file not found")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in _NPZ_KEYS if k not in z.files]
-            if missing:
-                raise DataError(f"{path}: is missing the array{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-            arrs = {k: z[k] for k in _NPZ_KEYS}
-    except DataError:
-        raise
-    except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile, KeyError) as e:
-        raise DataError(f"{path}: is not a readable .npz file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    arrs = npzio.read_npz(path, DataError, "a readable .npz dataset")
+    missing = [k for k in _NPZ_KEYS if k not in arrs]
+    if missing:
+        raise DataError(f"{path}: is missing the array{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     xs = []
     for split in ("train", "test"):
         x, y = arrs[f"x_{split}"], arrs[f"y_{split}"]
-        if x.ndim < 2 or x.shape[0] == 0:
-            raise DataError(f"{path}: x_{split} must be (N, features...) with N > 0, got shape {x.shape}")
+        if x.ndim < 2 or x.shape[0] == 0 or math.prod(x.shape[1:]) == 0:
+            raise DataError(f"{path}: x_{split} must be (N, features...) with N > 0 and at least one feature, got "
+                            f"shape {x.shape}")
         if y.shape != (x.shape[0],):
             raise DataError(f"{path}: y_{split} must have shape ({x.shape[0]},) to match x_{split}, got {y.shape}")
         if not np.issubdtype(y.dtype, np.integer):
             raise DataError(f"{path}: y_{split} must hold integer labels, got {y.dtype}")
-        if y.min() < 0:
-            raise DataError(f"{path}: y_{split} has a negative label {int(y.min())}")
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= MAX_CLASSES:
+            bad = lo if lo < 0 else hi
+            raise DataError(f"{path}: y_{split} has the label {bad}; labels are class numbers 0..C-1 with C at most "
+                            f"{MAX_CLASSES:,}")
         if not (x.dtype == np.uint8 or np.issubdtype(x.dtype, np.floating)):
             raise DataError(f"{path}: x_{split} must be uint8 or float, got {x.dtype}")
-        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-            raise DataError(f"{path}: x_{split} holds NaN or infinite values")
+        if np.issubdtype(x.dtype, np.floating):
+            with np.errstate(all="ignore"):
+                if not np.isfinite(x).all():
+                    raise DataError(f"{path}: x_{split} holds NaN or infinite values")
+                if float(np.abs(x).max()) > FLOAT32_MAX:
+                    raise DataError(f"{path}: x_{split} holds values beyond float32's range (±{FLOAT32_MAX:.3g}); "
+                                    "rescale the data")
         xs.append(x.reshape(x.shape[0], -1))
     if xs[0].shape[1] != xs[1].shape[1]:
         raise DataError(f"{path}: x_train has {xs[0].shape[1]} features per example but x_test has {xs[1].shape[1]}")
     if xs[0].dtype != xs[1].dtype:
         raise DataError(f"{path}: x_train is {xs[0].dtype} but x_test is {xs[1].dtype}")
     num_classes = int(max(arrs["y_train"].max(), arrs["y_test"].max())) + 1
+    counts = np.bincount(arrs["y_train"].astype(np.int64), minlength=num_classes)
+    absent = np.flatnonzero(counts == 0)
+    if num_classes < 2:
+        raise DataError(f"{path}: y_train and y_test hold a single class (0); a classifier needs at least two")
+    if absent.size:
+        raise DataError(f"{path}: y_train has no example of class {int(absent[0])} (labels run 0..{num_classes - 1}, "
+                        f"{absent.size} of them unused); number the classes 0..C-1 without gaps")
     is_u8 = xs[0].dtype == np.uint8
     return Dataset(
         path.stem,
@@ -514,7 +557,7 @@ class DatasetStatus:
     num_classes: int
     download_bytes: int
     folder: str  # where it is, or where it would be downloaded to
-    status: str  # embedded | present | missing | corrupt: <why>
+    status: str  # embedded | present (verified) | unverified: <why> | missing | corrupt: <why>
     source: str
 
 
@@ -528,10 +571,12 @@ def dataset_status(name: str, data_dir: str | Path | None = None) -> DatasetStat
         if found is None:
             where, status = str(dataset_dirs(name, data_dir)[1]), "missing"
         else:
-            paths, verified = found
+            paths, verdicts = found
             where = str(paths[0].parent)
-            problems = [] if verified else [f"{p.name} {why}" for f, p in zip(info.files, paths) if (why := verify(p, f))]
-            status = "present" if not problems else "corrupt: " + problems[0]
+            verdicts = verdicts or check_files(info, paths)
+            bad = [f"{p.name} {v.problem}" for p, v in zip(paths, verdicts) if not v.ok]
+            unverified = [f"{p.name}: {v.problem}" for p, v in zip(paths, verdicts) if v.ok and not v.verified]
+            status = ("corrupt: " + bad[0]) if bad else ("unverified: " + unverified[0]) if unverified else "present"
     return DatasetStatus(name, info.description, info.n_train, info.n_test, info.num_classes, info.download_bytes,
                          where, status, info.source)
 

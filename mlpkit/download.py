@@ -8,11 +8,13 @@ the cache that looks complete.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,22 +57,64 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify(path: Path, f: RemoteFile) -> str | None:
-    """None if ``path`` is the published file (or its uncompressed twin); otherwise what is wrong."""
+@dataclass(frozen=True)
+class Verdict:
+    """What a local file is: usable or not, and whether its content is proven to be the published one."""
+
+    ok: bool
+    verified: bool
+    problem: str | None = None  # why it is not usable, or why it is unverified
+
+
+def _content_sha256(path: Path, limit: int) -> str:
+    """SHA-256 of a gzip file's decompressed content (at most ``limit`` bytes are read)."""
+    h, n = hashlib.sha256(), 0
+    with gzip.open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            n += len(block)
+            if n > limit:
+                raise ValueError("decompresses to more than the dataset's files hold")
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_file(path: Path, f: RemoteFile, foreign: dict[str, str] | None = None) -> Verdict:
+    """Is ``path`` the published file ``f`` (gzip as published, or uncompressed)?
+
+    The content is what counts: a gzip file whose archive bytes differ from the
+    published archive (another compressor, another header) is accepted when its
+    decompressed content matches the published uncompressed checksum. Where no
+    such checksum is published, a differing or uncompressed file is usable but
+    *unverified*, unless its content is a known file of another dataset
+    (``foreign``: SHA-256 -> what it is), which is refused.
+    """
+    foreign = foreign or {}
     raw = path.name == f.raw_name
-    want_hash, want_size = (f.raw_sha256, f.raw_size) if raw else (f.sha256, f.size)
-    if want_hash is None:
-        return None  # an uncompressed file of unknown hash: the IDX reader checks its structure
     try:
         size = path.stat().st_size
+        if not raw and size == f.size and sha256_of(path) == f.sha256:
+            return Verdict(True, True)
+        if raw and f.raw_sha256 is not None:
+            if f.raw_size is not None and size != f.raw_size:
+                return Verdict(False, False, f"has {size:,} bytes, expected {f.raw_size:,}")
+            digest = sha256_of(path)
+            if digest == f.raw_sha256:
+                return Verdict(True, True)
+            return Verdict(False, False, f"SHA-256 is {digest[:16]}…, expected {f.raw_sha256[:16]}…")
+        content = sha256_of(path) if raw else _content_sha256(path, 1 << 31)
     except OSError as e:
-        return f"cannot be read ({e.strerror or e})"
-    if want_size is not None and size != want_size:
-        return f"has {size:,} bytes, expected {want_size:,}"
-    digest = sha256_of(path)
-    if digest != want_hash:
-        return f"SHA-256 is {digest[:16]}…, expected {want_hash[:16]}…"
-    return None
+        return Verdict(False, False, f"cannot be read ({e.strerror or e})")
+    except (EOFError, ValueError, zlib.error) as e:
+        return Verdict(False, False, f"is not a valid gzip file ({type(e).__name__})")
+    if content in foreign:
+        return Verdict(False, False, f"holds {foreign[content]}, not this dataset's file")
+    if f.raw_sha256 is not None:
+        if content == f.raw_sha256:
+            return Verdict(True, True)  # the published content, compressed differently
+        return Verdict(False, False, f"its content's SHA-256 is {content[:16]}…, expected {f.raw_sha256[:16]}…")
+    why = ("no checksum is published for the uncompressed file" if raw
+           else "its archive differs from the published one and no checksum is published for its content")
+    return Verdict(True, False, why)
 
 
 def _fetch_one(url: str, dest: Path, f: RemoteFile, progress: Progress | None) -> None:

@@ -417,7 +417,8 @@ def dataset_list(rows: list[Any]) -> None:
     for col in ("dataset", "train", "test", "classes", "download", "status", "folder"):
         t.add_column(col, justify="right" if col in ("train", "test", "classes", "download") else "left")
     for r in rows:
-        style = "green" if r.status in ("present", "embedded") else ("red" if r.status.startswith("corrupt") else "")
+        style = "green" if r.status in ("present", "embedded") else ("red" if r.status.startswith("corrupt") else
+                                                                     "yellow" if r.status.startswith("unverified") else "")
         t.add_row(r.name, f"{r.n_train:,}", f"{r.n_test:,}", str(r.num_classes), _mb(r.download_bytes),
                   Text(r.status, style=style), r.folder)
     console.print(t)

@@ -360,8 +360,7 @@ def checkpoint_bytes(trainer: Any, best_val_acc: float | None = None) -> bytes:
     for name, a in arrays.items():
         if not np.isfinite(a).all():
             where = f"epoch {trainer.epoch + 1}, step {trainer.step}" if trainer.step else f"epoch {trainer.epoch}"
-            raise DivergenceError(f"{name} became NaN or infinite by {where}; try a smaller learning rate "
-                                  f"(train.lr is {trainer.cfg.train.lr:g})")
+            raise DivergenceError(f"{name} became NaN or infinite by {where}; try a {trainer.advice()}")
     meta = {"format": FORMAT, "kind": "checkpoint", "in_features": trainer.model.in_features,
             "trainer": state, "best_val_acc": best_val_acc, "blas_threads": blas_threads()}
     arrays[CONFIG_KEY] = np.array(json.dumps(trainer.cfg.to_dict()))

@@ -23,6 +23,10 @@ from .rngs import Rngs
 from .schedules import lr_at, momentum_at
 
 EVAL_BATCH = 1000
+# Divergence also means explosion: a minibatch's mean loss above EXPLOSION_FACTOR × log C, i.e. 100 times
+# the loss of a uniform guess over C classes (230 for 10 classes). A training run does not come back from
+# there; NaN follows a few steps later, after the weights have been ruined.
+EXPLOSION_FACTOR = 100.0
 
 
 @dataclass(frozen=True)
@@ -229,14 +233,19 @@ class Trainer:
         if not math.isfinite(loss):
             raise DivergenceError(
                 f"the loss became {loss} at epoch {epoch}, step {step} ({self._where_nonfinite(xb)}); try a "
-                f"smaller learning rate (train.lr is {self.cfg.train.lr:g})"
+                f"{self.advice()}"
+            )
+        if loss > self.explosion_loss:
+            raise DivergenceError(
+                f"the loss exploded to {loss:.3g} at epoch {epoch}, step {step}, over {EXPLOSION_FACTOR:g}× that of a "
+                f"uniform guess ({self._largest_weight()}); try a {self.advice()}"
             )
         model.backward()
         for name, layer, key in model.parameters():
             if key == "b" and not math.isfinite(layer.grad_sqnorm(key)):  # cheap: one value per unit
                 raise DivergenceError(
                     f"the gradient of {name} became NaN or infinite at epoch {epoch}, step {step}; try a "
-                    f"smaller learning rate (train.lr is {self.cfg.train.lr:g})"
+                    f"{self.advice()}"
                 )
         self.optimizer.step()
         return loss
@@ -248,10 +257,30 @@ class Trainer:
             if not math.isfinite(v):
                 raise DivergenceError(
                     f"the gradient of {name} became NaN or infinite at epoch {epoch}, step {step}; try a "
-                    f"smaller learning rate (train.lr is {self.cfg.train.lr:g})"
+                    f"{self.advice()}"
                 )
             self._norm_sums[name] += math.sqrt(v)
         self._norm_count += 1
+
+    def advice(self) -> str:
+        """What to change after a divergence."""
+        t = self.cfg.train
+        wd = self.optimizer.weight_decay
+        if self.optimizer.lr * wd >= 1:
+            return (f"smaller learning rate or weight decay (train.lr × weight decay is {self.optimizer.lr * wd:g}; "
+                    "at 1 or more each step overshoots zero)")
+        return f"smaller learning rate (train.lr is {t.lr:g})"
+
+    @property
+    def explosion_loss(self) -> float:
+        """The loss above which training has exploded: EXPLOSION_FACTOR × log C."""
+        return EXPLOSION_FACTOR * math.log(max(2, self.data.num_classes))
+
+    def _largest_weight(self) -> str:
+        """The Linear layer holding the largest weight, and how large it is."""
+        sizes = {f"layers.{i}.W": float(np.abs(layer.params["W"]).max()) for i, layer in self.model.linear_layers()}
+        name = max(sizes, key=sizes.__getitem__)
+        return f"{name} holds weights up to |w| = {sizes[name]:.3g}"
 
     def _where_nonfinite(self, xb: np.ndarray) -> str:
         """Name the first parameter, or else the first layer output, that is NaN or infinite."""

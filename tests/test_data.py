@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import warnings
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
-from mlpkit.data import load_dataset, load_digits, read_idx, split_train_val, to_float
+from mlpkit.cli import app
+from mlpkit.data import DataWarning, dataset_status, load_dataset, load_digits, read_idx, split_train_val, to_float
 from mlpkit.errors import DataError
 
 from .conftest import MNIST_DIR, needs_mnist
@@ -71,23 +74,58 @@ def test_missing_dataset_names_files_and_folder(tmp_path):
 
 def test_checksum_mismatch_in_the_dataset_folder(tmp_path, monkeypatch):
     write_idx_dataset(tmp_path / "tiny")
-    register(monkeypatch, tmp_path / "tiny")
+    register(monkeypatch, tmp_path / "tiny", raw=True)
     write_idx_dataset(tmp_path / "tiny", seed=1)  # same shapes, other pixels
     with pytest.raises(DataError) as e:
         load_dataset("tiny", tmp_path, offline=True)
     msg = str(e.value)
-    assert f"{tmp_path / 'tiny' / 'train-images-idx3-ubyte.gz'}: has 34,043 bytes, expected 34,031" in msg
+    assert f"{tmp_path / 'tiny' / 'train-images-idx3-ubyte.gz'}: its content's SHA-256 is " in msg
     assert "mlpkit data download tiny" in msg
 
 
-def test_unverified_files_in_the_root_are_not_used(tmp_path, monkeypatch):
-    """A root folder of MNIST-named files that are not this dataset's (e.g. fashion-mnist)."""
-    write_idx_dataset(tmp_path)
-    register(monkeypatch, tmp_path)
+def test_a_recompressed_genuine_copy_is_verified_by_its_content(tmp_path, monkeypatch):
+    """Another gzip header (mtime, level) changes the archive's checksum, not the content's."""
+    write_idx_dataset(tmp_path / "tiny")
+    register(monkeypatch, tmp_path / "tiny", raw=True)
+    p = tmp_path / "tiny" / "train-images-idx3-ubyte.gz"
+    p.write_bytes(gzip.compress(gzip.decompress(p.read_bytes()), compresslevel=1, mtime=123456))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "unverified" warning: it is verified
+        d = load_dataset("tiny", tmp_path, offline=True)
+    assert d.x_train.shape == (60, 784)
+    assert dataset_status("tiny", tmp_path).status == "present"
+
+
+@pytest.mark.parametrize("compress", [True, False], ids=["other-gzip-content", "uncompressed"])
+def test_content_without_a_published_checksum_is_used_unverified_with_a_warning(tmp_path, monkeypatch, compress):
+    """Where only the archive's checksum is published (fashion-mnist, kmnist), a file that differs from the
+    archive cannot be verified: it is used, but never called verified."""
+    write_idx_dataset(tmp_path / "tiny")
+    register(monkeypatch, tmp_path / "tiny")  # archive checksums only
+    for f in (tmp_path / "tiny").iterdir():
+        f.unlink()
+    write_idx_dataset(tmp_path / "tiny", seed=1, compress=compress)
+    with pytest.warns(DataWarning, match="used unverified"):
+        load_dataset("tiny", tmp_path, offline=True)
+    assert dataset_status("tiny", tmp_path).status.startswith("unverified: ")
+    r = CliRunner().invoke(app, ["data", "info", "tiny", "--data-dir", str(tmp_path), "--offline"])
+    assert r.exit_code == 0 and "warning: " in r.output and "used unverified" in r.output
+
+
+def test_another_datasets_files_are_never_used(tmp_path, monkeypatch):
+    """The MNIST family shares file names: a folder of one dataset's files is not another's."""
     write_idx_dataset(tmp_path, seed=1)
+    register(monkeypatch, tmp_path, name="other", raw=True)  # these are "other"'s files
+    write_idx_dataset(tmp_path / "x", seed=0)
+    register(monkeypatch, tmp_path / "x", name="tiny")  # tiny: archive checksums only
     with pytest.raises(DataError) as e:
         load_dataset("tiny", tmp_path, offline=True)
-    assert "holds files of these names, but not tiny's: their checksums differ" in str(e.value)
+    assert "holds files of these names, but not tiny's" in str(e.value)
+    (tmp_path / "tiny").mkdir()
+    for f in (tmp_path).glob("*.gz"):
+        (tmp_path / "tiny" / f.name).write_bytes(gzip.compress(gzip.decompress(f.read_bytes()), mtime=1))
+    with pytest.raises(DataError, match="holds other's train-images-idx3-ubyte, not this dataset's file"):
+        load_dataset("tiny", tmp_path, offline=True)
 
 
 def _corrupt(tmp_path, monkeypatch, name, data):
@@ -180,14 +218,14 @@ def test_npz_object_arrays_refused(tmp_path):
     p = tmp_path / "obj.npz"
     np.savez(p, x_train=np.array([{"a": 1}], dtype=object), y_train=np.zeros(1, int), x_test=np.zeros((1, 1)),
              y_test=np.zeros(1, int))
-    with pytest.raises(DataError, match="is not a readable .npz file"):
+    with pytest.raises(DataError, match="is not a readable .npz dataset"):
         load_dataset(str(p))
 
 
 def test_not_an_npz(tmp_path):
     p = tmp_path / "x.npz"
     p.write_bytes(b"hello")
-    with pytest.raises(DataError, match=r"x.npz: is not a readable .npz file"):
+    with pytest.raises(DataError, match=r"x.npz: is not a readable .npz dataset"):
         load_dataset(str(p))
 
 

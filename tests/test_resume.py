@@ -176,10 +176,10 @@ def test_divergence_keeps_last_good_checkpoint(tmp_path):
                    "train: {lr: 1.0e+6, epochs: 2}\n")
     r = runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "run"), "--checkpoint-every", "1", "-q"])
     assert r.exit_code == 1
-    assert "the loss became nan at epoch 1, step 3" in r.output and "smaller learning rate" in r.output
+    assert "the loss exploded to" in r.output and "at epoch 1, step 2" in r.output and "smaller learning rate" in r.output
     assert f"the last good checkpoint is kept in {tmp_path / 'run' / 'checkpoints' / 'last.npz'}" in r.output
     ck = read_checkpoint(tmp_path / "run")
-    assert (ck.state["epoch"], ck.state["step"]) == (0, 2)
+    assert (ck.state["epoch"], ck.state["step"]) == (0, 1)
     assert all(np.isfinite(a).all() for a in ck.arrays.values())
 
 

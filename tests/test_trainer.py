@@ -6,6 +6,8 @@ import dataclasses
 import json
 
 import numpy as np
+
+import mlpkit.trainer as trainer_mod
 import pytest
 
 from mlpkit import api
@@ -77,12 +79,34 @@ def test_epoch_metrics_are_complete_and_sane():
     assert test.accuracy == pytest.approx(sum(test.confusion[i][i] for i in range(10)) / 360)
 
 
-def test_divergence_names_epoch_and_step():
+def test_divergence_names_epoch_and_step(monkeypatch):
     cfg = config_from_dict({"model": {"layers": [{"linear": 64}, {"linear": 64}, {"linear": 10}]},
                             "train": {"lr": 1e6}})
     t = Trainer(cfg, load_digits())
-    with pytest.raises(DivergenceError, match=r"at epoch 1, step \d+ \(the output of layers.2 Linear\(64, 10\) overflowed\); try a smaller learning rate"):
+    with pytest.raises(DivergenceError, match=r"the loss exploded to [\d.e+]+ at epoch 1, step 2, over 100× that of a "
+                       r"uniform guess \(layers.2.W holds weights up to \|w\| = [\d.e+]+\); try a smaller learning rate "
+                       r"\(train.lr is 1e\+06\)"):
         fit(t)
+    before = {k: v.copy() for k, v in t.model.named_params().items()}
+    for k, v in t.model.named_params().items():  # the exploding step changed nothing
+        np.testing.assert_array_equal(v, before[k])
+    monkeypatch.setattr(trainer_mod, "EXPLOSION_FACTOR", float("inf"))  # without the rule: NaN a step later
+    t = Trainer(cfg, load_digits())
+    with pytest.raises(DivergenceError, match=r"at epoch 1, step \d+ \(the output of layers.2 Linear\(64, 10\) "
+                       r"overflowed\); try a smaller learning rate"):
+        fit(t)
+
+
+def test_explosion_rule_is_100_times_a_uniform_guess():
+    t = Trainer(config_from_dict({"model": {"layers": [{"linear": 10}]}}), load_digits())
+    assert t.explosion_loss == pytest.approx(100 * np.log(10))
+    x = np.zeros((4, 64), dtype=np.float32)
+    x[:, 0] = 1.0
+    t.model.layers[0].params["W"][0] = [1e4] + [0] * 9  # logit 0 is 1e4 higher: loss 1e4 for labels 1..9
+    with pytest.raises(DivergenceError, match="the loss exploded to 1e\\+04 at epoch 3, step 7"):
+        t.train_step(x, np.array([1, 2, 3, 4]), 3, 7)
+    t.model.layers[0].params["W"][0] = [200] + [0] * 9  # loss 200 < 230: training goes on
+    assert t.train_step(x, np.array([1, 2, 3, 4]), 3, 8) == pytest.approx(200, rel=1e-3)
 
 
 def test_run_folder_contents(tmp_path):
