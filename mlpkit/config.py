@@ -282,8 +282,9 @@ def _describe(v: Any) -> str:
         return "a list"
     if v is None:
         return "nothing (null)"
-    if isinstance(v, int) and abs(v) >= 10**30:
-        return f"an integer of {len(str(abs(v))):,} digits"
+    if isinstance(v, int) and abs(v) >= 10**30:  # never str() it: 4,301+ digits raise ValueError
+        digits = int(abs(v).bit_length() * 0.30103) + 1
+        return f"an integer of {digits:,} digits" if digits < 4300 else f"an integer of about {digits:,} digits"
     if isinstance(v, bytes):
         return f"binary data ({len(v):,} bytes)"
     return f"{_short(repr(v))} (a {type(v).__name__})" if not isinstance(v, (int, float)) else _short(repr(v))
@@ -357,10 +358,12 @@ _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
 
 
 def _join(path: str, key: str) -> str:
-    """``path.key``, or ``path['odd key']`` for a key that is not a plain name."""
+    """``path.key``, or ``path['odd key']`` for a key that is not a plain name. A long odd key
+    is not shown: it is more likely a line of some other file than a config key."""
     if not _PLAIN_KEY.match(key):
-        s = key if len(key) <= 40 else key[:37] + "..."
-        return f"{path}[{s!r}]"
+        if len(key) > 20 or not key.isprintable():
+            return f"{path}[a {len(key):,}-character key that is not a name]"
+        return f"{path}[{key!r}]"
     return f"{path}.{key}" if path else key
 
 

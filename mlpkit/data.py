@@ -254,8 +254,8 @@ def _open_maybe_gzip(path: Path) -> io.BufferedIOBase:
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
     if fh.read(2) == b"\x1f\x8b":
-        fh.seek(0)
-        return gzip.GzipFile(fileobj=fh)  # type: ignore[return-value]
+        fh.close()
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # closing it closes the file
     fh.seek(0)
     return fh
 

@@ -8,9 +8,13 @@ the cache that looks complete.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.client
+import math
+import os
+import time
 import tempfile
 import urllib.error
 import urllib.request
@@ -23,7 +27,10 @@ from .atomic import replacing
 from .errors import DataError
 
 CHUNK = 1 << 16
-TIMEOUT_S = 30.0
+# Two limits keep a download from hanging (both overridable by environment variables):
+DEADLINE_ENV, DEADLINE_S = "MLPKIT_DOWNLOAD_DEADLINE", 900.0  # seconds for one file, every mirror together
+STALL_ENV, STALL_S = "MLPKIT_DOWNLOAD_STALL", 30.0  # a connection that brings fewer than STALL_BYTES in this
+STALL_BYTES = 16 << 10  # many seconds (or no answer at all) is stalled, and the next mirror is tried
 USER_AGENT = "mlpkit (https://pypi.org/project/mlpkit)"
 
 # (file name, bytes done, bytes total or None); called as a download proceeds.
@@ -117,16 +124,69 @@ def check_file(path: Path, f: RemoteFile, foreign: dict[str, str] | None = None)
     return Verdict(True, False, why)
 
 
-def _fetch_one(url: str, dest: Path, f: RemoteFile, progress: Progress | None) -> None:
+def _limit(env: str, default: float) -> float:
+    text = os.environ.get(env)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise DataError(f"${env} must be a number of seconds > 0, got {text[:40]!r}")
+    return value
+
+
+def limits() -> tuple[float, float]:
+    """(deadline, stall window) in seconds, from the environment or the defaults."""
+    return _limit(DEADLINE_ENV, DEADLINE_S), _limit(STALL_ENV, STALL_S)
+
+
+class _Clock:
+    """The deadline of one file's download and the stall rule of one connection."""
+
+    def __init__(self, deadline_s: float, stall_s: float) -> None:
+        self.deadline_s, self.stall_s = deadline_s, stall_s
+        self.end = time.monotonic() + deadline_s
+        self.window_start, self.window_bytes = time.monotonic(), 0
+
+    def timeout(self) -> float:
+        """For one blocking socket operation: the stall window, within the deadline."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise DataError(f"took longer than the {self.deadline_s:g} s deadline (${DEADLINE_ENV})")
+        return min(self.stall_s, left)
+
+    def start_connection(self) -> None:
+        self.window_start, self.window_bytes = time.monotonic(), 0
+
+    def received(self, n: int) -> None:
+        now = time.monotonic()
+        self.window_bytes += n
+        if now > self.end:
+            raise DataError(f"took longer than the {self.deadline_s:g} s deadline (${DEADLINE_ENV})")
+        if now - self.window_start >= self.stall_s:
+            if self.window_bytes < STALL_BYTES:
+                raise DataError(f"stalled: {self.window_bytes:,} bytes in {now - self.window_start:.0f} s, fewer than "
+                                f"{STALL_BYTES:,} (${STALL_ENV} is {self.stall_s:g} s)")
+            self.window_start, self.window_bytes = now, 0
+
+
+def _fetch_one(url: str, dest: Path, f: RemoteFile, progress: Progress | None, clock: _Clock) -> None:
     """Download ``url`` to ``dest`` via a verified temporary file; raises on any failure."""
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    with replacing(dest, suffix=".part") as out, urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+    clock.start_connection()
+    with replacing(dest, suffix=".part") as out, urllib.request.urlopen(req, timeout=clock.timeout()) as resp:
         h = hashlib.sha256()
         done = 0
         length = resp.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else f.size
         while True:
-            block = resp.read(CHUNK)
+            if resp.fp is not None and getattr(resp.fp, "raw", None) is not None:
+                with contextlib.suppress(OSError, AttributeError):
+                    resp.fp.raw._sock.settimeout(clock.timeout())  # each recv: within the stall window
+            block = resp.read1(CHUNK)  # returns what one recv brought: a trickle cannot block us
+            clock.received(len(block))
             if not block:
                 break
             out.write(block)
@@ -169,11 +229,18 @@ def fetch(f: RemoteFile, mirrors: tuple[str, ...], folder: Path, progress: Progr
                         f"with --data-dir") from None
     dest = folder / f.name
     failures = []
+    clock = _Clock(*limits())
     for base in mirrors:
         url = base.rstrip("/") + "/" + f.name
         try:
-            _fetch_one(url, dest, f, progress)
+            _fetch_one(url, dest, f, progress, clock)
             return dest
         except (OSError, http.client.HTTPException, DataError, ValueError) as e:
-            failures.append(f"{url}: {_reason(e)}")
+            if time.monotonic() >= clock.end:
+                failures.append(f"{url}: took longer than the {clock.deadline_s:g} s deadline (${DEADLINE_ENV})")
+                break
+            if isinstance(e, TimeoutError) or isinstance(getattr(e, "reason", None), TimeoutError):
+                failures.append(f"{url}: no answer within {clock.stall_s:g} s, timed out (${STALL_ENV})")
+            else:
+                failures.append(f"{url}: {_reason(e)}")
     raise DataError(f"could not download {f.name}: " + "; ".join(failures))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,24 @@ class Server:
                     self.send_error(404)
                     return
                 outer.log.append((self.path, 200))
+                if mode == "silent":
+                    time.sleep(3)
+                    return
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if mode == "silent":  # a proxy that accepted the connection and never answers
+                    time.sleep(3)
+                    return
+                if mode == "trickle":  # one byte every 50 ms, for as long as the client listens
+                    try:
+                        for b in body:
+                            self.wfile.write(bytes([b]))
+                            self.wfile.flush()
+                            time.sleep(0.05)
+                    except OSError:
+                        pass
+                    return
                 if mode == "corrupt":
                     self.wfile.write(bytes(b ^ 0xFF for b in body[:64]) + body[64:])
                 elif mode == "cut":
@@ -185,3 +201,31 @@ def test_class_names_in_evaluate(tmp_path, monkeypatch):
     assert runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "run"), "-q"]).exit_code == 0
     r = runner.invoke(app, ["evaluate", str(tmp_path / "run")])
     assert r.exit_code == 0 and "9 Ankle boot" in r.output and "0 T-shirt/top" in r.output
+
+
+@pytest.mark.parametrize("mode,env,expect", [
+    ("trickle", {"MLPKIT_DOWNLOAD_STALL": "0.5"}, "stalled: "),
+    ("silent", {"MLPKIT_DOWNLOAD_STALL": "0.5"}, "timed out"),
+    ("trickle", {"MLPKIT_DOWNLOAD_DEADLINE": "0.6"}, "deadline (MLPKIT_DOWNLOAD_DEADLINE)"),
+])
+def test_stalled_or_slow_mirrors_give_up_in_time(served, monkeypatch, mode, env, expect):
+    """A per-read timeout is not enough: a byte every 50 ms never trips it. The stall rule (too few bytes
+    in a window) and the overall deadline do; the command ends with one line and exit 2."""
+    server, folder, _ = served
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    for prefix in ("a", "b"):
+        server.behaviour[(prefix, "train-images-idx3-ubyte.gz")] = mode
+    t0 = time.monotonic()
+    r = runner.invoke(app, ["data", "download", "tiny", "-q"])
+    elapsed = time.monotonic() - t0
+    assert r.exit_code == 2 and "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+    assert expect in r.output.replace("$", ""), r.output
+    assert elapsed < 4, elapsed
+    assert not [p for p in _files(folder) if p.endswith(".part")]
+
+
+def test_download_limits_must_be_positive_seconds(served, monkeypatch):
+    monkeypatch.setenv("MLPKIT_DOWNLOAD_STALL", "soon")
+    r = runner.invoke(app, ["data", "download", "tiny", "-q"])
+    assert r.exit_code == 2 and "$MLPKIT_DOWNLOAD_STALL must be a number of seconds > 0, got 'soon'" in r.output
