@@ -56,6 +56,7 @@ def main() -> None:
             in_writer.append(time.perf_counter() - t1)
             t_ckpt.append(time.perf_counter() - t0)
         size = (writer.last_checkpoint).stat().st_size
+        writer.close()
     a, b = statistics.median(t_plain), statistics.median(t_ckpt)
     print(f"config {args.config}: {plain.steps_per_epoch} steps/epoch, checkpoint {size / 1e6:.2f} MB")
     print(f"median epoch without checkpoints: {a:.3f} s")

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from mlpkit import api  # noqa: E402
 from mlpkit.config import load_config  # noqa: E402
 from mlpkit.gradprofile import grad_profile  # noqa: E402
+from mlpkit.runs import RunWriter  # noqa: E402
 from mlpkit.trainer import Trainer  # noqa: E402
 
 CONFIGS = ROOT / "configs" / "reproduce"
@@ -67,7 +68,7 @@ def _train(name: str, config: Path, source: api.DataSource) -> tuple[float, floa
     out = RUNS / name
     t0 = time.perf_counter()
     trainer = api.prepare(config, (), source)
-    result = api.train_run(trainer, out)
+    result = api.train_run(trainer, RunWriter(out, trainer.cfg, force=True))  # a rerun replaces the last one
     return result.test.accuracy, time.perf_counter() - t0, out
 
 
