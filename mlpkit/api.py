@@ -13,12 +13,13 @@ import numpy as np
 from .build import check_model_fits_data, check_size, summarize_config
 from .config import Config, load_config, resume_epochs, with_train
 from .blas import blas_threads
-from .data import DATA_DIR_ENV, Dataset, Split, load_dataset, prepare_splits, to_float
+from .data import DATA_DIR_ENV, REGISTRY, Dataset, Split, is_path_dataset, load_dataset, prepare_splits, to_float
 from .download import Progress
 from .errors import CheckpointError, ConfigError, DataError, DivergenceError, Interrupted
-from .runs import CHECKPOINTS, Checkpoint, RunWriter, check_checkpoint_fits, default_run_dir, load_weights, \
-    prepare_run_dir, read_checkpoint
-from .trainer import EpochMetrics, EvalResult, StepInfo, Stopped, Trainer, TrainResult, evaluate, fit
+from .runs import CHECKPOINTS, Checkpoint, RunWriter, check_checkpoint_fits, data_record, default_run_dir, \
+    load_weights, prepare_run_dir, read_checkpoint
+from .trainer import EpochMetrics, EvalResult, StepInfo, Stopped, Trainer, TrainResult, early_stop_summary, evaluate, \
+    fit
 
 
 @dataclass(frozen=True)
@@ -29,29 +30,46 @@ class DataSource:
     offline: bool = False
     progress: Progress | None = None
 
-    def load(self, cfg: Config, *, stored: bool = False) -> Dataset:
+    def load(self, cfg: Config, *, stored: bool = False, record: dict | None = None) -> Dataset:
         """The dataset a config names; --data-dir wins over the config's data.data_dir.
 
-        ``stored``: the config came from a run folder or weights file, not from the
-        user. Its data.data_dir is then only a place to look, read-only: it never wins
-        over $MLPKIT_DATA_DIR, and nothing is ever downloaded or created there.
+        ``stored``: the config came from a run folder or weights file, not from the user;
+        ``record`` is where that run's data was read from (``runs.data_record``). Then
+        --data-dir wins, then $MLPKIT_DATA_DIR; else the recorded folder or file is read
+        as it is: nothing is ever downloaded or created at a path a file names, and a
+        recorded path that is gone is an error naming it.
         """
-        if stored and not self.data_dir:
-            kept = cfg.data.data_dir
-            if kept and not os.environ.get(DATA_DIR_ENV) and Path(kept).is_dir():
-                with contextlib.suppress(DataError):
-                    return load_dataset(cfg.data.dataset, kept, offline=True)
-            return load_dataset(cfg.data.dataset, None, offline=self.offline, progress=self.progress)
-        return load_dataset(cfg.data.dataset, self.data_dir or cfg.data.data_dir, offline=self.offline,
-                            progress=self.progress)
+        name = cfg.data.dataset
+        if not stored:
+            return load_dataset(name, self.data_dir or cfg.data.data_dir, offline=self.offline,
+                                progress=self.progress)
+        if self.data_dir or os.environ.get(DATA_DIR_ENV):
+            return load_dataset(name, self.data_dir, offline=self.offline, progress=self.progress)
+        location = (record or {}).get("location")
+        if location and name in REGISTRY:
+            if not Path(location).is_dir():
+                raise DataError(f"{location}: the folder this run's {name} data was read from no longer exists; "
+                                "give the data's new place with --data-dir DIR")
+            return load_dataset(name, location, offline=True)
+        if location and is_path_dataset(name):
+            for cand in (location, name):
+                if Path(cand).is_file():
+                    return load_dataset(cand)
+            raise DataError(f"{location}: the dataset file this run was trained on no longer exists")
+        kept = cfg.data.data_dir  # older runs recorded only the config's folder: a place to look, read-only
+        if kept and Path(kept).is_dir():
+            with contextlib.suppress(DataError):
+                return load_dataset(name, kept, offline=True)
+        return load_dataset(name, None, offline=self.offline, progress=self.progress)
 
 
 def _source(data: DataSource | str | None) -> DataSource:
     return data if isinstance(data, DataSource) else DataSource(data)
 
 
-def load_data_for(cfg: Config, data: DataSource | str | None = None, *, stored: bool = False) -> Dataset:
-    return _source(data).load(cfg, stored=stored)
+def load_data_for(cfg: Config, data: DataSource | str | None = None, *, stored: bool = False,
+                  record: dict | None = None) -> Dataset:
+    return _source(data).load(cfg, stored=stored, record=record)
 
 
 def prepare(config: str | Path, overrides: tuple[str, ...] = (), data: DataSource | str | None = None) -> Trainer:
@@ -92,7 +110,7 @@ def start_run(config: str | Path, overrides: tuple[str, ...] = (), out: str | Pa
     run_dir = out if out is not None else default_run_dir(config)
     prepare_run_dir(run_dir, force=force)  # an unwritable or occupied folder is reported before any work
     trainer = Trainer(cfg, load_data_for(cfg, data))
-    return trainer, RunWriter(run_dir, cfg, force=force)
+    return trainer, RunWriter(run_dir, cfg, force=force, data=data_record(cfg, trainer.data), source=str(config))
 
 
 def train_run(
@@ -133,18 +151,24 @@ def train_run(
 
     try:
         times, test = fit(trainer, on_step=on_step, on_epoch=_epoch, after_step=after_step)
+        stop = early_stop_summary(trainer)
         result = TrainResult(list(trainer.history), test, str(writer.path) if writer else None, times,
-                             trainer.model.num_params)
+                             trainer.model.num_params, stop)
         if writer is not None:
-            writer.finish(trainer.model, {"test": test, "epochs": trainer.epoch, "num_params": result.num_params})
+            writer.finish(trainer.model, {"test": test, "epochs": trainer.epoch, "num_params": result.num_params,
+                                          "early_stopping": stop})
         return result
     except Stopped:
+        if writer is not None:
+            writer.set_status("interrupted")
         sig = stop_requested() if stop_requested else 0
         where = f"epoch {trainer.epoch + 1}, step {trainer.step}" if trainer.step else f"the end of epoch {trainer.epoch}"
         saved = f"checkpoint saved to {writer.last_checkpoint}; resume with: mlpkit train --resume {writer.path}" \
             if writer is not None else "nothing saved (no run folder)"
         raise Interrupted(f"interrupted at {where}; {saved}", 128 + sig if sig else 130) from None
     except DivergenceError as e:
+        if writer is not None:
+            writer.set_status("diverged", reason=str(e))
         if writer is not None and writer.last_checkpoint.is_file():
             raise DivergenceError(f"{e}; the last good checkpoint is kept in {writer.last_checkpoint}") from None
         if writer is not None:
@@ -177,7 +201,7 @@ def check_resume(run: str | Path, data: DataSource | str | None = None, override
     epochs = resume_epochs(overrides)
     ck = read_checkpoint(run)
     cfg = with_train(ck.cfg, epochs=epochs) if epochs is not None else ck.cfg
-    trainer = Trainer(cfg, load_data_for(cfg, data, stored=True))
+    trainer = Trainer(cfg, load_data_for(cfg, data, stored=True, record=ck.data))
     check_checkpoint_fits(ck, trainer)
     try:
         trainer.load_state(ck.arrays, ck.state)
@@ -198,8 +222,7 @@ def resume(run: str | Path, data: DataSource | str | None = None, overrides: tup
            ) -> tuple[Trainer, RunWriter, ResumePlan]:
     """The trainer and run writer of an interrupted run, restored from its last checkpoint."""
     trainer, ck, plan = check_resume(run, data, overrides)
-    writer = RunWriter(plan.run, trainer.cfg, resume=True)
-    writer.best_val_acc = ck.best_val_acc
+    writer = RunWriter(plan.run, trainer.cfg, resume=True, data=data_record(trainer.cfg, trainer.data))
     writer.write_metrics(trainer.history)  # metrics.jsonl agrees with the checkpoint
     return trainer, writer, plan
 
@@ -216,9 +239,10 @@ def trainer_for(target: str | Path, overrides: tuple[str, ...] = (), data: DataS
         return prepare(target, overrides, data)
     if overrides:
         raise ConfigError(f"{target}: --set applies to configs, not to saved runs")
-    cfg, model, _ = load_weights(target)
-    trainer = Trainer(cfg, load_data_for(cfg, data, stored=True))
-    trainer.model.load_params(model.named_params())
+    saved = load_weights(target)
+    trainer = Trainer(saved.cfg, load_data_for(saved.cfg, data, stored=True, record=saved.data))
+    trainer.model.load_params(saved.model.named_params())
+    trainer.epoch = saved.epoch or 0  # the weights' age, for labels ("trained weights, epoch N")
     return trainer
 
 
@@ -246,9 +270,10 @@ def examples_of(trainer: Trainer, split: str, n: int) -> tuple[np.ndarray, np.nd
 def evaluate_run(run: str | Path, split: str = "test", source: DataSource | str | None = None
                  ) -> tuple[EvalResult, Path]:
     """Score a saved run folder or weights file on one split of its dataset."""
-    cfg, model, path = load_weights(run)
+    saved = load_weights(run)
+    cfg, model, path = saved.cfg, saved.model, saved.path
     # Normalized with the training split's statistics, as when the run was trained.
-    data, train, val = prepare_splits(load_data_for(cfg, source, stored=True), cfg.data.validation,
+    data, train, val = prepare_splits(load_data_for(cfg, source, stored=True, record=saved.data), cfg.data.validation,
                                       cfg.data.normalize)
     if split == "test":
         s = Split(data.x_test, data.y_test)

@@ -78,7 +78,8 @@ def validate_state(path: Path, state: dict, cfg: Config, trainer: Any, arrays: d
     def bad(field: str, why: str) -> CheckpointError:
         return CheckpointError(f"{path}: trainer state {field!r} {why}")
 
-    expected = {"epoch", "step", "shuffle_rng", "dropout_rng", "loss_sum", "lr", "norm_sums", "norm_count", "history"}
+    expected = {"epoch", "step", "shuffle_rng", "dropout_rng", "loss_sum", "lr", "norm_sums", "norm_count", "history",
+                "best_val_acc", "best_epoch", "bad_epochs"}
     missing, extra = expected - set(state), set(state) - expected
     if missing:
         raise bad(sorted(missing)[0], "is missing")
@@ -113,6 +114,23 @@ def validate_state(path: Path, state: dict, cfg: Config, trainer: Any, arrays: d
         why = _history_row(row, i + 1, names)
         if why:
             raise bad("history", f"row {i + 1} {why}")
+    # The best epoch so far (best.npz, early stopping): one of the finished ones, with its accuracy.
+    best, best_epoch, since = state["best_val_acc"], state["best_epoch"], state["bad_epochs"]
+    if not _is_int(best_epoch, 0, epoch):
+        raise bad("best_epoch", f"must be an integer in [0, {epoch}] (a finished epoch, or 0 for none)")
+    if best_epoch == 0:
+        if best is not None:
+            raise bad("best_val_acc", "must be null when no epoch is the best yet")
+    elif best != history[best_epoch - 1]["val_acc"] or best is None:
+        raise bad("best_val_acc", f"is not the validation accuracy of epoch {best_epoch}")
+    if not _is_int(since, 0, epoch - best_epoch if best_epoch else epoch):
+        raise bad("bad_epochs", "is not a count of the epochs since the best one")
+    best_arrays = {k for k in arrays if k.startswith("best.")}
+    want_best = cfg.train.early_stopping is not None and best_epoch > 0
+    if want_best and best_arrays != {f"best.{n}" for n in names}:
+        raise CheckpointError(f"{path}: early stopping's best weights (best.*) are missing or incomplete")
+    if not want_best and best_arrays:
+        raise CheckpointError(f"{path}: holds best weights {sorted(best_arrays)[0]} without early stopping")
     # Momentum needs its velocity from the first step it was used on.
     used = any(momentum_at(cfg.train, e) > 0 for e in range(current + 1)) and (epoch > 0 or step > 0)
     optim = {k for k in arrays if k.startswith("optim.")}

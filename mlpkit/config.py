@@ -105,6 +105,14 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class EarlyStoppingConfig:
+    patience: int = _f(help="epochs without improvement of the validation accuracy before training stops", min=1,
+                       max=MAX_EPOCHS)
+    min_delta: float = _f(0.0, help="the least rise of the validation accuracy (a fraction, 0.001 = 0.1 point) "
+                          "that counts as an improvement", min=0.0, max_excl=1.0)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: int = _f(10, help="passes over the training split", min=1, max=MAX_EPOCHS)
     batch_size: int = _f(64, help="examples per SGD step", min=1, max=MAX_BATCH)
@@ -125,6 +133,10 @@ class TrainConfig:
     momentum_ramp_epochs: int = _f(0, help="epochs the momentum ramp lasts", min=0, max=MAX_EPOCHS)
     grad_norm_samples: int = _f(
         50, help="steps per epoch whose gradient norms are measured (0: every step)", min=0, max=10_000_000
+    )
+    early_stopping: EarlyStoppingConfig | None = _f(
+        None, help="stop when the validation accuracy has not improved for `patience` epochs; the final weights are "
+        "the best epoch's (needs data.validation); null: train every epoch"
     )
 
 
@@ -387,7 +399,7 @@ def _section(cls: type, d: Any, path: str, ctx: _Ctx) -> Any:
         if typing.get_origin(ftype) is tuple and typing.get_args(ftype)[0] is LayerSpec:
             kwargs[name] = _layers(v, sub, ctx)
         elif dataclasses.is_dataclass(ftype):
-            kwargs[name] = _section(ftype, v, sub, ctx)
+            kwargs[name] = None if v is None and optional else _section(ftype, v, sub, ctx)
         else:
             kwargs[name] = _check_value(ftype, optional, f.metadata, v, sub, ctx)
     return cls(**kwargs)
@@ -472,6 +484,9 @@ def _cross_check(cfg: Config, ctx: _Ctx) -> None:
         raise ctx.fail("data.dataset", f"unknown dataset {name!r}; expected one of {', '.join(REGISTRY)} or a path to an .npz file")
     if cfg.train.l2 and cfg.train.weight_decay:
         raise ctx.fail("train.l2", "set train.l2 (Nielsen's λ) or train.weight_decay, not both")
+    if cfg.train.early_stopping is not None and cfg.data.validation == 0:
+        raise ctx.fail("train.early_stopping", "watches the validation accuracy, but there is no validation split; "
+                       "set data.validation (e.g. 5000)")
     if cfg.train.lr_min >= cfg.train.lr:
         raise ctx.fail("train.lr_min", f"must be below train.lr ({cfg.train.lr:g}), got {cfg.train.lr_min:g}")
     info = REGISTRY.get(name)

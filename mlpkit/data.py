@@ -137,6 +137,7 @@ class Dataset:
     image_shape: tuple[int, ...]
     source: str
     shift: float = 0.0  # model input = stored · scale + shift
+    location: str | None = None  # the absolute folder (IDX) or file (.npz) it was read from; None if embedded
 
     @property
     def num_features(self) -> int:
@@ -438,6 +439,7 @@ def _load_idx_files(info: DatasetInfo, paths: list[Path], where: Path) -> Datase
         info.class_names,
         tuple(xtr.shape[1:]),
         str(where),
+        location=str(Path(where).resolve()),
     )
 
 
@@ -516,6 +518,7 @@ def load_npz(path: str | Path) -> Dataset:
         tuple(str(i) for i in range(num_classes)),
         tuple(arrs["x_train"].shape[1:]),
         str(path),
+        location=str(path.resolve()),
     )
 
 

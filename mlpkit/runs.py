@@ -34,7 +34,7 @@ from . import npzio
 from .atomic import atomic_write
 from .blas import blas_threads
 from .build import build_model, check_size
-from .checkpoints import _is_number, validate_state
+from .checkpoints import validate_state
 from .config import MAX_PARAMS, Config, config_from_dict, config_to_yaml
 from .errors import CheckpointError, DivergenceError, MlpkitError
 from .model import MLP
@@ -80,7 +80,7 @@ def default_run_dir(config_path: str | Path, root: str | Path = "runs") -> Path:
 
 
 CHECKPOINTS = "checkpoints"
-_RUN_FILES = ("config.yaml", "metrics.jsonl", "timings.jsonl", "model.npz", "results.json")
+_RUN_FILES = ("config.yaml", "metrics.jsonl", "timings.jsonl", "model.npz", "results.json", "run.json")
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "model.npz", CHECKPOINTS)
 LOCK_NAME = ".lock"
 
@@ -184,7 +184,8 @@ class RunWriter:
         resume: continue an existing run folder (keeps its timings).
     """
 
-    def __init__(self, path: str | Path, cfg: Config, *, resume: bool = False, force: bool = False) -> None:
+    def __init__(self, path: str | Path, cfg: Config, *, resume: bool = False, force: bool = False,
+                 data: dict | None = None, source: str | None = None) -> None:
         self.path = prepare_run_dir(path, force=force, resume=resume)
         self.lock = RunLock(self.path)
         try:
@@ -193,8 +194,8 @@ class RunWriter:
             elif force:
                 _remove_run_files(self.path)  # under the lock: never another process's live run
             self.cfg = cfg
+            self.data = data  # where the data came from (data_record), stored with every weights file
             self.times: list[float] = _read_times(self.path / "timings.jsonl") if resume else []
-            self.best_val_acc: float | None = None
             ck = self.path / CHECKPOINTS
             if ck.is_symlink():
                 raise OutputError(f"{ck}: is a symbolic link; a run folder's checkpoints are written only inside it")
@@ -203,9 +204,19 @@ class RunWriter:
             except OSError as e:
                 raise OutputError(f"{ck}: cannot be created ({e.strerror or e})") from None
             self._write("config.yaml", config_to_yaml(cfg))
+            info = read_run_info(self.path) if resume else {}
+            self.info = {"format": RUN_FORMAT, "started": info.get("started") or _now(),
+                         "config": info.get("config", source), "data": data, "status": "running",
+                         "pid": os.getpid(), "updated": _now()}
+            self._write(RUN_INFO, json.dumps(self.info, indent=2) + "\n")
         except BaseException:
             self.lock.close()
             raise
+
+    def set_status(self, status: str, **extra: Any) -> None:
+        """Record how the run stands: running, finished, interrupted, diverged."""
+        self.info.update(status=status, updated=_now(), **extra)
+        self._write(RUN_INFO, json.dumps(self.info, indent=2) + "\n")
 
     def close(self) -> None:
         """Release the run folder's lock (also released when the process ends)."""
@@ -223,18 +234,15 @@ class RunWriter:
 
     def checkpoint(self, trainer: Any) -> bytes:
         """Write checkpoints/last.npz: weights, optimizer, position, metrics, random states."""
-        data = checkpoint_bytes(trainer, self.best_val_acc)
+        data = checkpoint_bytes(trainer, self.data)
         self._write(f"{CHECKPOINTS}/last.npz", data)
         return data
 
     def epoch_done(self, trainer: Any, epoch_time: float) -> None:
-        """After an epoch: checkpoint (last, and best by validation accuracy), then metrics."""
+        """After an epoch: checkpoint (last, and best when the validation accuracy improved), then metrics."""
         m = trainer.history[-1]
-        improved = m.val_acc is not None and (self.best_val_acc is None or m.val_acc > self.best_val_acc)
-        if improved:
-            self.best_val_acc = m.val_acc
         data = self.checkpoint(trainer)
-        if improved:
+        if trainer.improved:
             self._write(f"{CHECKPOINTS}/best.npz", data)
         self.write_metrics(trainer.history)
         self.times = self.times[: m.epoch - 1] + [epoch_time]
@@ -244,8 +252,35 @@ class RunWriter:
         self._write("metrics.jsonl", jsonl(history))
 
     def finish(self, model: MLP, results: Any) -> None:
-        self._write("model.npz", weights_bytes(model, self.cfg))
+        self._write("model.npz", weights_bytes(model, self.cfg, data=self.data))
         self._write("results.json", json.dumps(_jsonable(results), indent=2) + "\n")
+        self.set_status("finished")
+
+
+RUN_INFO = "run.json"
+RUN_FORMAT = "mlpkit-run-v1"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def read_run_info(path: Path) -> dict:
+    """The run's run.json, or {} when it is missing or unreadable (older runs have none)."""
+    try:
+        p = path / RUN_INFO
+        if p.is_symlink() or p.stat().st_size > 1 << 20:
+            return {}
+        info = json.loads(p.read_text())
+        return info if isinstance(info, dict) else {}
+    except (OSError, ValueError, RecursionError):
+        return {}
+
+
+def data_record(cfg: Config, ds: Any) -> dict:
+    """Where a run's data came from, stored with its weights: the run folder alone is enough to score it
+    again or resume it. ``location`` is the absolute folder of IDX files or the .npz file (None: embedded)."""
+    return {"dataset": cfg.data.dataset, "location": ds.location, "scale": ds.scale, "shift": ds.shift}
 
 
 def _read_times(path: Path) -> list[float]:
@@ -258,11 +293,12 @@ def _read_times(path: Path) -> list[float]:
 # --------------------------------------------------------------------------- weights
 
 
-def weights_bytes(model: MLP, cfg: Config, extra: dict[str, np.ndarray] | None = None) -> bytes:
-    """An .npz of the named parameters, with the config as JSON inside."""
+def weights_bytes(model: MLP, cfg: Config, extra: dict[str, np.ndarray] | None = None,
+                  data: dict | None = None) -> bytes:
+    """An .npz of the named parameters, with the config and the data's origin as JSON inside."""
     arrays = dict(model.named_params())
     arrays[CONFIG_KEY] = np.array(json.dumps(cfg.to_dict()))
-    arrays[META_KEY] = np.array(json.dumps({"format": FORMAT, "in_features": model.in_features}))
+    arrays[META_KEY] = np.array(json.dumps({"format": FORMAT, "in_features": model.in_features, "data": data}))
     if extra:
         arrays.update(extra)
     return npz_bytes(arrays)
@@ -296,6 +332,19 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     return npzio.read_npz(path, CheckpointError, "an mlpkit weights file", MAX_WEIGHT_BYTES)
 
 
+def stored_data(path: Path, meta: dict) -> dict | None:
+    """The data record of a weights file's metadata (None in files written before it was kept)."""
+    d = meta.get("data")
+    if d is None:
+        return None
+    ok = (isinstance(d, dict) and isinstance(d.get("dataset"), str) and len(d["dataset"]) <= 4096
+          and (d.get("location") is None or (isinstance(d["location"], str) and 0 < len(d["location"]) <= 4096
+                                             and "\x00" not in d["location"])))
+    if not ok:
+        raise CheckpointError(f"{path}: its record of where the data came from is malformed")
+    return d
+
+
 def _stored(path: Path, arrays: dict[str, np.ndarray]) -> tuple[dict, Config, int]:
     """The metadata, config and input width stored in a weights file; popped from ``arrays``."""
     if CONFIG_KEY not in arrays or META_KEY not in arrays:
@@ -314,12 +363,13 @@ def _stored(path: Path, arrays: dict[str, np.ndarray]) -> tuple[dict, Config, in
 
 
 def check_arrays(path: Path, own: dict[str, np.ndarray], arrays: dict[str, np.ndarray], optim_ok: bool) -> None:
-    """Every parameter present with its shape, floats, finite; nothing unexpected (optimizer state if allowed)."""
+    """Every parameter present with its shape, floats, finite; nothing unexpected (optimizer state and
+    early stopping's best weights, ``optim.*`` and ``best.*``, if allowed)."""
     for name, p in own.items():
         if name not in arrays:
             raise CheckpointError(f"{path}: is missing the array {name}")
     for name, a in arrays.items():
-        base = name.removeprefix("optim.")
+        base = name.removeprefix("optim.").removeprefix("best.")
         if base not in own or (base != name and not optim_ok):
             raise CheckpointError(f"{path}: holds an unexpected array {npzio._short(name, 60)}")
         if a.shape != own[base].shape or a.dtype.kind != "f":
@@ -329,7 +379,18 @@ def check_arrays(path: Path, own: dict[str, np.ndarray], arrays: dict[str, np.nd
             raise CheckpointError(f"{path}: array {name} holds NaN or infinite values")
 
 
-def load_weights(run: str | Path, *, dtype: str | None = None) -> tuple[Config, MLP, Path]:
+@dataclasses.dataclass(frozen=True)
+class Saved:
+    """A model rebuilt from a weights file (a run's model.npz or a checkpoint)."""
+
+    cfg: Config
+    model: MLP
+    path: Path
+    data: dict | None  # where its data came from (``data_record``); None in older files
+    epoch: int | None  # epochs trained: from a checkpoint's state or the run's metrics; None if unknown
+
+
+def load_weights(run: str | Path, *, dtype: str | None = None) -> Saved:
     """Rebuild the model of a run folder or weights file, without the YAML.
 
     Raises:
@@ -337,19 +398,26 @@ def load_weights(run: str | Path, *, dtype: str | None = None) -> tuple[Config, 
     """
     path = resolve_weights_path(run)
     arrays = read_npz(path)
-    _, cfg, in_features = _stored(path, arrays)
+    meta, cfg, in_features = _stored(path, arrays)
     model = build_model(cfg.model, in_features, np.random.default_rng(0), dtype=dtype)
     own = model.named_params()
     check_arrays(path, own, arrays, optim_ok=True)
     for name, p in own.items():
         p[...] = arrays[name]
-    return cfg, model, path
+    epoch = None
+    trainer = meta.get("trainer")
+    if isinstance(trainer, dict) and isinstance(trainer.get("epoch"), int):
+        epoch = trainer["epoch"]
+    elif path.name == "model.npz" and (path.parent / "metrics.jsonl").is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            epoch = sum(1 for line in (path.parent / "metrics.jsonl").read_text().splitlines() if line.strip())
+    return Saved(cfg, model, path, stored_data(path, meta), epoch)
 
 
 # --------------------------------------------------------------------------- checkpoints
 
 
-def checkpoint_bytes(trainer: Any, best_val_acc: float | None = None) -> bytes:
+def checkpoint_bytes(trainer: Any, data: dict | None = None) -> bytes:
     """A weights file plus the optimizer state and the trainer's position and random states.
 
     Raises:
@@ -362,7 +430,7 @@ def checkpoint_bytes(trainer: Any, best_val_acc: float | None = None) -> bytes:
             where = f"epoch {trainer.epoch + 1}, step {trainer.step}" if trainer.step else f"epoch {trainer.epoch}"
             raise DivergenceError(f"{name} became NaN or infinite by {where}; try a {trainer.advice()}")
     meta = {"format": FORMAT, "kind": "checkpoint", "in_features": trainer.model.in_features,
-            "trainer": state, "best_val_acc": best_val_acc, "blas_threads": blas_threads()}
+            "trainer": state, "data": data, "blas_threads": blas_threads()}
     arrays[CONFIG_KEY] = np.array(json.dumps(trainer.cfg.to_dict()))
     arrays[META_KEY] = np.array(json.dumps(meta))
     return npz_bytes(arrays)
@@ -389,7 +457,7 @@ class Checkpoint:
     cfg: Config
     arrays: dict[str, np.ndarray]
     state: dict
-    best_val_acc: float | None
+    data: dict | None
     blas_threads: int | None
 
 
@@ -403,12 +471,9 @@ def read_checkpoint(run: str | Path) -> Checkpoint:
     state = meta.get("trainer")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: has no trainer state")
-    best = meta.get("best_val_acc")
-    if best is not None and not (_is_number(best) and 0.0 <= best <= 1.0):
-        raise CheckpointError(f"{path}: best_val_acc must be null or a number in [0, 1]")
     threads = meta.get("blas_threads")
     threads = threads if isinstance(threads, int) and not isinstance(threads, bool) else None
-    return Checkpoint(path, cfg, arrays, state, best, threads)
+    return Checkpoint(path, cfg, arrays, state, stored_data(path, meta), threads)
 
 
 def check_checkpoint_fits(ck: Checkpoint, trainer: Any) -> None:

@@ -124,6 +124,12 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.step = 0  # steps completed in the current epoch (0 at an epoch boundary)
         self.history: list[EpochMetrics] = []
+        # The best validation accuracy so far (checkpoints/best.npz), and early stopping's count.
+        self.best_val_acc: float | None = None
+        self.best_epoch = 0
+        self.bad_epochs = 0  # epochs since the best one
+        self.improved = False  # whether the last finished epoch set a new best
+        self.best_params: dict[str, np.ndarray] | None = None  # kept with early stopping only
         # The shuffle generator's state before drawing the current epoch's order: with it, a
         # resumed run redraws the same order and skips the steps already done.
         self._shuffle_start = self.rngs.shuffle.bit_generator.state
@@ -183,13 +189,41 @@ class Trainer:
         metrics = self._epoch_metrics(epoch, self._loss_sum / len(y), grad_norms)
         self.epoch, self.step = epoch, 0
         self.history.append(metrics)
+        self._track_best(metrics)
         return metrics
+
+    def _track_best(self, m: EpochMetrics) -> None:
+        """A new best validation accuracy (by more than early stopping's min_delta), or one more epoch without."""
+        es = self.cfg.train.early_stopping
+        self.improved = m.val_acc is not None and (
+            self.best_val_acc is None or m.val_acc > self.best_val_acc + (es.min_delta if es else 0.0))
+        if self.improved:
+            self.best_val_acc, self.best_epoch, self.bad_epochs = m.val_acc, m.epoch, 0
+            if es is not None:
+                self.best_params = {k: v.copy() for k, v in self.model.named_params().items()}
+        elif m.val_acc is not None:
+            self.bad_epochs += 1
+
+    @property
+    def stopped_early(self) -> bool:
+        """Early stopping's patience has run out: no more epochs."""
+        es = self.cfg.train.early_stopping
+        return es is not None and self.bad_epochs >= es.patience
+
+    def restore_best(self) -> bool:
+        """With early stopping, put the best epoch's weights back into the model (Keras's
+        ``restore_best_weights``); returns whether it did."""
+        if self.cfg.train.early_stopping is None or self.best_params is None:
+            return False
+        self.model.load_params(self.best_params)
+        return True
 
     # -- state for checkpoints -------------------------------------------------
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
         """Everything needed to continue bit-identically: arrays and JSON-able data."""
         arrays = {k: v.copy() for k, v in self.model.named_params().items()}
         arrays.update({f"optim.{k}": v for k, v in self.optimizer.state_dict().items()})
+        arrays.update({f"best.{k}": v.copy() for k, v in (self.best_params or {}).items()})
         shuffle_state = self._shuffle_start if self.step else self.rngs.shuffle.bit_generator.state
         meta = {
             "epoch": self.epoch,
@@ -201,6 +235,9 @@ class Trainer:
             "norm_sums": self._norm_sums,
             "norm_count": self._norm_count,
             "history": [dataclasses.asdict(m) for m in self.history],
+            "best_val_acc": self.best_val_acc,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
         }
         return arrays, meta
 
@@ -216,6 +253,10 @@ class Trainer:
         self._norm_sums = {k: float(v) for k, v in meta["norm_sums"].items()}
         self._norm_count = int(meta.get("norm_count", 0))
         self.history = [EpochMetrics(**m) for m in meta["history"]]
+        self.best_val_acc, self.best_epoch = meta["best_val_acc"], int(meta["best_epoch"])
+        self.bad_epochs = int(meta["bad_epochs"])
+        best = {k[len("best."):]: v for k, v in arrays.items() if k.startswith("best.")}
+        self.best_params = {k: v.astype(self.model.dtype) for k, v in best.items()} or None
 
     def train_step(self, xb: np.ndarray, yb: np.ndarray, epoch: int = 0, step: int = 0) -> float:
         """One SGD step on the minibatch xb (B, D) float, yb (B,): forward, backward, update.
@@ -318,6 +359,17 @@ class TrainResult:
     run_dir: str | None
     epoch_times: list[float]
     num_params: int
+    early_stopping: EarlyStop | None = None
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """How early stopping ended a run; the final weights are those of ``best_epoch``."""
+
+    best_epoch: int
+    best_val_acc: float
+    epochs_trained: int
+    stopped_early: bool  # patience ran out before train.epochs
 
 
 class Stopped(Exception):
@@ -337,7 +389,7 @@ def fit(
         Stopped: ``after_step`` returned True (the trainer holds a resumable mid-epoch state).
     """
     times = []
-    while trainer.epoch < trainer.cfg.train.epochs:
+    while trainer.epoch < trainer.cfg.train.epochs and not trainer.stopped_early:
         t0 = time.perf_counter()
         m = trainer.train_epoch(on_step, after_step)
         if m is None:
@@ -345,4 +397,12 @@ def fit(
         times.append(time.perf_counter() - t0)
         if on_epoch is not None:
             on_epoch(m, times[-1])
+    trainer.restore_best()  # early stopping: the best epoch's weights are the result
     return times, trainer.evaluate_test()
+
+
+def early_stop_summary(trainer: Trainer) -> EarlyStop | None:
+    """What early stopping did, for the output and results.json (None when it is off)."""
+    if trainer.cfg.train.early_stopping is None or trainer.best_val_acc is None:
+        return None
+    return EarlyStop(trainer.best_epoch, trainer.best_val_acc, trainer.epoch, trainer.stopped_early)

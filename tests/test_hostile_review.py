@@ -243,7 +243,9 @@ def _names(run_dir: Path) -> list[str]:
 STATE_EDITS = {
     "norm_sums empty": dict(trainer={"norm_sums": {}}),
     "norm_sums extra key": dict(trainer={"norm_sums": "EXTRA"}),
-    "best_val_acc string": dict(meta={"best_val_acc": "x"}),
+    "best_val_acc string": dict(trainer={"best_val_acc": "x"}),
+    "best_epoch beyond the run": dict(trainer={"best_epoch": 7}),
+    "bad_epochs negative": dict(trainer={"bad_epochs": -1}),
     "rng state 2**200": dict(trainer={"shuffle_rng": "BIG"}),
     "rng state -5": dict(trainer={"dropout_rng": "NEG"}),
     "lr 5.0": dict(trainer={"lr": 5.0}),
@@ -294,7 +296,7 @@ def test_6_missing_optimizer_state_is_named(run_dir, tmp_path):
 
 @FUZZ
 @given(st.sampled_from(["epoch", "step", "shuffle_rng", "dropout_rng", "loss_sum", "lr", "norm_sums", "norm_count",
-                        "history"]),
+                        "history", "best_val_acc", "best_epoch", "bad_epochs"]),
        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5)
        | st.lists(st.integers(), max_size=3) | st.dictionaries(st.text(max_size=3), st.integers(), max_size=3))
 def test_4_any_edit_of_any_state_field_is_refused_or_harmless(run_dir, tmp_path_factory, field, value):
