@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,8 @@ import numpy as np
 from .build import check_model_fits_data, check_size, summarize_config
 from .config import Config, load_config, resume_epochs, with_train
 from .blas import blas_threads
-from .data import DATA_DIR_ENV, REGISTRY, Dataset, Split, is_path_dataset, load_dataset, prepare_splits, to_float
+from .data import DATA_DIR_ENV, REGISTRY, Dataset, Split, ensure_idx_dataset, is_path_dataset, load_dataset, \
+    prepare_splits, to_float
 from .download import Progress
 from .errors import CheckpointError, ConfigError, DataError, DivergenceError, Interrupted
 from .runs import CHECKPOINTS, Checkpoint, RunWriter, check_checkpoint_fits, data_record, default_run_dir, \
@@ -163,7 +165,8 @@ def train_run(
             writer.set_status("interrupted")
         sig = stop_requested() if stop_requested else 0
         where = f"epoch {trainer.epoch + 1}, step {trainer.step}" if trainer.step else f"the end of epoch {trainer.epoch}"
-        saved = f"checkpoint saved to {writer.last_checkpoint}; resume with: mlpkit train --resume {writer.path}" \
+        saved = f"checkpoint saved to {writer.last_checkpoint}; resume with: mlpkit train --resume " \
+            f"{shlex.quote(str(writer.path))}" \
             if writer is not None else "nothing saved (no run folder)"
         raise Interrupted(f"interrupted at {where}; {saved}", 128 + sig if sig else 130) from None
     except DivergenceError as e:
@@ -289,3 +292,22 @@ def evaluate_run(run: str | Path, split: str = "test", source: DataSource | str 
             f"{path}: the model takes {model.in_features} inputs but {data.name} has {data.num_features} features"
         )
     return evaluate(model, s, data.scale, data.num_classes, split, data.class_names, data.shift), path
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A dataset's files, present and verified."""
+
+    dataset: str
+    folder: str
+    files: list[str]
+
+
+def download_dataset(name: str, data_dir: str | None = None, progress: Progress | None = None) -> Downloaded:
+    """Download a registered IDX dataset (files already present and intact are kept)."""
+    info = REGISTRY.get(name)
+    if info is None or not info.files:
+        known = ", ".join(n for n, i in REGISTRY.items() if i.files)
+        raise ConfigError(f"{name[:60]!r} is not a downloadable dataset; expected one of {known}")
+    paths = ensure_idx_dataset(info, data_dir, progress=progress)
+    return Downloaded(name, str(paths[0].parent), [p.name for p in paths])

@@ -38,7 +38,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -115,6 +115,13 @@ def train(
     config: Annotated[Optional[Path], typer.Argument(help="YAML config describing data, model and training.",
                                                      show_default=False)] = None,
     set_: SetOpt = None,
+    epochs: Annotated[Optional[int], typer.Option(
+        "--epochs", min=1, help="Shortcut for --set train.epochs=N (also extends a resumed run).",
+        show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option(
+        "--lr", help="Shortcut for --set train.lr=X.", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        "--seed", min=0, help="Shortcut for --set seed=N.", show_default=False)] = None,
     out: Annotated[
         Optional[str], typer.Option("--out", "-o", metavar="DIR",
                                     help="Run folder to write (default: runs/<config>-<time>).")
@@ -148,6 +155,7 @@ def train(
     Example: [bold]mlpkit train configs/quickstart.yaml --set train.epochs=5[/bold]
     """
     with _errors():
+        set_ = [*(set_ or []), *_shortcuts(epochs=epochs, lr=lr, seed=seed)]
         source = _source(data_dir, offline, quiet)
         if out is not None and not out.strip():
             raise ConfigError("--out: the run folder must not be empty")
@@ -174,7 +182,8 @@ def train(
             render.note(f"resuming {writer.path} at epoch {trainer.epoch + 1}, step {trainer.step}")
         progress = render.EpochProgress(trainer.cfg.train.epochs, disable=quiet)
         linear = [f"layers.{i}" for i, _ in trainer.model.linear_layers()]
-        table = None if json_ else render.EpochTable(trainer.cfg.train.epochs, linear)
+        table = None if json_ else render.EpochTable(trainer.cfg.train.epochs, linear,
+                                                     has_dropout=bool(trainer.model.dropout_layers()))
         try:
             with graceful_stop() as stop:
                 result = api.train_run(trainer, writer, on_step=progress, on_epoch=table,
@@ -182,6 +191,12 @@ def train(
         finally:
             progress.close()
         _show(result, json_, render.train_summary)
+
+
+def _shortcuts(**values: object) -> list[str]:
+    """--epochs, --lr and --seed as the --set items they stand for (repr keeps a float exact)."""
+    keys = {"epochs": "train.epochs", "lr": "train.lr", "seed": "seed"}
+    return [f"{keys[k]}={v!r}" for k, v in values.items() if v is not None]
 
 
 class SplitName(str, Enum):
@@ -293,7 +308,8 @@ def inspect_grads(
         progress = render.EpochProgress(trainer.epoch + k, disable=quiet)
         try:
             profile = gp.grad_profile(trainer, k, probe, description=f"{Path(target).stem}: "
-                                      f"{gp.describe_model(trainer.model)}", on_step=progress)
+                                      f"{gp.describe_model(trainer.model)}", on_step=progress,
+                                      trained=api.is_run_path(target))
         finally:
             progress.close()
         _show(profile, json_, render.grad_profile)
@@ -370,6 +386,7 @@ def data_list(data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
 def data_download(
     name: Annotated[str, typer.Argument(help="mnist, fashion-mnist or kmnist.", show_default=False)],
     data_dir: DataDirOpt = None,
+    json_: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Download a dataset into the cache (or --data-dir), verifying every file's SHA-256.
@@ -380,16 +397,12 @@ def data_download(
     Example: [bold]mlpkit data download fashion-mnist[/bold]
     """
     with _errors():
-        info = datamod.REGISTRY.get(name)
-        if info is None or not info.files:
-            known = ", ".join(n for n, i in datamod.REGISTRY.items() if i.files)
-            raise ConfigError(f"{name!r} is not a downloadable dataset; expected one of {known}")
-        progress = render.DownloadProgress(disable=quiet)
+        progress = render.DownloadProgress(disable=quiet or json_)
         try:
-            paths = datamod.ensure_idx_dataset(info, data_dir, progress=progress)
+            result = api.download_dataset(name, data_dir, progress)
         finally:
             progress.close()
-        render.console.print(f"{name}: {len(paths)} files present and verified in {paths[0].parent}")
+        _show(result, json_, render.downloaded)
 
 
 @data_app.command("info")

@@ -47,7 +47,7 @@ class ActivationStats:
     layer: str  # "layers.1"
     kind: str  # sigmoid | tanh | relu
     mean_derivative: float  # mean of σ'(s) (≤ 1/4 for sigmoid), tanh'(s), or the share active for relu
-    saturated: float  # share of units with derivative < 0.01 (for relu: inactive units)
+    saturated: float  # share of units with derivative < 0.01: saturated (sigmoid, tanh) or inactive (relu)
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ class GradProfile:
     probe: int
     snapshots: list[GradSnapshot]
     history: list[EpochMetrics]
+    trained: bool = False  # the first snapshot is of trained weights (a saved run), not of the initialization
+    reading: str = ""  # one sentence: what the numbers show
 
 
 def grad_snapshot(model: MLP, x: np.ndarray, y: np.ndarray, epoch: int) -> GradSnapshot:
@@ -107,6 +109,7 @@ def grad_profile(
     *,
     description: str = "",
     on_step: Callable[[StepInfo], None] | None = None,
+    trained: bool = False,
 ) -> GradProfile:
     """Snapshot at the trainer's current weights, then after each of ``epochs`` training epochs."""
     x, y = probe_batch(trainer.train_split, trainer.data.scale, probe, trainer.model.dtype, trainer.data.shift)
@@ -115,7 +118,28 @@ def grad_profile(
     for _ in range(epochs):
         trainer.train_epoch(on_step)
         snaps.append(grad_snapshot(trainer.model, x, y, trainer.epoch))
-    return GradProfile(description, len(y), snaps, list(trainer.history))
+    return GradProfile(description, len(y), snaps, list(trainer.history), trained, reading(snaps))
+
+
+def reading(snaps: list[GradSnapshot]) -> str:
+    """One sentence on what the profile shows: how much smaller the first hidden layer's ‖db‖ is
+    than the last hidden layer's, and why (σ′ ≤ 1/4 for sigmoid, tanh′ ≤ 1, ReLU′ ∈ {0, 1})."""
+    snap = snaps[0]
+    if len(snap.linear) < 3:
+        return "with one hidden layer there is no depth for a gradient to vanish over"
+    first, last = snap.linear[0].db_norm, snap.linear[-2].db_norm  # input side, last hidden layer
+    kinds = {a.kind for a in snap.activations}
+    when = f"at epoch {snap.epoch}" if snap.epoch else "at initialization"
+    if not (first > 0 and last > 0):
+        return f"a layer's bias gradient is exactly 0 {when}: its units pass no gradient at all"
+    ratio = last / first
+    if kinds == {"sigmoid"}:
+        return (f"each sigmoid multiplies the backward signal by σ′ ≤ 1/4, so the gradient shrinks layer by layer: "
+                f"{when} the first hidden layer's ‖db‖ is {ratio:.3g}× smaller than the last hidden layer's "
+                "(it learns that much more slowly)")
+    change = f"{ratio:.3g}× smaller" if ratio >= 1 else f"{1 / ratio:.3g}× larger"
+    return (f"{when} the first hidden layer's ‖db‖ is {change} than the last hidden layer's "
+            f"({'/'.join(sorted(kinds))}: derivatives up to 1, so depth alone does not shrink the gradient)")
 
 
 def describe_model(model: MLP) -> str:

@@ -7,24 +7,72 @@ out. Human-readable output goes to stdout, progress bars and errors to stderr.
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
 
 from .trainer import EpochMetrics, EvalResult, StepInfo, TrainResult
 
-# Piped or redirected output gets 120 columns instead of rich's 80, so tables stay whole in logs.
-_WIDTH = None if sys.stdout.isatty() else 120
-console = Console(highlight=False, width=_WIDTH)
+class _Console(Console):
+    """A console whose width is read when it prints: $COLUMNS if set, else the terminal's, else 120
+    for piped or redirected output (rich's 80 would cut tables that fit any log viewer)."""
+
+    @property  # type: ignore[override]
+    def size(self) -> ConsoleDimensions:
+        real = Console.size.fget(self)  # type: ignore[attr-defined]
+        cols = os.environ.get("COLUMNS", "")
+        if cols.isdigit() and int(cols) > 0:
+            return ConsoleDimensions(int(cols), real.height)
+        return real if self.is_terminal else ConsoleDimensions(120, real.height)
+
+    @size.setter
+    def size(self, value: tuple[int, int]) -> None:
+        Console.size.fset(self, value)  # type: ignore[attr-defined]
+
+
+console = _Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+MIN_WIDTH = 60  # every table reads whole down to this many columns (stacked rows when it does not fit)
+
+
+def show(t: Table) -> None:
+    """A table when it fits the terminal; otherwise each row as one or more lines of "column value"
+    pairs broken between pairs, so that no number is cut to an ellipsis and no token is split."""
+    width = console.width
+    if Measurement.get(console, console.options.update_width(100_000), t).maximum <= width:
+        console.print(t)
+        return
+    if t.title:
+        console.print(Text(str(t.title), style="bold"))
+    headers = [Text.from_markup(str(c.header)).plain.strip() for c in t.columns]
+    for r in range(t.row_count):
+        cells = [_plain_cell(c._cells[r]) for c in t.columns]
+        label, pairs = cells[0], [f"{h} {v}" if h else v for h, v in zip(headers[1:], cells[1:]) if v]
+        lines, line = [], label
+        for pair in pairs:
+            if len(line) + 2 + len(pair) > width and line.strip():
+                lines.append(line)
+                line = "    " + pair
+            else:
+                line = f"{line}  {pair}" if line else pair
+        lines.append(line)
+        console.print(Text("\n".join(lines)))
+
+
+def _plain_cell(cell: Any) -> str:
+    if isinstance(cell, Text):
+        return cell.plain.strip()
+    return Text.from_markup(str(cell)).plain.strip()
 
 
 _LONG_TOKEN = re.compile(r"\S{161,}")
@@ -98,9 +146,12 @@ class EpochProgress:
                 dynamic_ncols=True,
                 mininterval=0.2,
             )
+            self._sum, self._n = 0.0, 0
         self._bar.update(1)
-        if s.step % 20 == 0 or s.step == s.steps:
-            self._bar.set_postfix(loss=f"{s.loss:.4f}", refresh=False)
+        self._sum += s.loss
+        self._n += 1
+        if s.step % 20 == 0 or s.step == s.steps:  # the mean over the epoch so far, not one noisy batch
+            self._bar.set_postfix(mean_loss=f"{self._sum / self._n:.4f}", refresh=False)
         if s.step == s.steps:
             self.close()
 
@@ -144,7 +195,7 @@ def model_summary(rows: list[tuple[str, str, str, int]], total: int, in_features
         t.add_column(col, justify=j)
     for i, layer, out, n in rows:
         t.add_row(i, layer, out, f"{n:,}" if n else "")
-    console.print(t)
+    show(t)
 
 
 def dry_run(r: Any) -> None:
@@ -160,32 +211,41 @@ def resume_plan(r: Any) -> None:
     where = f"epoch {r.epoch + 1}, step {r.step}" if r.step else f"epoch {r.epoch + 1}"
     if r.epoch >= r.epochs:
         where = f"nothing: all {r.epochs} epochs are done"
-    console.print(f"{r.checkpoint} is valid; the run would resume at {where} of {r.epochs}; nothing was written",
-                  soft_wrap=True)
+    console.print(f"{r.checkpoint} is valid; the run would resume at {where} of {r.epochs}; nothing was written")
 
 
 class EpochTable:
     """Prints one aligned row per epoch as it finishes; the header comes first.
 
-    Columns: training loss as trained (dropout on); inference-mode loss and
-    accuracy on a fixed training sample and on the validation split; mean
-    ‖dW‖ (Frobenius) of each Linear layer over the steps sampled for it
-    (``train.grad_norm_samples`` per epoch); wall time.
+    Columns: training loss as trained (dropout on, when the model has dropout);
+    inference-mode loss and accuracy on a fixed training sample and on the
+    validation split; mean ‖dW‖ (Frobenius) of each Linear layer over the steps
+    sampled for it (``train.grad_norm_samples`` per epoch); wall time. Where the
+    table does not fit the terminal, each epoch is one short sentence instead,
+    wrapped between words.
     """
 
-    def __init__(self, epochs: int, linear_names: list[str]) -> None:
+    def __init__(self, epochs: int, linear_names: list[str], has_dropout: bool = True) -> None:
         self.epochs = epochs
         self.linear = linear_names  # e.g. ["layers.0", "layers.2"]
+        self.as_trained = "dropout on" if has_dropout else "as trained"
         self.first = True
+
+    @property
+    def full_width(self) -> int:
+        return 7 + 12 + 12 + 11 + 11 + 11 + 10 * len(self.linear) + 8
 
     def _header(self) -> None:
         grads = "".join(f"{'‖dW‖ ' + n.split('.')[-1]:>10}" for n in self.linear)
         top = f"{'':>7}{'train loss':>12}{'train loss':>12}{'train acc':>11}{'val loss':>11}{'val acc':>11}"
-        bot = f"{'epoch':>7}{'dropout on':>12}{'eval mode':>12}{'eval mode':>11}{'eval mode':>11}{'eval mode':>11}"
+        bot = f"{'epoch':>7}{self.as_trained:>12}{'eval mode':>12}{'eval mode':>11}{'eval mode':>11}{'eval mode':>11}"
         console.print(Text(top + f"{'layer':>10}" * len(self.linear) + f"{'time':>8}", style="bold"), soft_wrap=True)
         console.print(Text(bot + grads + f"{'':>8}", style="bold"), soft_wrap=True)
 
     def __call__(self, m: EpochMetrics, seconds: float) -> None:
+        if console.width < self.full_width:
+            self._sentence(m, seconds)
+            return
         if self.first:
             self._header()
             self.first = False
@@ -198,16 +258,37 @@ class EpochTable:
         )
         console.print(Text(row), soft_wrap=True)
 
+    def _sentence(self, m: EpochMetrics, seconds: float) -> None:
+        grads = ", ".join(f"{n.split('.')[-1]}: {m.grad_norms.get(n + '.W', float('nan')):.2e}" for n in self.linear)
+        text = (f"epoch {m.epoch}/{self.epochs}: train loss {_f(m.train_loss)} ({self.as_trained}), "
+                f"{_f(m.train_eval_loss)} (eval mode), accuracy {_pct(m.train_eval_acc)}; validation loss "
+                f"{_f(m.val_loss)}, accuracy {_pct(m.val_acc)}; ‖dW‖ of layers {grads}; {seconds:.2f}s")
+        console.print(Text(text))
+
 
 def train_summary(r: TrainResult) -> None:
     total = sum(r.epoch_times)
+    es = r.early_stopping
+    if es is not None:
+        why = (f"stopped early after epoch {es.epochs_trained}" if es.stopped_early
+               else f"trained all {es.epochs_trained} epochs")
+        console.print(f"\nearly stopping: {why}; the best validation accuracy, {_pct(es.best_val_acc)}, was at epoch "
+                      f"{es.best_epoch}: the final weights are that epoch's")
     console.print(
         f"\n[bold]test[/bold]: loss {r.test.loss:.4f}, accuracy [bold]{_pct(r.test.accuracy)}[/bold] "
         f"on {r.test.n:,} examples; {len(r.history)} epochs in {total:.1f}s"
     )
     if r.run_dir:
-        console.print(f"run saved to [bold]{r.run_dir}[/bold] (config.yaml, metrics.jsonl, model.npz)")
-        console.print(f"score it again with: mlpkit evaluate {r.run_dir}")
+        console.print(f"run saved to [bold]{escape(r.run_dir)}[/bold] (config.yaml, metrics.jsonl, model.npz)")
+        console.print("score it again with:")
+        console.print(Text(f"  mlpkit evaluate {_quote(r.run_dir)}"), soft_wrap=True)  # whole, to paste
+
+
+def _quote(path: str) -> str:
+    """A path as it must be typed in a shell (hints are meant to be pasted)."""
+    import shlex
+
+    return shlex.quote(path)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -230,7 +311,7 @@ def eval_result(r: EvalResult, source: str) -> None:
         cells = [f"[bold]{v}[/bold]" if i == j else (str(v) if v else "[dim]·[/dim]") for j, v in enumerate(row)]
         label = f"{i} {names[i]}" if names[i] != str(i) else str(i)
         t.add_row(label, *cells, str(sum(row)), _pct(r.per_class_accuracy[i]))
-    console.print(t)
+    show(t)
 
 
 def _plain(o: Any) -> Any:
@@ -244,13 +325,29 @@ def _plain(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON serializable")
 
 
-def as_json(obj: Any) -> None:
-    """Print plain data as JSON on stdout (no colour, no wrapping)."""
+def strict(o: Any) -> Any:
+    """Plain data with every NaN or infinite float replaced by None: RFC 8259 JSON has no
+    ``NaN``/``Infinity``, and strict parsers (JavaScript's, jq's) reject them."""
     import dataclasses
+
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        o = dataclasses.asdict(o)
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {str(k): strict(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [strict(v) for v in o]
+    if hasattr(o, "tolist"):
+        return strict(o.tolist())
+    return o
+
+
+def as_json(obj: Any) -> None:
+    """Print the result as strict JSON on stdout (no colour, no wrapping; non-finite numbers as null)."""
     import json
 
-    data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
-    sys.stdout.write(json.dumps(data, indent=2, default=_plain) + "\n")
+    sys.stdout.write(json.dumps(strict(obj), indent=2, allow_nan=False, default=_plain) + "\n")
     sys.stdout.flush()
 
 
@@ -285,26 +382,26 @@ def _tensor_table(rows: list[Any]) -> Table:
 def gradcheck_report(r: Any) -> None:
     """One row per tensor, parameter change or property, grouped; failing rows list their worst entries."""
     for g in r.groups:
-        console.print(Text(g.title, style="bold"), soft_wrap=True)
+        console.print(Text(g.title, style="bold"))
         properties = [row for row in g.rows if row.kind == "property"]
-        console.print(_property_table(properties) if properties else _tensor_table(g.rows))
+        show(_property_table(properties) if properties else _tensor_table(g.rows))
         for row in g.rows:
             if row.passed:
                 continue
             if row.kind == "property":
                 console.print(Text(f"  {row.name}: measured {row.measured:.6g}, expected {row.expected:.6g} ± "
-                                   f"{row.bound:.2g} ({row.detail})", style="red"), soft_wrap=True)
+                                   f"{row.bound:.2g} ({row.detail})", style="red"))
                 continue
             if row.error:
-                console.print(Text(f"  {row.name}: {row.error}", style="red"), soft_wrap=True)
+                console.print(Text(f"  {row.name}: {row.error}", style="red"))
             first, second = ("real", "textbook") if row.kind == "step" else ("analytic", "numeric")
             for w in row.worst:
                 console.print(Text(f"  {row.name}{list(w.index)}: {first} {w.analytic:.6e}, {second} {w.numeric:.6e}, "
-                                   f"abs error {w.abs_err:.2e}", style="red"), soft_wrap=True)
+                                   f"abs error {w.abs_err:.2e}", style="red"))
     failed = [row.name for g in r.groups for row in g.rows if not row.passed]
     rule = (f"pass: |analytic − numeric| ≤ {r.atol:g} + {r.rtol:g}·|numeric| for every checked entry (eps {r.eps:g}); "
             "a step's real change against its textbook change by the same rule")
-    console.print(Text(rule, style="dim"), soft_wrap=True)
+    console.print(Text(rule, style="dim"))
     if failed:
         console.print(Text(f"FAILED: {len(failed)} check(s): {', '.join(failed)}", style="bold red"), soft_wrap=True)
     else:
@@ -334,13 +431,13 @@ def grad_profile(p: Any) -> None:
     """Bars of ‖db‖ per layer on a log scale, then the numbers at each epoch."""
     snaps = p.snapshots
     console.print(Text(f"{p.description}: gradient norms on a probe of {p.probe:,} training images "
-                       f"(mean gradient, inference mode)", style="bold"), soft_wrap=True)
+                       f"(mean gradient, inference mode)", style="bold"))
     values = [s.db_norm for snap in snaps for s in snap.linear if s.db_norm > 0]
     if values:
         lo = 10 ** math.floor(math.log10(min(values)))
         hi = 10 ** math.ceil(math.log10(max(values)))
         console.print(Text(f"\n‖db‖ per Linear layer, input → output, log scale from {lo:.0e} to {hi:.0e} "
-                           f"(Nielsen's speed of learning)", style="bold"), soft_wrap=True)
+                           f"(Nielsen's speed of learning)", style="bold"))
         t = Table(box=None, show_header=False, pad_edge=False)
         t.add_column("layer")
         t.add_column("epoch", justify="right")
@@ -354,25 +451,34 @@ def grad_profile(p: Any) -> None:
                 label = f"{s.layer} {s.shape[0]}→{s.shape[1]}" if k == 0 else ""
                 t.add_row(label, f"epoch {snap.epoch}", Text(_bar(s.db_norm, lo, hi), style=style),
                           f"{s.db_norm:.2e}", f"×{s.db_ratio:.3g}")
-        console.print(t)
-        console.print(Text("ratio: ‖db‖ relative to the last hidden layer; epoch 0 is the initialization",
-                           style="dim"))
+        show(t)
+        start = (f"epoch {snaps[0].epoch} is the trained weights as saved" if p.trained
+                 else "epoch 0 is the initialization")
+        console.print(Text(f"ratio: ‖db‖ relative to the last hidden layer; {start}", style="dim"))
     for snap in (snaps[0], snaps[-1]) if len(snaps) > 1 else snaps:  # the bars above show the epochs between
-        title = "at initialization" if snap.epoch == 0 else f"after epoch {snap.epoch}"
+        if p.trained and snap is snaps[0]:
+            title = f"trained weights (epoch {snap.epoch})"
+        else:
+            title = "at initialization" if snap.epoch == 0 else f"after epoch {snap.epoch}"
         t = Table(title=f"{title}: probe loss {snap.probe_loss:.4f}", box=box.SIMPLE_HEAD, title_justify="left")
         for col in ("layer", "shape", "‖dW‖", "‖db‖", "RMS dW", "RMS db", "‖db‖ / last hidden"):
             t.add_column(col, justify="left" if col in ("layer", "shape") else "right")
         for s in snap.linear:
             t.add_row(s.layer, f"{s.shape[0]}×{s.shape[1]}", f"{s.dW_norm:.3e}", f"{s.db_norm:.3e}",
                       f"{s.dW_rms:.3e}", f"{s.db_rms:.3e}", f"{s.db_ratio:.4f}")
-        console.print(t)
+        show(t)
         if snap.activations:
             a = Table(box=box.SIMPLE_HEAD)
-            for col in ("activation", "kind", "mean derivative", "saturated (derivative < 0.01)"):
+            for col in ("activation", "kind", "mean derivative", "units passing ~no gradient"):
                 a.add_column(col, justify="left" if col in ("activation", "kind") else "right")
             for s in snap.activations:
-                a.add_row(s.layer, s.kind, f"{s.mean_derivative:.4f}", _pct(s.saturated))
-            console.print(a)
+                what = "inactive" if s.kind == "relu" else "saturated"
+                a.add_row(s.layer, s.kind, f"{s.mean_derivative:.4f}", f"{_pct(s.saturated)} {what}")
+            show(a)
+            console.print(Text("saturated: derivative below 0.01; inactive (ReLU): output 0, derivative 0",
+                               style="dim"))
+    if p.reading:
+        console.print(Text(f"reading: {p.reading}", style="bold"))
 
 
 # --------------------------------------------------------------------------- dropout report
@@ -390,19 +496,19 @@ def dropout_report(r: Any) -> None:
         for s in r.layers:
             t.add_row(s.layer, f"{s.p:g}", f"{s.keep:g}", f"{s.drop_rate:.4f}", f"{s.drop_rate_sigma:.4f}",
                       f"{s.mean_train:.5f}", f"{s.mean_eval:.5f}", f"{s.ratio:.4f}")
-        console.print(t)
+        show(t)
         console.print(Text("survivors are scaled by 1/(1−p) in training, so the mean activation matches inference "
-                           "mode, where dropout is the identity", style="dim"), soft_wrap=True)
+                           "mode, where dropout is the identity", style="dim"))
     t = Table(title="the model in each mode, on the same examples", box=box.SIMPLE_HEAD, title_justify="left")
     for col in ("mode", "loss", "accuracy"):
         t.add_column(col, justify="left" if col == "mode" else "right")
     t.add_row("training (dropout on, one pass)", f"{r.train_mode.loss:.4f}", _pct(r.train_mode.accuracy))
     t.add_row("inference (dropout off)", f"{r.eval_mode.loss:.4f}", _pct(r.eval_mode.accuracy))
     t.add_row(f"MC dropout (mean of {r.passes} training passes)", "", _pct(r.mc_accuracy))
-    console.print(t)
+    show(t)
     console.print(f"across {r.passes} training-mode passes: std of the predicted class's probability "
                   f"{r.mc_prob_std:.4f} (mean over examples); argmax agrees with inference mode "
-                  f"{_pct(r.mc_agreement)} of the time", soft_wrap=True)
+                  f"{_pct(r.mc_agreement)} of the time")
 
 
 # --------------------------------------------------------------------------- data
@@ -410,6 +516,10 @@ def dropout_report(r: Any) -> None:
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n else "—"
+
+
+def downloaded(r: Any) -> None:
+    console.print(f"{r.dataset}: {len(r.files)} files present and verified in {escape(r.folder)}")
 
 
 def dataset_list(rows: list[Any]) -> None:
@@ -421,18 +531,18 @@ def dataset_list(rows: list[Any]) -> None:
                                                                      "yellow" if r.status.startswith("unverified") else "")
         t.add_row(r.name, f"{r.n_train:,}", f"{r.n_test:,}", str(r.num_classes), _mb(r.download_bytes),
                   Text(r.status, style=style), r.folder)
-    console.print(t)
+    show(t)
 
 
 def dataset_info(s: Any) -> None:
     console.print(f"[bold]{s.name}[/bold] from {s.source}")
     console.print(f"train {tuple(s.x_train_shape)}, test {tuple(s.x_test_shape)}, images {tuple(s.image_shape)}, "
                   f"{s.dtype}, pixels {s.pixel_min:g}..{s.pixel_max:g} (scaled by {s.scale:.6g} to model inputs), "
-                  f"{s.memory_bytes / 1e6:.1f} MB in memory", soft_wrap=True)
+                  f"{s.memory_bytes / 1e6:.1f} MB in memory")
     t = Table(box=box.SIMPLE_HEAD)
     for col in ("class", "name", "train", "test"):
         t.add_column(col, justify="right" if col in ("train", "test") else "left")
     for i, (a, b) in enumerate(zip(s.train_per_class, s.test_per_class)):
         t.add_row(str(i), s.class_names[i] if i < len(s.class_names) else "", f"{a:,}", f"{b:,}")
     t.add_row("all", "", f"{sum(s.train_per_class):,}", f"{sum(s.test_per_class):,}", style="bold")
-    console.print(t)
+    show(t)

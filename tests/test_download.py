@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 import time
 from pathlib import Path
@@ -170,7 +171,10 @@ def test_train_downloads_when_needed(served, tmp_path):
 def test_data_download_and_list_commands(served):
     server, folder, _ = served
     r = runner.invoke(app, ["data", "download", "tiny"])
-    assert r.exit_code == 0 and f"tiny: 4 files present and verified in {folder}" in r.output
+    assert r.exit_code == 0 and f"tiny: 4 files present and verified in {folder}" in " ".join(r.output.split())
+    r = runner.invoke(app, ["data", "download", "tiny", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == {"dataset": "tiny", "folder": str(folder),
+                                                         "files": [f"{n}.gz" for n in NAMES]}
     r = runner.invoke(app, ["data", "list", "--json"])
     rows = {row["name"]: row for row in __import__("json").loads(r.stdout)}
     assert rows["tiny"]["status"] == "present" and rows["tiny"]["folder"] == str(folder)

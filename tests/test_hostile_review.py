@@ -361,7 +361,8 @@ def _tree(run: Path) -> dict[str, bytes]:
 def test_7_resume_dry_run_checks_and_writes_nothing(run_dir):
     before = _tree(run_dir)
     r = runner.invoke(app, ["train", "--resume", str(run_dir), "--set", "train.epochs=3", "--dry-run"])
-    assert r.exit_code == 0 and "is valid; the run would resume at epoch 3 of 3; nothing was written" in r.output
+    assert r.exit_code == 0
+    assert "is valid; the run would resume at epoch 3 of 3; nothing was written" in " ".join(r.output.split())
     assert _tree(run_dir) == before
     r = runner.invoke(app, ["train", "--resume", str(run_dir), "--dry-run", "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["epoch"] == 2 and _tree(run_dir) == before
@@ -508,11 +509,11 @@ def test_15_non_regular_config_files_are_refused_at_once(tmp_path):
 
 
 def test_20_usage_errors_are_one_line_with_the_fix():
-    line = _one_line(runner.invoke(app, ["train", Q, "--epochs", "3"]))
-    assert line == "error: mlpkit train: No such option: --epochs (use --set train.epochs=VALUE); see mlpkit " \
-                   "train --help."
     line = _one_line(runner.invoke(app, ["train", Q, "--batch-size", "3"]))
-    assert "use --set train.batch_size=VALUE" in line
+    assert line == "error: mlpkit train: No such option: --batch-size (use --set train.batch_size=VALUE); see " \
+                   "mlpkit train --help."
+    line = _one_line(runner.invoke(app, ["train", Q, "--momentum", "0.5"]))
+    assert "use --set train.momentum=VALUE" in line
     _one_line(runner.invoke(app, ["evaluate"]))
     _one_line(runner.invoke(app, ["gradcheck", "--samples", "zero"]))
 
