@@ -22,7 +22,7 @@ from . import data as datamod
 from . import dropoutreport as dr
 from . import gradcheck as gc
 from . import gradprofile as gp
-from . import plots
+from . import catalog, plots
 from .config import load_config
 from .data import DataWarning
 from .errors import ConfigError, Interrupted, MlpkitError
@@ -183,7 +183,7 @@ def train(
         progress = render.EpochProgress(trainer.cfg.train.epochs, disable=quiet)
         linear = [f"layers.{i}" for i, _ in trainer.model.linear_layers()]
         table = None if json_ else render.EpochTable(trainer.cfg.train.epochs, linear,
-                                                     has_dropout=bool(trainer.model.dropout_layers()))
+                                                     has_dropout=any(d.p > 0 for _, d in trainer.model.dropout_layers()))
         try:
             with graceful_stop() as stop:
                 result = api.train_run(trainer, writer, on_step=progress, on_epoch=table,
@@ -361,6 +361,50 @@ def inspect_dropout(
         x, y = api.examples_of(trainer, split.value, examples)
         report = dr.dropout_report(trainer.model, x, y, passes)
         _show(report, json_, render.dropout_report)
+
+
+@app.command("runs")
+def runs_(
+    folder: Annotated[Path, typer.Argument(help="Where to look for runs (searched 3 levels deep).")] = Path("runs"),
+    json_: JsonOpt = False,
+) -> None:
+    """List the runs in a folder, newest first: config, start, epochs done/planned, best validation accuracy, test
+    accuracy and status (finished, running, interrupted, diverged).
+
+    Example: [bold]mlpkit runs[/bold]   or   [bold]mlpkit runs runs/reproduce[/bold]
+    """
+    with _errors():
+        _show(catalog.list_runs(folder), json_, render.run_list)
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Two or more run folders.", show_default=False)],
+    json_: JsonOpt = False,
+) -> None:
+    """Compare runs: their final metrics side by side, and the config keys whose values differ.
+
+    Example: [bold]mlpkit compare runs/quickstart-20261128-101500 runs/quickstart-20261128-103000[/bold]
+    """
+    with _errors():
+        _show(catalog.compare_runs(list(runs)), json_, render.comparison)
+
+
+@app.command()
+def plot(
+    runs: Annotated[list[Path], typer.Argument(help="One or more run folders, overlaid.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The figure to write: .png, .svg or .pdf.")] = Path(
+        "curves.png"),
+) -> None:
+    """Draw learning curves: training loss as trained and in inference mode, validation loss and accuracy, and each
+    Linear layer's mean gradient norm per epoch; several runs overlaid. Needs matplotlib (the plot extra).
+
+    Example: [bold]mlpkit plot runs/RUN_A runs/RUN_B -o curves.png[/bold]
+    """
+    with _errors():
+        plots.require_matplotlib("mlpkit plot")
+        where = plots.plot_runs(catalog.learning_curves(list(runs)), out)
+        render.console.print(f"figure written to {where}")
 
 
 data_app = typer.Typer(

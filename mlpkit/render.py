@@ -10,6 +10,7 @@ import math
 import os
 import re
 import sys
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -516,6 +517,53 @@ def dropout_report(r: Any) -> None:
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n else "—"
+
+
+def run_list(rows: list[Any]) -> None:
+    if not rows:
+        console.print("no runs here")
+        return
+    t = Table(box=box.SIMPLE_HEAD)
+    for col, j in (("run", "left"), ("config", "left"), ("started", "left"), ("epochs", "right"),
+                   ("best val", "right"), ("test acc", "right"), ("status", "left")):
+        t.add_column(col, justify=j)
+    styles = {"finished": "green", "running": "cyan", "interrupted": "yellow", "diverged": "red"}
+    for r in rows:
+        planned = f"/{r.epochs_planned}" if r.epochs_planned is not None else ""
+        started = (r.started or "—")[:16].replace("T", " ")
+        t.add_row(escape(r.name), escape(Path(r.config).name) if r.config else "—", started,
+                  f"{r.epochs_done}{planned}", _pct(r.best_val_acc), _pct(r.test_acc),
+                  Text(r.status, style=styles.get(r.status, "")))
+    show(t)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 1e4 else f"{v:.3e}"
+    if v is None:
+        return "—"
+    return str(v)
+
+
+def comparison(c: Any) -> None:
+    names = [Path(r).name for r in c.runs]
+    t = Table(title="final metrics", box=box.SIMPLE_HEAD, title_justify="left")
+    t.add_column("metric")
+    for n in names:
+        t.add_column(escape(n), justify="right")
+    for metric, values in c.metrics:
+        t.add_row(metric, *[_pct(v) if "acc" in metric and isinstance(v, float) else _cell(v) for v in values])
+    show(t)
+    if not c.differences:
+        console.print("the configs are identical")
+        return
+    d = Table(title="config keys that differ", box=box.SIMPLE_HEAD, title_justify="left")
+    d.add_column("key")
+    for n in names:
+        d.add_column(escape(n), justify="right")
+    for key, values in c.differences:
+        d.add_row(escape(key), *[escape(_cell(v)) for v in values])
+    show(d)
 
 
 def downloaded(r: Any) -> None:

@@ -1,0 +1,340 @@
+"""Runs that remember and read well: self-sufficient run folders (hints that work when pasted),
+mlpkit runs / compare / plot, early stopping, 60-column output, strict JSON, the README key table."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mlpkit import api, catalog, config
+from mlpkit.cli import app
+from mlpkit.errors import Interrupted
+from mlpkit.runs import RunLock
+
+from .conftest import CONFIGS, ROOT
+from .idx_files import register, write_idx_dataset
+
+runner = CliRunner()
+Q = str(CONFIGS / "quickstart.yaml")
+
+
+def _strict(text: str):
+    """JSON as RFC 8259 has it: NaN and Infinity are not numbers there."""
+    def refuse(const):
+        raise ValueError(f"non-standard JSON constant {const}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _hints(output: str) -> list[str]:
+    """The mlpkit commands the output suggests running."""
+    found = re.findall(r"(mlpkit (?:evaluate|train --resume) .+?)\.?$", output, re.M)
+    return [h.strip() for h in found]
+
+
+# --------------------------------------------------------------------------- self-sufficient runs
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """A registered IDX dataset in a folder of its own, and a config that uses it."""
+    data = tmp_path / "data"
+    write_idx_dataset(data)
+    register(monkeypatch, data)
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("data: {dataset: tiny, validation: 10, normalize: true}\n"
+                   "model: {layers: [{linear: 16}, sigmoid, {linear: 10}]}\ntrain: {epochs: 2, batch_size: 10}\n")
+    return data, cfg
+
+
+def test_every_printed_hint_works_when_pasted(tiny, tmp_path, monkeypatch):
+    data, cfg = tiny
+    run = tmp_path / "my runs" / "r1"  # a space: the hint must quote it
+    r = runner.invoke(app, ["train", str(cfg), "--data-dir", str(data), "--out", str(run), "-q"])
+    assert r.exit_code == 0, r.output
+    hints = _hints(r.output)
+    assert hints == [f"mlpkit evaluate {shlex.quote(str(run))}"]
+    # An interrupted run prints how to resume it.
+    trainer, writer = api.start_run(cfg, (), tmp_path / "stopped", api.DataSource(str(data)))
+    with pytest.raises(Interrupted) as e:
+        api.train_run(trainer, writer, stop_requested=lambda: 2)
+    hints += _hints(str(e.value))
+    assert hints[-1] == f"mlpkit train --resume {shlex.quote(str(tmp_path / 'stopped'))}"
+    monkeypatch.chdir(tmp_path)  # elsewhere, with no --data-dir and no $MLPKIT_DATA_DIR
+    for hint in hints:
+        r = runner.invoke(app, [*shlex.split(hint)[1:], "-q"] if "train" in hint else shlex.split(hint)[1:])
+        assert r.exit_code == 0, (hint, r.output)
+    r = runner.invoke(app, ["inspect-grads", str(run), "-q", "--json"])
+    assert r.exit_code == 0 and _strict(r.stdout)["trained"] is True
+
+
+def test_a_run_records_its_data_and_a_moved_folder_is_named(tiny, tmp_path):
+    data, cfg = tiny
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", str(cfg), "--data-dir", str(data), "--out", str(run), "-q"]).exit_code == 0
+    info = json.loads((run / "run.json").read_text())
+    assert info["data"]["dataset"] == "tiny" and info["data"]["location"] == str(data.resolve())
+    assert info["status"] == "finished" and info["config"] == str(cfg) and info["started"]
+    trainer = api.prepare(cfg, (), api.DataSource(str(data)))
+    assert info["data"]["scale"] == trainer.data.scale and info["data"]["shift"] == trainer.data.shift
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    r = runner.invoke(app, ["evaluate", str(run)])
+    assert r.exit_code == 2 and f"{data.resolve()}: the folder this run's tiny data was read from no longer exists" \
+        in " ".join(r.output.split())
+    r = runner.invoke(app, ["evaluate", str(run), "--data-dir", str(moved)])  # an explicit --data-dir still wins
+    assert r.exit_code == 0, r.output
+
+
+def test_an_npz_run_is_scored_from_another_folder(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "mine.npz", x_train=rng.integers(0, 255, (40, 6), dtype=np.uint8), y_train=np.arange(40) % 3,
+             x_test=rng.integers(0, 255, (9, 6), dtype=np.uint8), y_test=np.arange(9) % 3)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["train", Q, "--set", "data.dataset=mine.npz", "--set", "data.validation=0",
+                            "--set", "model.layers[3].linear=3", "--epochs", "1", "--out", "r", "-q"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.chdir(ROOT)
+    assert runner.invoke(app, ["evaluate", str(tmp_path / "r")]).exit_code == 0
+
+
+# --------------------------------------------------------------------------- runs, compare, plot
+
+
+@pytest.fixture
+def some_runs(tmp_path):
+    root = tmp_path / "runs"
+    assert runner.invoke(app, ["train", Q, "--epochs", "2", "--out", str(root / "a"), "-q"]).exit_code == 0
+    assert runner.invoke(app, ["train", Q, "--epochs", "3", "--lr", "0.05", "--seed", "4", "--out",
+                               str(root / "b"), "-q"]).exit_code == 0
+    assert runner.invoke(app, ["train", Q, "--lr", "1e6", "--out", str(root / "group" / "boom"), "-q"]).exit_code == 1
+    trainer, writer = api.start_run(Q, (), root / "stopped")
+    with pytest.raises(Interrupted):
+        api.train_run(trainer, writer, stop_requested=lambda: 2)
+    return root
+
+
+def test_runs_lists_every_run_with_its_status(some_runs):
+    lock = RunLock(some_runs / "a")  # as if a process were training it now
+    try:
+        r = runner.invoke(app, ["runs", str(some_runs), "--json"])
+    finally:
+        lock.close()
+    assert r.exit_code == 0
+    rows = {row["name"]: row for row in _strict(r.stdout)}
+    assert set(rows) == {"a", "b", "group/boom", "stopped"}
+    assert [row["status"] for row in (rows["a"], rows["b"], rows["group/boom"], rows["stopped"])] == [
+        "running", "finished", "diverged", "interrupted"]
+    assert (rows["b"]["epochs_done"], rows["b"]["epochs_planned"]) == (3, 3)
+    assert rows["b"]["test_acc"] > 0.5 and rows["b"]["best_val_acc"] > 0.5 and rows["b"]["config"] == Q
+    order = [row["name"] for row in _strict(r.stdout)]
+    assert order.index("stopped") < order.index("a")  # newest first
+    r = runner.invoke(app, ["runs", str(some_runs)])
+    assert r.exit_code == 0 and "diverged" in r.output and "interrupted" in r.output
+    r = runner.invoke(app, ["runs", str(some_runs / "nothing")])
+    assert r.exit_code == 2 and "no such folder" in r.output
+
+
+def test_compare_shows_metrics_and_the_config_keys_that_differ(some_runs):
+    r = runner.invoke(app, ["compare", str(some_runs / "a"), str(some_runs / "b"), "--json"])
+    assert r.exit_code == 0
+    c = _strict(r.stdout)
+    assert dict(c["differences"]) == {"seed": [0, 4], "train.epochs": [2, 3], "train.lr": [0.1, 0.05]}
+    metrics = dict(c["metrics"])
+    assert metrics["epochs"] == [2, 3] and metrics["status"] == ["finished", "finished"]
+    r = runner.invoke(app, ["compare", str(some_runs / "a"), str(some_runs / "b")])
+    assert r.exit_code == 0 and "config keys that differ" in r.output and "train.lr" in r.output
+    r = runner.invoke(app, ["compare", str(some_runs / "a"), str(some_runs)])
+    assert r.exit_code == 2 and "is not an mlpkit run folder" in r.output
+
+
+def test_plot_draws_the_curves_of_several_runs(some_runs, tmp_path):
+    out = tmp_path / "curves.png"
+    r = runner.invoke(app, ["plot", str(some_runs / "a"), str(some_runs / "b"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    r = runner.invoke(app, ["plot", str(some_runs / "stopped"), "-o", str(out)])
+    assert r.exit_code == 2 and "has no finished epoch to plot" in r.output
+    r = runner.invoke(app, ["plot", str(some_runs / "a"), "-o", str(tmp_path / "c.gif")])
+    assert r.exit_code == 2 and "must end in .png, .svg or .pdf" in r.output
+
+
+def test_plot_without_matplotlib_names_the_extra(some_runs, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    r = runner.invoke(app, ["plot", str(some_runs / "a")])
+    assert r.exit_code == 2 and "pip install 'mlpkit[plot]'" in r.output and "Traceback" not in r.output
+
+
+def test_plot_colors_are_readable_on_white():
+    from mlpkit.plots import RUN_COLORS
+
+    for c in RUN_COLORS:  # relative luminance well below white's
+        r, g, b = (int(c[i:i + 2], 16) / 255 for i in (1, 3, 5))
+        assert 0.2126 * r + 0.7152 * g + 0.0722 * b < 0.6, c
+
+
+# --------------------------------------------------------------------------- early stopping
+
+
+ES = ["--set", "data.validation=300", "--set", "train.early_stopping.patience=2", "--epochs", "40", "--lr", "0.5"]
+
+
+def test_early_stopping_keeps_the_best_epochs_weights(tmp_path):
+    run = tmp_path / "es"
+    r = runner.invoke(app, ["train", Q, *ES, "--out", str(run), "-q"])
+    assert r.exit_code == 0, r.output
+    res = json.loads((run / "results.json").read_text())["early_stopping"]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    accs = [row["val_acc"] for row in rows]
+    assert res["stopped_early"] is True and len(rows) < 40
+    assert res["best_epoch"] == 1 + int(np.argmax(accs)) and res["best_val_acc"] == max(accs)
+    assert len(rows) == res["best_epoch"] + 2  # patience 2
+    assert f"the best validation accuracy, {100 * max(accs):.2f}%, was at epoch {res['best_epoch']}" in \
+        " ".join(r.output.split())
+    final = catalog.read_results(run)
+    scored = json.loads(runner.invoke(app, ["evaluate", str(run), "--split", "validation", "--json"]).stdout)
+    assert scored["accuracy"] == res["best_val_acc"] and final["test"]["accuracy"] > 0.8
+    best = api.load_weights(run / "checkpoints" / "best.npz").model.named_params()
+    for k, v in api.load_weights(run).model.named_params().items():
+        np.testing.assert_array_equal(v, best[k])
+
+
+def test_early_stopping_resumes_exactly(tmp_path):
+    whole = tmp_path / "whole"
+    assert runner.invoke(app, ["train", Q, *ES, "--out", str(whole), "-q"]).exit_code == 0
+    part = tmp_path / "part"
+    trainer, writer = api.start_run(Q, ("data.validation=300", "train.early_stopping.patience=2", "train.epochs=40",
+                                        "train.lr=0.5"), part)
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return 2 if len(calls) == 3 * trainer.steps_per_epoch + 5 else 0  # mid-epoch 4
+
+    with pytest.raises(Interrupted):
+        api.train_run(trainer, writer, stop_requested=stop)
+    r = runner.invoke(app, ["train", "--resume", str(part), "-q"])
+    assert r.exit_code == 0, r.output
+    assert (part / "model.npz").read_bytes() == (whole / "model.npz").read_bytes()
+    assert (part / "metrics.jsonl").read_bytes() == (whole / "metrics.jsonl").read_bytes()
+
+
+def test_early_stopping_needs_a_validation_split():
+    r = runner.invoke(app, ["train", Q, "--set", "data.validation=0", "--set", "train.early_stopping.patience=2",
+                            "--dry-run"])
+    assert r.exit_code == 2 and "train.early_stopping" in r.output and "set data.validation" in r.output
+
+
+# --------------------------------------------------------------------------- terminals and JSON
+
+
+@pytest.fixture(scope="module")
+def done_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("n") / "run"
+    assert runner.invoke(app, ["train", Q, "--epochs", "2", "--out", str(run), "-q"]).exit_code == 0
+    return run
+
+
+def _commands(run: Path) -> list[list[str]]:
+    return [["train", Q, "--epochs", "2", "--out", str(run.parent / "narrow"), "--force", "-q"],
+            ["train", Q, "--dry-run"], ["train", "--resume", str(run), "--dry-run"], ["evaluate", str(run)],
+            ["gradcheck"], ["gradcheck", Q], ["inspect-grads", Q, "--epochs", "1", "-q"],
+            ["inspect-grads", str(run), "-q"], ["inspect-dropout", str(run), "-q"], ["data", "list"],
+            ["data", "info", "digits"], ["runs", str(run.parent)], ["compare", str(run), str(run)]]
+
+
+def test_every_table_reads_whole_at_60_columns(done_run, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    for args in _commands(done_run):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, (args, r.output)
+        lines = r.stdout.splitlines()
+        assert lines, args
+        too_long = [line for line in lines if len(line.rstrip()) > 60]
+        assert not too_long, (args, too_long[:3])
+        assert "…" not in r.stdout, args
+        assert not re.search(r"\d\.\d*\s*$\n^\s*e[-+]\d", r.stdout, re.M), args  # no number split over lines
+
+
+def test_every_json_output_is_strict_json(done_run):
+    for args in _commands(done_run):
+        r = runner.invoke(app, [*args, "--json"])
+        assert r.exit_code == 0, (args, r.output)
+        _strict(r.stdout)
+
+
+def test_non_finite_numbers_become_null():
+    from mlpkit.render import strict
+
+    @dataclasses.dataclass
+    class R:
+        a: float
+        b: list
+
+    assert strict(R(float("inf"), [1.0, float("nan"), {"x": -float("inf")}])) == {"a": None, "b": [1.0, None,
+                                                                                                   {"x": None}]}
+
+
+def test_train_shortcuts_match_set():
+    r1 = runner.invoke(app, ["train", Q, "--epochs", "3", "--lr", "0.05", "--seed", "7", "--dry-run", "--json"])
+    r2 = runner.invoke(app, ["train", Q, "--set", "train.epochs=3", "--set", "train.lr=0.05", "--set", "seed=7",
+                             "--dry-run", "--json"])
+    assert r1.exit_code == r2.exit_code == 0 and r1.stdout == r2.stdout and _strict(r1.stdout)["epochs"] == 3
+
+
+def test_labels_say_what_they_show(done_run):
+    r = runner.invoke(app, ["inspect-grads", str(done_run), "-q"])
+    assert "trained weights (epoch 2)" in r.output and "epoch 0 is the initialization" not in r.output
+    r = runner.invoke(app, ["inspect-grads", str(CONFIGS / "vanishing-relu.yaml"), "--set", "data.dataset=digits",
+                            "--set", "data.validation=100", "--epochs", "0", "-q"])
+    assert r.exit_code == 0 and "inactive" in r.output and "reading: " in r.output
+    r = runner.invoke(app, ["train", Q, "--set", "model.layers[2].dropout=0", "--epochs", "1", "--out",
+                            str(done_run.parent / "nodrop"), "-q"])
+    assert "dropout on" not in r.output and "as trained" in r.output
+
+
+def test_sigmoid_reading_states_the_ratio():
+    r = runner.invoke(app, ["inspect-grads", str(CONFIGS / "vanishing-sigmoid.yaml"), "--set", "data.dataset=digits",
+                            "--set", "data.validation=100", "--epochs", "0", "-q", "--json"])
+    data = _strict(r.stdout)
+    assert "σ′ ≤ 1/4" in data["reading"] and re.search(r"\d+(\.\d+)?× smaller", data["reading"])
+
+
+# --------------------------------------------------------------------------- README
+
+
+def _schema_keys(cls, prefix="") -> set[str]:
+    keys = set()
+    for f in dataclasses.fields(cls):
+        hint = config._field_types(cls)[f.name][0]
+        name = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hint):
+            keys |= _schema_keys(hint, name + ".")
+        else:
+            keys.add(name)
+    return keys
+
+
+def test_the_readme_key_table_has_every_config_key():
+    text = (ROOT / "README.md").read_text()
+    table = "\n".join(line for line in text.splitlines() if line.startswith("| `"))
+    first_cells = " ".join(line.split("|")[1] for line in table.splitlines())
+    documented = set(re.findall(r"`([a-z0-9_.]+)`", first_cells))
+    missing = _schema_keys(config.Config) - documented
+    assert not missing, f"README key table lacks {sorted(missing)}"
