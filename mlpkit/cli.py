@@ -53,9 +53,9 @@ DataDirOpt = Annotated[
     typer.Option("--data-dir", metavar="DIR", help="Where datasets are kept and downloaded to (wins over "
                  "data.data_dir and $MLPKIT_DATA_DIR; default: the platform cache, ~/.cache/mlpkit on Linux)."),
 ]
-OfflineOpt = Annotated[bool, typer.Option("--offline", help="Never download; use only files already present.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout, for scripts.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+OfflineOpt = Annotated[bool, typer.Option("--offline", metavar="", help="Never download; use only files already present.")]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON on stdout, for scripts.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No progress bars.")]
 
 
 @contextlib.contextmanager
@@ -104,7 +104,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool, typer.Option("--version", callback=_version, is_eager=True, metavar="", help="Show the version and exit.")
     ] = False,
 ) -> None:
     """Train and inspect hand-written NumPy MLPs."""
@@ -127,14 +127,14 @@ def train(
                                     help="Run folder to write (default: runs/<config>-<time>).")
     ] = None,
     force: Annotated[bool, typer.Option(
-        "--force", help="Replace the run already in --out (its results, checkpoints and weights).")] = False,
+        "--force", metavar="", help="Replace the run already in --out (its results, checkpoints and weights).")] = False,
     resume: Annotated[Optional[Path], typer.Option(
         "--resume", metavar="RUN", help="Continue an interrupted run from its last checkpoint, bit-identically "
         "(only --set train.epochs=N may change).", show_default=False)] = None,
     checkpoint_every: Annotated[int, typer.Option(
         min=0, metavar="N", help="Also checkpoint every N steps (0: only at the end of each epoch).")] = 0,
     dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Check the config (or the --resume checkpoint), data and model, then stop; write "
+        "--dry-run", metavar="", help="Check the config (or the --resume checkpoint), data and model, then stop; write "
         "nothing.")] = False,
     data_dir: DataDirOpt = None,
     offline: OfflineOpt = False,

@@ -51,6 +51,12 @@ def test_command_runs_as_shown(where, cmd, code, monkeypatch, tmp_path):
         args += ["--data-dir", str(ROOT.parent / "shared" / "data" / "mnist")]
     if args[:2] == ["data", "info"] or args[:2] == ["data", "list"]:
         monkeypatch.setenv("MLPKIT_DATA_DIR", str(ROOT.parent / "shared" / "data" / "mnist"))
+    if "runs/A" in args:  # the README's placeholders for two runs of one's own
+        for name, lr in (("A", "0.1"), ("B", "0.05")):
+            assert runner.invoke(app, ["train", "configs/quickstart.yaml", "--epochs", "2", "--lr", lr, "--out",
+                                       str(tmp_path / name), "-q"]).exit_code == 0
+        args = [str(tmp_path / a[5:]) if a in ("runs/A", "runs/B") else a for a in args]
+        args = [str(tmp_path / a) if a.endswith(".png") else a for a in args]
     r = runner.invoke(app, args)
     assert r.exit_code == code, r.output
     assert "Traceback" not in r.output
