@@ -395,6 +395,7 @@ def plot(
     runs: Annotated[list[Path], typer.Argument(help="One or more run folders, overlaid.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="The figure to write: .png, .svg or .pdf.")] = Path(
         "curves.png"),
+    json_: JsonOpt = False,
 ) -> None:
     """Draw learning curves: training loss as trained and in inference mode, validation loss and accuracy, and each
     Linear layer's mean gradient norm per epoch; several runs overlaid. Needs matplotlib (the plot extra).
@@ -404,7 +405,8 @@ def plot(
     with _errors():
         plots.require_matplotlib("mlpkit plot")
         where = plots.plot_runs(catalog.learning_curves(list(runs)), out)
-        render.console.print(f"figure written to {where}")
+        _show({"figure": str(where), "runs": [str(r) for r in runs]}, json_,
+              lambda r: render.console.print(f"figure written to {r['figure']}"))
 
 
 data_app = typer.Typer(
