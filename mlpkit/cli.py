@@ -363,6 +363,32 @@ def inspect_dropout(
         _show(report, json_, render.dropout_report)
 
 
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="A run folder or weights .npz file.", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Image files (PNG, JPEG, BMP, ...), folders of them, .npy/.npz arrays (N×H×W or N×H·W) or a CSV of "
+             "pixel rows.", show_default=False)],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes shown per input.")] = 3,
+    raw: Annotated[bool, typer.Option("--raw", metavar="", help="Use the images as they are (they must already "
+                                      "be the run's size), without the MNIST-style preparation.")] = False,
+    show_images: Annotated[bool, typer.Option("--show", metavar="", help="Draw each image as the model saw it, in "
+                                              "block characters.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Classify your own digits with a trained run: photos, drawings, scans or arrays.
+
+    Pictures are prepared the way MNIST's digits were made: grayscale, inverted if the background is light, cropped
+    to the ink, the longer side scaled to 20 px (for 28×28; in proportion for other sizes), and centred by the centre
+    of mass. Arrays already of the run's size are used as they are. Prints the top classes with probabilities.
+
+    Example: [bold]mlpkit predict runs/mnist-sigmoid-20261128-101500 my-digit.jpg --show[/bold]
+    """
+    with _errors():
+        result, seen = api.predict(run, list(inputs), top_k=top_k, raw=raw)
+        _show(result, json_, render.predictions, seen if show_images else None)
+
+
 @app.command("runs")
 def runs_(
     folder: Annotated[Path, typer.Argument(help="Where to look for runs (searched 3 levels deep).")] = Path("runs"),

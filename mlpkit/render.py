@@ -519,6 +519,18 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n else "—"
 
 
+def predictions(r: Any, images: list[Any] | None = None) -> None:
+    """Each input's top classes; with ``images``, the picture the model saw above its answer."""
+    from .images import block_art
+
+    for k, item in enumerate(r.items):
+        if images is not None:
+            console.print(Text(block_art(images[k]), style="white on black"), soft_wrap=True)
+        guesses = ", ".join(f"{g.name} {100 * g.probability:.1f}%" for g in item.top)
+        note = "" if item.prepared else " (used as given)"
+        console.print(Text(f"{item.source}{note}: ") + Text(item.top[0].name, style="bold") + Text(f"  ({guesses})"))
+
+
 def run_list(rows: list[Any]) -> None:
     if not rows:
         console.print("no runs here")

@@ -1,0 +1,158 @@
+"""mlpkit predict: users' own pictures prepared the way MNIST's were, and hostile files refused in one line."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from mlpkit import images
+from mlpkit.cli import app
+
+from .conftest import CONFIGS, MNIST_DIR, needs_mnist
+
+runner = CliRunner()
+
+
+def _top1(stdout: str) -> list[int]:
+    return [item["top"][0]["label"] for item in json.loads(stdout)["items"]]
+
+
+@pytest.fixture(scope="module")
+def mnist_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("mn") / "run"
+    r = runner.invoke(app, ["train", str(CONFIGS / "mnist-sigmoid.yaml"), "--data-dir", str(MNIST_DIR), "--epochs",
+                            "2", "--out", str(run), "-q"])
+    assert r.exit_code == 0, r.output
+    return run
+
+
+@needs_mnist
+def test_photos_of_mnist_digits_score_like_the_originals(mnist_run, tmp_path):
+    """500 test digits drawn at 200×200, inverted (dark ink on white), and shifted off-centre on a larger
+    page: after preparation the model scores within 2 points of the same 500 original images."""
+    from mlpkit.data import load_dataset
+
+    d = load_dataset("mnist", str(MNIST_DIR), offline=True)
+    x, y = d.x_test[:500].reshape(-1, 28, 28), d.y_test[:500]
+    np.save(tmp_path / "originals.npy", x)
+    r = runner.invoke(app, ["predict", str(mnist_run), str(tmp_path / "originals.npy"), "--json"])
+    assert r.exit_code == 0, r.output
+    base = float(np.mean(np.array(_top1(r.stdout)) == y))
+    assert base > 0.9
+    rng = np.random.default_rng(0)
+    for variant in ("large", "inverted", "shifted"):
+        folder = tmp_path / variant
+        folder.mkdir()
+        for i, img in enumerate(x):
+            if variant == "large":
+                pic = Image.fromarray(img).resize((200, 200), Image.BILINEAR)
+            elif variant == "inverted":
+                pic = Image.fromarray(255 - img).resize((200, 200), Image.BILINEAR)
+            else:
+                pic = Image.new("L", (300, 260), 255)
+                pic.paste(Image.fromarray(255 - img).resize((120, 120), Image.BILINEAR),
+                          (int(rng.integers(0, 170)), int(rng.integers(0, 130))))
+            pic.save(folder / f"{i:04d}.png")
+        r = runner.invoke(app, ["predict", str(mnist_run), str(folder), "--json"])
+        assert r.exit_code == 0, r.output
+        acc = float(np.mean(np.array(_top1(r.stdout)) == y))
+        assert abs(acc - base) <= 0.02, (variant, acc, base)
+
+
+def test_preparation_matches_mnist_conventions():
+    """A digit anywhere on a light page ends up white on black, 20 px on its longer side, centre of mass at (14, 14)."""
+    page = np.full((300, 200), 250.0)
+    page[40:160, 120:150] = 10.0  # a dark bar, 120 tall and 30 wide
+    out = images.prepare(page)
+    assert out.shape == (28, 28) and out.max() == pytest.approx(1.0, abs=0.02) and out[0, 0] == 0
+    rows, cols = np.flatnonzero((out > 0.25).any(axis=1)), np.flatnonzero((out > 0.25).any(axis=0))
+    assert rows[-1] - rows[0] + 1 == 20 and 4 <= cols[-1] - cols[0] + 1 <= 6
+    t = out.sum()
+    assert abs((out.sum(1) * np.arange(28)).sum() / t - 14) <= 0.5
+    assert abs((out.sum(0) * np.arange(28)).sum() / t - 14) <= 0.5
+    with pytest.raises(Exception, match="is blank"):
+        images.prepare(np.full((50, 50), 255.0), source="white.png")
+
+
+def test_a_digits_run_predicts_8x8_with_class_names_and_shows_it(tmp_path):
+    run = tmp_path / "d"
+    assert runner.invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--epochs", "3", "--out", str(run),
+                               "-q"]).exit_code == 0
+    pic = Image.new("L", (100, 100), 255)
+    pic.paste(0, (45, 15, 55, 85))  # a "1"
+    pic.save(tmp_path / "one.png")
+    r = runner.invoke(app, ["predict", str(run), str(tmp_path / "one.png"), "--show", "-k", "2"])
+    assert r.exit_code == 0, r.output
+    assert "█" in r.output and "one.png: " in r.output and r.output.count("%") == 2
+    r = runner.invoke(app, ["predict", str(run), str(tmp_path / "one.png"), "--json"])
+    data = json.loads(r.stdout)
+    assert data["image_shape"] == [8, 8] and len(data["items"][0]["top"]) == 3
+    assert abs(sum(g["probability"] for g in data["items"][0]["top"]) - 1) < 0.5
+    r = runner.invoke(app, ["predict", str(run), str(tmp_path / "one.png"), "--raw"])
+    assert r.exit_code == 2 and "with --raw it must already be the run's 8×8" in r.output
+
+
+def test_arrays_and_csv_rows(tmp_path):
+    run = tmp_path / "d"
+    assert runner.invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--epochs", "2", "--out", str(run),
+                               "-q"]).exit_code == 0
+    from mlpkit.data import load_digits
+
+    d = load_digits()
+    x8 = (d.x_test[:20].astype(np.float32) * 255 / 16).astype(np.uint8)  # the digits' own 0..16 scale, as 0..255
+    np.save(tmp_path / "x.npy", x8)  # N×64: already the run's size, used as given
+    np.savez(tmp_path / "x.npz", x=x8.reshape(-1, 8, 8))
+    (tmp_path / "x.csv").write_text("label," + ",".join(f"p{i}" for i in range(64)) + "\n"
+                                    + "\n".join(",".join(map(str, [y, *row])) for y, row in zip(d.y_test[:20], x8)))
+    answers = []
+    for f in ("x.npy", "x.npz", "x.csv"):
+        r = runner.invoke(app, ["predict", str(run), str(tmp_path / f), "--json"])
+        assert r.exit_code == 0, (f, r.output)
+        items = json.loads(r.stdout)["items"]
+        assert len(items) == 20 and not items[0]["prepared"]
+        answers.append(_top1(r.stdout))
+    assert answers[0] == answers[1] == answers[2]
+    assert np.mean(np.array(answers[0]) == d.y_test[:20]) > 0.7
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width×height pixels (a decompression bomb's first line)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND",
+                                                                                                         b"")
+
+
+@pytest.mark.parametrize("name,data,expect", [
+    ("broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 50, "is not a readable image"),
+    ("empty.png", b"", "is empty"),
+    ("bomb.png", _png_claiming(100_000, 100_000), "decompression bomb"),
+    ("text.jpg", b"just some text\n" * 20, "is not a readable image"),
+    ("objects.npy", None, "is not a readable .npy array"),
+    ("rows.csv", b"1,2,3\n4,5,6\n", "row 1 has 3 values"),
+    ("white.png", None, "is blank"),
+])
+def test_bad_inputs_are_one_line_naming_the_file(tmp_path, name, data, expect):
+    run = tmp_path / "d"
+    assert runner.invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--epochs", "1", "--out", str(run),
+                               "-q"]).exit_code == 0
+    p = tmp_path / name
+    if name == "objects.npy":
+        np.save(p, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    elif name == "white.png":
+        Image.new("L", (40, 40), 255).save(p)
+    else:
+        p.write_bytes(data)
+    r = runner.invoke(app, ["predict", str(run), str(p)])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    lines = [line for line in r.output.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and str(p) in " ".join(r.output.split()) and expect in " ".join(r.output.split())
