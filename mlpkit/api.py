@@ -391,3 +391,25 @@ def predict(run: str | Path, inputs: list[str | Path], *, top_k: int = 3, raw: b
         out.append(Prediction(label, prepared, [Guess(int(c), names[c] if c < len(names) else str(c), float(p[c]))
                                                  for c in best]))
     return Predictions(str(saved.path), [side, side], out), seen
+
+
+@dataclass(frozen=True)
+class Exported:
+    run: str
+    format: str
+    file: str
+    bytes: int
+    layers: list[dict]
+
+
+def export_run(run: str | Path, fmt: str, out: str | Path | None = None) -> Exported:
+    """Write a run's model as ONNX or safetensors (``mlpkit.export``)."""
+    from . import export as ex
+
+    if fmt not in ("onnx", "safetensors"):
+        raise ConfigError(f"--format {fmt[:40]!r}: expected onnx or safetensors")
+    saved = load_weights(run)
+    rec = _input_record(saved)
+    target = Path(out) if out is not None else saved.path.with_suffix(".onnx" if fmt == "onnx" else ".safetensors")
+    p = ex.export(saved.model, rec, fmt, target)
+    return Exported(str(saved.path), fmt, str(p), p.stat().st_size, ex.architecture(saved.model))

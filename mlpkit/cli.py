@@ -389,6 +389,30 @@ def predict(
         _show(result, json_, render.predictions, seen if show_images else None)
 
 
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+    safetensors = "safetensors"
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="A run folder or weights .npz file.", show_default=False)],
+    format_: Annotated[ExportFormat, typer.Option("--format", "-f", help="onnx: the inference graph, raw pixels in, "
+                                                  "probabilities out; safetensors: the weights under torch.nn."
+                                                  "Sequential names.")] = ExportFormat.onnx,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The file to write (default: beside the "
+                                                "weights, model.onnx or model.safetensors).", show_default=False)]
+    = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Take a trained model to ONNX Runtime or PyTorch. Needs the export extra: pip install 'mlpkit[export]'.
+
+    Example: [bold]mlpkit export runs/RUN --format onnx -o digits.onnx[/bold]
+    """
+    with _errors():
+        _show(api.export_run(run, format_.value, out), json_, render.exported)
+
+
 @app.command("runs")
 def runs_(
     folder: Annotated[Path, typer.Argument(help="Where to look for runs (searched 3 levels deep).")] = Path("runs"),

@@ -531,6 +531,12 @@ def predictions(r: Any, images: list[Any] | None = None) -> None:
         console.print(Text(f"{item.source}{note}: ") + Text(item.top[0].name, style="bold") + Text(f"  ({guesses})"))
 
 
+def exported(r: Any) -> None:
+    stack = " → ".join(d["type"] + (f"({d['in_features']}, {d['out_features']})" if d["type"] == "Linear" else "")
+                       for d in r.layers if d["type"] != "Dropout")
+    console.print(f"{r.format} written to {escape(r.file)} ({r.bytes:,} bytes): {stack}")
+
+
 def run_list(rows: list[Any]) -> None:
     if not rows:
         console.print("no runs here")

@@ -31,6 +31,18 @@ def _commands() -> list[tuple[str, str, int]]:
 
 
 COMMANDS = _commands()
+_RUNS: dict[str, object] = {}
+
+
+def _mnist_run(tmp_path):
+    """One short MNIST run for every README command that shows a trained run."""
+    if "mnist" not in _RUNS:
+        run = tmp_path / "mnist-run"
+        r = runner.invoke(app, ["train", "configs/mnist-sigmoid.yaml", "--epochs", "1", "--out", str(run), "-q",
+                                "--data-dir", str(ROOT.parent / "shared" / "data" / "mnist")])
+        assert r.exit_code == 0, r.output
+        _RUNS["mnist"] = run
+    return _RUNS["mnist"]
 
 
 def test_docs_show_commands():
@@ -47,7 +59,18 @@ def test_command_runs_as_shown(where, cmd, code, monkeypatch, tmp_path):
     args = shlex.split(cmd)[1:]
     if args[0] == "train" and "--out" not in args:
         args += ["--out", str(tmp_path / "run")]
-    if "mnist" in cmd and "--data-dir" not in args and args[0] != "data":
+    placeholder = "runs/mnist-sigmoid-20261128-101500"  # the README's example of a trained MNIST run
+    if placeholder in args:
+        args = [str(_mnist_run(tmp_path)) if a == placeholder else a for a in args]
+        if "my-digit.jpg" in args:
+            from PIL import Image
+
+            pic = Image.new("L", (120, 160), 255)
+            pic.paste(20, (55, 20, 68, 140))
+            pic.save(tmp_path / "my-digit.jpg")
+            args = [str(tmp_path / "my-digit.jpg") if a == "my-digit.jpg" else a for a in args]
+        args = [str(tmp_path / a) if a.endswith((".onnx", ".safetensors")) else a for a in args]
+    elif "mnist" in cmd and "--data-dir" not in args and args[0] != "data":
         args += ["--data-dir", str(ROOT.parent / "shared" / "data" / "mnist")]
     if args[:2] == ["data", "info"] or args[:2] == ["data", "list"]:
         monkeypatch.setenv("MLPKIT_DATA_DIR", str(ROOT.parent / "shared" / "data" / "mnist"))
