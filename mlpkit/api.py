@@ -19,6 +19,7 @@ from .blas import blas_threads
 from .data import DATA_DIR_ENV, REGISTRY, Dataset, Split, ensure_idx_dataset, is_path_dataset, load_dataset, \
     prepare_splits, to_float
 from .download import Progress
+from .folders import FolderOptions
 from .errors import CheckpointError, ConfigError, DataError, DivergenceError, Interrupted
 from .runs import CHECKPOINTS, Checkpoint, RunWriter, check_checkpoint_fits, data_record, default_run_dir, \
     load_weights, prepare_run_dir, read_checkpoint
@@ -44,9 +45,10 @@ class DataSource:
         recorded path that is gone is an error naming it.
         """
         name = cfg.data.dataset
+        opts = FolderOptions(cfg.data.image_size, cfg.data.prepare, cfg.data.test_fraction, cfg.data.label_column)
         if not stored:
             return load_dataset(name, self.data_dir or cfg.data.data_dir, offline=self.offline,
-                                progress=self.progress)
+                                progress=self.progress, options=opts)
         if self.data_dir or os.environ.get(DATA_DIR_ENV):
             return load_dataset(name, self.data_dir, offline=self.offline, progress=self.progress)
         location = (record or {}).get("location")
@@ -57,9 +59,9 @@ class DataSource:
             return load_dataset(name, location, offline=True)
         if location and is_path_dataset(name):
             for cand in (location, name):
-                if Path(cand).is_file():
-                    return load_dataset(cand)
-            raise DataError(f"{location}: the dataset file this run was trained on no longer exists")
+                if Path(cand).exists():
+                    return load_dataset(cand, options=opts)
+            raise DataError(f"{location}: the dataset this run was trained on no longer exists")
         kept = cfg.data.data_dir  # older runs recorded only the config's folder: a place to look, read-only
         if kept and Path(kept).is_dir():
             with contextlib.suppress(DataError):

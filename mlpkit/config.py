@@ -87,6 +87,12 @@ class DataConfig:
         10_000, help="training examples scored in inference mode each epoch", min=0, max=10_000_000
     )
     normalize: bool = _f(False, help="standardize inputs with the training split's pixel mean and std")
+    image_size: int = _f(28, help="an image folder: the side its images are prepared to", min=4, max=256)
+    prepare: bool = _f(True, help="an image folder: prepare each image as MNIST's were (false: use them as they are; "
+                       "they must then share one size)")
+    test_fraction: float = _f(0.2, help="an image folder without train/ and test/, or a CSV: the share of each class "
+                              "held out as the test split", min_excl=0.0, max_excl=1.0)
+    label_column: str = _f("label", help="a CSV with a header: the column holding the labels")
 
 
 @dataclass(frozen=True)
@@ -481,7 +487,8 @@ def _cross_check(cfg: Config, ctx: _Ctx) -> None:
 
     name = cfg.data.dataset
     if name not in REGISTRY and not is_path_dataset(name):
-        raise ctx.fail("data.dataset", f"unknown dataset {name!r}; expected one of {', '.join(REGISTRY)} or a path to an .npz file")
+        raise ctx.fail("data.dataset", f"unknown dataset {_short(name)!r}; expected one of {', '.join(REGISTRY)}, or "
+                       "a path to an .npz file, a CSV file or an image folder")
     if cfg.train.l2 and cfg.train.weight_decay:
         raise ctx.fail("train.l2", "set train.l2 (Nielsen's λ) or train.weight_decay, not both")
     if cfg.train.early_stopping is not None and cfg.data.validation == 0:

@@ -23,6 +23,7 @@ import platformdirs
 
 from . import npzio
 from .download import Progress, RemoteFile, Verdict, check_file, fetch
+from .folders import FolderOptions
 from .errors import DataError
 
 DATA_DIR_ENV = "MLPKIT_DATA_DIR"
@@ -138,6 +139,7 @@ class Dataset:
     source: str
     shift: float = 0.0  # model input = stored · scale + shift
     location: str | None = None  # the absolute folder (IDX) or file (.npz) it was read from; None if embedded
+    pixel_max: float = 255.0  # the largest stored pixel value: 255 for 8-bit images, 16 for the digits, 1 for floats
 
     @property
     def num_features(self) -> int:
@@ -239,6 +241,7 @@ def load_digits() -> Dataset:
         info.class_names,
         info.image_shape,
         "embedded (mlpkit/datasets/digits.csv.gz)",
+        pixel_max=16.0,
     )
 
 
@@ -519,6 +522,7 @@ def load_npz(path: str | Path) -> Dataset:
         tuple(arrs["x_train"].shape[1:]),
         str(path),
         location=str(path.resolve()),
+        pixel_max=255.0 if is_u8 else 1.0,
     )
 
 
@@ -526,13 +530,41 @@ def load_npz(path: str | Path) -> Dataset:
 
 
 def is_path_dataset(name: str) -> bool:
-    return name.endswith(".npz") or os.sep in name or "/" in name
+    return name.endswith((".npz", ".csv")) or os.sep in name or "/" in name or Path(name).is_dir()
+
+
+def load_own(path: str | Path, options: FolderOptions | None = None) -> Dataset:
+    """A folder of images (ImageFolder layout) or a CSV of pixel rows, as a Dataset (``mlpkit.folders``)."""
+    from .folders import FolderOptions, load_csv, load_image_folder
+
+    p = Path(path)
+    opts = options or FolderOptions()
+    if p.is_dir():
+        arrays, names = load_image_folder(p, opts, cache_root() / "prepared")
+    elif p.suffix.lower() == ".csv" and p.is_file():
+        arrays, names = load_csv(p, opts)
+    else:
+        raise DataError(f"{p}: no such dataset folder or CSV file")
+    x_tr, x_te = arrays["x_train"], arrays["x_test"]
+    if len(x_te) == 0 or len(x_tr) == 0:
+        raise DataError(f"{p}: has too few images to hold out a test split (data.test_fraction)")
+    y_tr = arrays["y_train"]
+    present = np.bincount(y_tr, minlength=len(names)) > 0
+    if not present.all():
+        raise DataError(f"{p}: class {names[int(np.argmin(present))]!r} has no training example")
+    shape = tuple(int(v) for v in x_tr.shape[1:])
+    d = int(np.prod(shape))
+    return Dataset(p.name or str(p), np.ascontiguousarray(x_tr.reshape(len(x_tr), d)), y_tr.astype(np.int64),
+                   np.ascontiguousarray(x_te.reshape(len(x_te), d)), arrays["y_test"].astype(np.int64), 1.0 / 255.0,
+                   len(names), tuple(names), shape, str(p), location=str(p.resolve()))
 
 
 def load_dataset(
-    name: str, data_dir: str | Path | None = None, *, offline: bool = False, progress: Progress | None = None
+    name: str, data_dir: str | Path | None = None, *, offline: bool = False, progress: Progress | None = None,
+    options: FolderOptions | None = None,
 ) -> Dataset:
-    """Load a dataset by registry name (downloading it unless ``offline``) or .npz path.
+    """Load a dataset by registry name (downloading it unless ``offline``), or a path: an .npz, a CSV of
+    pixel rows or an ImageFolder (``options``: image size, preparation, test split).
 
     Raises:
         DataError: naming the dataset or file and what is wrong or where it looked.
@@ -541,9 +573,12 @@ def load_dataset(
         return load_digits()
     if name in REGISTRY:
         return load_idx_dataset(name, data_dir, offline=offline, progress=progress)
-    if is_path_dataset(name):
+    if name.endswith(".npz"):
         return load_npz(name)
-    raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(REGISTRY)} or a path to an .npz file")
+    if is_path_dataset(name):
+        return load_own(name, options)
+    raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(REGISTRY)}, or a path to an .npz file, a "
+                    f"CSV file or an image folder")
 
 
 # --------------------------------------------------------------------------- reports

@@ -280,7 +280,7 @@ def read_run_info(path: Path) -> dict:
 def data_record(cfg: Config, ds: Any) -> dict:
     """Where a run's data came from, stored with its weights: the run folder alone is enough to score it
     again or resume it. ``location`` is the absolute folder of IDX files or the .npz file (None: embedded)."""
-    pixel_max = 255 if ds.x_train.dtype == np.uint8 and ds.name != "digits" else (16 if ds.name == "digits" else 1.0)
+    pixel_max = ds.pixel_max
     return {"dataset": cfg.data.dataset, "location": ds.location, "scale": ds.scale, "shift": ds.shift,
             "image_shape": list(ds.image_shape), "pixel_max": pixel_max, "class_names": list(ds.class_names)}
 
