@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError
-from .images import IMAGE_SUFFIXES, MAX_FILE_BYTES, prepare, read_image
+from .images import IMAGE_SUFFIXES, MAX_FILE_BYTES, is_number, prepare, read_image
 
 MAX_IMAGES = 2_000_000
 PARALLEL_FROM = 2000  # images; below this, one process is faster than starting workers
@@ -186,7 +186,7 @@ def load_csv(path: Path, opts: FolderOptions) -> tuple[dict[str, np.ndarray], li
     if not rows:
         raise DataError(f"{path}: is empty")
     label_at = 0
-    if not _is_number(rows[0][0]) or not all(_is_number(v) for v in rows[0]):
+    if not is_number(rows[0][0]) or not all(is_number(v) for v in rows[0]):
         header = [h.strip() for h in rows.pop(0)]
         if opts.label_column in header:
             label_at = header.index(opts.label_column)
@@ -201,7 +201,7 @@ def load_csv(path: Path, opts: FolderOptions) -> tuple[dict[str, np.ndarray], li
     try:
         table = np.array(rows, dtype=np.float64)
     except ValueError:
-        bad = next(i for i, r in enumerate(rows) if len(r) != width or not all(_is_number(v) for v in r))
+        bad = next(i for i, r in enumerate(rows) if len(r) != width or not all(is_number(v) for v in r))
         raise DataError(f"{path}: row {bad + 1} does not hold {width} numbers") from None
     y = table[:, label_at]
     x = np.delete(table, label_at, axis=1)
@@ -216,11 +216,3 @@ def load_csv(path: Path, opts: FolderOptions) -> tuple[dict[str, np.ndarray], li
     tr, te = _split(y, opts.test_fraction, opts.seed)
     return {"x_train": x[tr], "y_train": y[tr], "x_test": x[te], "y_test": y[te]}, [str(c) for c in
                                                                                     range(int(y.max()) + 1)]
-
-
-def _is_number(v: str) -> bool:
-    try:
-        float(v)
-        return True
-    except ValueError:
-        return False

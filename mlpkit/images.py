@@ -140,7 +140,7 @@ def _csv_rows(path: Path, side: int) -> np.ndarray:
         raise DataError(f"{path}: is not a readable CSV file ({type(e).__name__})") from None
     rows = []
     for i, row in enumerate(csv.reader(io.StringIO(text))):
-        if not row or (i == 0 and not _numeric(row[0])):
+        if not row or (i == 0 and not is_number(row[0])):
             continue  # a header
         if len(row) not in (side * side, side * side + 1):
             raise DataError(f"{path}: row {i + 1} has {len(row)} values; a {side}×{side} image needs {side * side} "
@@ -154,7 +154,7 @@ def _csv_rows(path: Path, side: int) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)
 
 
-def _numeric(v: str) -> bool:
+def is_number(v: str) -> bool:
     try:
         float(v)
         return True
