@@ -136,10 +136,15 @@ def describe_run(run: Path, root: Path | None = None) -> RunRow:
     )
 
 
-def list_runs(root: str | Path = "runs") -> list[RunRow]:
-    """Every run under ``root`` (or ``root`` itself if it is one), newest first."""
+def list_runs(root: str | Path = "runs", *, missing_ok: bool = False) -> list[RunRow]:
+    """Every run under ``root`` (or ``root`` itself if it is one), newest first.
+
+    ``missing_ok``: a missing ``root`` has no runs (the default runs/ before the first one).
+    """
     root = Path(root)
     if not root.exists():
+        if missing_ok:
+            return []
         raise ConfigError(f"{root}: no such folder; runs go to runs/ unless --out says otherwise")
     if not root.is_dir():
         raise ConfigError(f"{root}: is not a folder")

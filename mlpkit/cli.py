@@ -415,7 +415,8 @@ def export(
 
 @app.command("runs")
 def runs_(
-    folder: Annotated[Path, typer.Argument(help="Where to look for runs (searched 3 levels deep).")] = Path("runs"),
+    folder: Annotated[Optional[Path], typer.Argument(help="Where to look for runs, 3 levels deep (default: runs/).",
+                                                     show_default=False)] = None,
     json_: JsonOpt = False,
 ) -> None:
     """List the runs in a folder, newest first: config, start, epochs done/planned, best validation accuracy, test
@@ -424,7 +425,7 @@ def runs_(
     Example: [bold]mlpkit runs[/bold]   or   [bold]mlpkit runs runs/reproduce[/bold]
     """
     with _errors():
-        _show(catalog.list_runs(folder), json_, render.run_list)
+        _show(catalog.list_runs(folder or Path("runs"), missing_ok=folder is None), json_, render.run_list)
 
 
 @app.command()
