@@ -46,7 +46,7 @@ from .build import build_model, check_model_fits_data
 from .config import Config, config_from_dict
 from .data import Dataset, to_float
 from .layers import Dropout, Layer, Linear, ReLU, Sigmoid, Tanh
-from .losses import SoftmaxCrossEntropy, log_softmax, softmax, softmax_cross_entropy
+from .losses import SoftmaxCrossEntropy, cross_entropy_per_sample, log_softmax, softmax, softmax_cross_entropy
 from .model import MLP
 from .numgrad import central_differences, rel_error
 from .rngs import Rngs
@@ -410,6 +410,9 @@ def softmax_properties(seed: int) -> list[PropertyCheck]:
     loss, _ = softmax_cross_entropy(z, y)
     ref = float(-np.log(softmax(z)[np.arange(64), y]).mean())
     uniform, _ = softmax_cross_entropy(np.zeros((4, 10)), np.arange(4))
+    with np.errstate(all="ignore"):  # a head that is not shifted by the row maximum overflows here
+        big_loss, big_grad = softmax_cross_entropy(big, np.concatenate([y, y]))
+    stable = float(np.abs(big_grad.sum(axis=1)).max()) if np.isfinite(big_loss) else float("inf")
     return [
         _property("softmax rows sum to 1", float(np.abs(row_sums - 1).max()), 0.0, 1e-12,
                   "max |Σ_j softmax(z)_j − 1| over 128 rows, half of them with logits of ±1e4"),
@@ -417,17 +420,56 @@ def softmax_properties(seed: int) -> list[PropertyCheck]:
                   "the head's loss against −log of softmax's probability of the label"),
         _property("softmax-CE of equal logits = log C", uniform, float(np.log(10)), 1e-12,
                   "all-zero logits over 10 classes"),
+        _property("softmax-CE is stable at logits of ±1e4", stable, 0.0, 1e-12,
+                  "finite loss, and each row of its gradient sums to 0 (max |Σ_j dZ_j|)"),
         _property("log_softmax = log(softmax)", float(np.abs(log_softmax(z) - np.log(softmax(z))).max()), 0.0,
                   1e-12, "max difference over 64 rows"),
+        _property("evaluation loss = training loss", float(cross_entropy_per_sample(z, y).mean()), loss,
+                  1e-12 * max(1.0, abs(loss)), "the per-example losses scored in inference mode, averaged, against "
+                  "the head's mean loss"),
     ]
+
+
+def diagnostic_properties(seed: int, eps: float) -> list[PropertyCheck]:
+    """What inspect-grads and the epoch table report: each activation's derivative (against central differences
+    of its forward pass) and the gradient norms (both routes of ``Linear.grad_sqnorm`` against the formed ‖dW‖²)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for act in (Sigmoid(), Tanh(), ReLU()):
+        x = 2.0 * rng.standard_normal((6, 5))
+        x[np.abs(x) < 10 * eps] += 0.1  # away from ReLU's kink
+        act.forward(x)
+        d = act.derivative()
+        numeric = (act.forward(x + eps) - act.forward(x - eps)) / (2 * eps)
+        rows.append(_property(f"{type(act).__name__}.derivative() = d out / d in", float(np.abs(d - numeric).max()),
+                              0.0, 1e-7, "the derivative inspect-grads reports, against central differences"))
+    for n in (3, 40):  # a batch smaller than the layer takes the Gram route, a larger one the formed gradient
+        lin = Linear(12, 16, rng=rng, dtype=np.float64)
+        x, g = rng.standard_normal((n, 12)), rng.standard_normal((n, 16))
+        lin.forward(x)
+        lin.backward(g)
+        sq = lin.grad_sqnorm("W")
+        ref = float(((x.T @ g) ** 2).sum())  # a float64 reference outside the training loop
+        rows.append(_property(f"‖dW‖² reported (batch {n}) = Σ (xᵀ·dY)²", sq, ref, 1e-10 * ref,
+                              "the gradient norm of the epoch table, against the formed product"))
+    return rows
+
+
+def _guarded(name: str, make: Callable[[], list[PropertyCheck]]) -> list[PropertyCheck]:
+    """The checks ``make`` returns, or one failed row if computing them raised (a broken op fails, not crashes)."""
+    try:
+        return make()
+    except Exception as e:  # noqa: BLE001
+        return [PropertyCheck(name, float("nan"), 0.0, 0.0, False, f"raised {type(e).__name__}: {e}")]
 
 
 def check_properties(dropout_ps: list[float], s: CheckSettings) -> CheckGroup:
     rows: list[TensorCheck | PropertyCheck] = []
     for i, p in enumerate(sorted(set(dropout_ps))):
         if p > 0:
-            rows += dropout_properties(p, s.seed + 10 + i)
-    rows += softmax_properties(s.seed + 5)
+            rows += _guarded(f"Dropout(p={p:g}) properties", lambda p=p, i=i: dropout_properties(p, s.seed + 10 + i))
+    rows += _guarded("softmax properties", lambda: softmax_properties(s.seed + 5))
+    rows += _guarded("diagnostics", lambda: diagnostic_properties(s.seed + 6, s.eps))
     return CheckGroup("defining properties (what finite differences cannot see: a forward pass wrong in the same "
                       "way as its backward)", rows)
 

@@ -141,7 +141,7 @@ def test_failing_row_shows_worst_entries(monkeypatch):
 def test_cli_passes_and_states_rule():
     r = runner.invoke(app, ["gradcheck"])
     assert r.exit_code == 0, r.output
-    assert "all 71 checks pass" in r.output
+    assert "all 78 checks pass" in r.output
     assert "≤ 1e-08 + 1e-05·|numeric|" in r.output and "eps 1e-05" in r.output
 
 

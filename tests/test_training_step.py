@@ -99,7 +99,7 @@ def test_the_cli_exits_1_and_names_the_changed_parameter(monkeypatch):
 def test_config_gradcheck_has_the_step_group_and_catches_a_mistake(monkeypatch):
     r = CliRunner().invoke(app, ["gradcheck", str(CONFIGS / "quickstart.yaml"), "--json"])
     data = json.loads(r.stdout)
-    assert r.exit_code == 0 and [len(g["rows"]) for g in data["groups"]] == [5, 4, 7]
+    assert r.exit_code == 0 and [len(g["rows"]) for g in data["groups"]] == [5, 4, 14]
     assert "training steps" in data["groups"][1]["title"] and "momentum 0.9" in data["groups"][1]["title"]
     _patch(monkeypatch, optim.SGD, "step", "blas.matmul_tn_acc(v, *factors, 1.0, mu)",
            "blas.matmul_tn_acc(v, *factors, 1.0, 1.0)")
