@@ -229,7 +229,7 @@ def evaluate(
 @app.command()
 def gradcheck(
     config: Annotated[Optional[Path], typer.Argument(
-        help="Check this config's network on its data; without it, every op and a default network.",
+        help="Check this config's network and training step on its data; without it, every op and a default network.",
         show_default=False)] = None,
     eps: Annotated[float, typer.Option(help="Central-difference step h: (f(x+h) − f(x−h)) / 2h.")] = gc.DEFAULT_EPS,
     rtol: Annotated[float, typer.Option(help="Relative tolerance of the pass rule.")] = gc.DEFAULT_RTOL,
@@ -243,7 +243,7 @@ def gradcheck(
     offline: OfflineOpt = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Prove every backward pass against central finite differences, in float64.
+    """Prove every backward pass and the training step against central finite differences, in float64.
 
     For each tensor, every entry (or --samples of them) compares the analytic
     gradient a with the numeric n = (f(x+eps) − f(x−eps)) / 2·eps. A row shows
@@ -251,7 +251,12 @@ def gradcheck(
     ‖a − n‖ / (‖a‖ + ‖n‖) (about 1e-10 when right, 1e-2 or more for a wrong
     formula), and passes when |a − n| ≤ atol + rtol·|n| for every entry.
     Entries whose ±eps step crosses a ReLU kink are skipped and counted;
-    dropout masks are held fixed. Exit 0 if all pass, 1 if any fails.
+    dropout masks are held fixed. Then three real training steps: each
+    parameter's change against the textbook SGD update (momentum, weight
+    decay, max-norm, a learning-rate change) from central-difference
+    gradients; and the properties finite differences cannot see (dropout's
+    rate and expectation, softmax's sums and loss). Exit 0 if all pass, 1 if
+    any fails.
 
     Example: [bold]mlpkit gradcheck[/bold]   or   [bold]mlpkit gradcheck configs/mnist-sigmoid.yaml --data-dir DIR[/bold]
     """
@@ -405,7 +410,7 @@ def export(
     = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Take a trained model to ONNX Runtime or PyTorch. Needs the export extra: pip install 'mlpkit[export]'.
+    """Take a trained model to ONNX Runtime or PyTorch (needs pip install 'mlpkit\\[export]').
 
     Example: [bold]mlpkit export runs/RUN --format onnx -o digits.onnx[/bold]
     """
@@ -419,8 +424,10 @@ def runs_(
                                                      show_default=False)] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """List the runs in a folder, newest first: config, start, epochs done/planned, best validation accuracy, test
-    accuracy and status (finished, running, interrupted, diverged).
+    """List the runs in a folder, newest first, with their status and scores.
+
+    For each run: its config, when it started, epochs done of those planned, the best validation accuracy, the
+    test accuracy, and its status (finished, running, interrupted, diverged).
 
     Example: [bold]mlpkit runs[/bold]   or   [bold]mlpkit runs runs/reproduce[/bold]
     """
@@ -448,8 +455,10 @@ def plot(
         "curves.png"),
     json_: JsonOpt = False,
 ) -> None:
-    """Draw learning curves: training loss as trained and in inference mode, validation loss and accuracy, and each
-    Linear layer's mean gradient norm per epoch; several runs overlaid. Needs matplotlib (the plot extra).
+    """Draw learning curves of one or more runs, overlaid.
+
+    Training loss as trained and in inference mode, validation loss and accuracy, and each Linear layer's mean
+    gradient norm per epoch. Needs matplotlib: pip install 'mlpkit\\[plot]'.
 
     Example: [bold]mlpkit plot runs/RUN_A runs/RUN_B -o curves.png[/bold]
     """
