@@ -229,7 +229,8 @@ def evaluate(
 @app.command()
 def gradcheck(
     config: Annotated[Optional[Path], typer.Argument(
-        help="Check this config's network and training step on its data; without it, every op and a default network.",
+        help="Check this config's network and training step on its data; without it, every op and a default "
+             "network.",
         show_default=False)] = None,
     eps: Annotated[float, typer.Option(help="Central-difference step h: (f(x+h) − f(x−h)) / 2h.")] = gc.DEFAULT_EPS,
     rtol: Annotated[float, typer.Option(help="Relative tolerance of the pass rule.")] = gc.DEFAULT_RTOL,

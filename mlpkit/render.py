@@ -11,7 +11,6 @@ import os
 import re
 import sys
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from rich import box
