@@ -78,8 +78,8 @@ def validate_state(path: Path, state: dict, cfg: Config, trainer: Any, arrays: d
     def bad(field: str, why: str) -> CheckpointError:
         return CheckpointError(f"{path}: trainer state {field!r} {why}")
 
-    expected = {"epoch", "step", "shuffle_rng", "dropout_rng", "loss_sum", "lr", "norm_sums", "norm_count", "history",
-                "best_val_acc", "best_epoch", "bad_epochs"}
+    expected = {"epoch", "step", "shuffle_rng", "dropout_rng", "augment_rng", "loss_sum", "lr", "norm_sums",
+                "norm_count", "history", "best_val_acc", "best_epoch", "bad_epochs"}
     missing, extra = expected - set(state), set(state) - expected
     if missing:
         raise bad(sorted(missing)[0], "is missing")
@@ -90,7 +90,7 @@ def validate_state(path: Path, state: dict, cfg: Config, trainer: Any, arrays: d
         raise bad("epoch", f"must be an integer in [0, {MAX_EPOCH:,}]")
     if not _is_int(step, 0, trainer.steps_per_epoch - 1):
         raise bad("step", f"must be an integer in [0, {trainer.steps_per_epoch - 1}] (steps per epoch - 1)")
-    for k in ("shuffle_rng", "dropout_rng"):
+    for k in ("shuffle_rng", "dropout_rng", "augment_rng"):
         if not _rng_state(state[k]):
             raise bad(k, "is not a valid PCG64 generator state")
     if not (_is_number(state["loss_sum"]) and state["loss_sum"] >= 0):

@@ -79,6 +79,31 @@ _LAYER_OPTIONS = {
 
 
 @dataclass(frozen=True)
+class ElasticConfig:
+    alpha: float = _f(help="elastic: the displacement's scale in pixels (Simard et al. 2003: 34 for MNIST)", min=0.0,
+                      max=100.0)
+    sigma: float = _f(help="elastic: the smoothing Gaussian's standard deviation in pixels (Simard: 4)",
+                      min_excl=0.0, max=20.0)
+    p: float = _f(1.0, help="elastic: the probability that an image is distorted", min=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class AffineConfig:
+    rotate: float = _f(0.0, help="affine: the largest rotation, in degrees either way", min=0.0, max=180.0)
+    scale: float = _f(0.0, help="affine: the largest zoom, as a fraction (0.1: 0.9 to 1.1)", min=0.0, max=0.9)
+    shear: float = _f(0.0, help="affine: the largest shear, in degrees either way", min=0.0, max=60.0)
+    translate: float = _f(0.0, help="affine: the largest shift, as a fraction of the image's side", min=0.0,
+                          max=0.5)
+    p: float = _f(1.0, help="affine: the probability that an image is transformed", min=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    elastic: ElasticConfig | None = _f(None, help="elastic distortions; null: none")
+    affine: AffineConfig | None = _f(None, help="random affine maps; null: none")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     dataset: str = _f("digits", help="digits | mnist | path/to/file.npz")
     data_dir: str | None = _f(None, help="folder holding the dataset's IDX files")
@@ -93,6 +118,8 @@ class DataConfig:
     test_fraction: float = _f(0.2, help="an image folder without train/ and test/, or a CSV: the share of each class "
                               "held out as the test split", min_excl=0.0, max_excl=1.0)
     label_column: str = _f("label", help="a CSV with a header: the column holding the labels")
+    augment: AugmentConfig | None = _f(None, help="transforms applied to each training image, freshly every epoch "
+                                       "(never at evaluation); null: none")
 
 
 @dataclass(frozen=True)

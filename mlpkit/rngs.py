@@ -15,8 +15,9 @@ class Rngs:
     init: np.random.Generator
     shuffle: np.random.Generator
     dropout: np.random.Generator
+    augment: np.random.Generator  # data augmentation (the fourth child: the first three are as they always were)
 
     @classmethod
     def from_seed(cls, seed: int) -> Rngs:
-        a, b, c = np.random.SeedSequence(seed).spawn(3)
-        return cls(np.random.default_rng(a), np.random.default_rng(b), np.random.default_rng(c))
+        a, b, c, d = np.random.SeedSequence(seed).spawn(4)
+        return cls(*(np.random.default_rng(s) for s in (a, b, c, d)))

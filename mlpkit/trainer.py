@@ -15,7 +15,7 @@ import numpy as np
 from .build import build_model, check_model_fits_data, layout_for
 from .config import Config
 from .data import Dataset, Split, prepare_splits, to_float
-from .errors import DivergenceError
+from .errors import ConfigError, DivergenceError
 from .losses import cross_entropy_per_sample
 from .model import MLP
 from .optim import SGD
@@ -130,6 +130,13 @@ class Trainer:
         self.bad_epochs = 0  # epochs since the best one
         self.improved = False  # whether the last finished epoch set a new best
         self.best_params: dict[str, np.ndarray] | None = None  # kept with early stopping only
+        aug = cfg.data.augment
+        self._augment = None if aug is None else {
+            "elastic": dataclasses.asdict(aug.elastic) if aug.elastic else None,
+            "affine": dataclasses.asdict(aug.affine) if aug.affine else None}
+        if self._augment is not None and len(self.data.image_shape) != 2:
+            raise ConfigError(f"data.augment: transforms images, but {self.data.name}'s examples are not images "
+                              f"(shape {self.data.image_shape})")
         # The shuffle generator's state before drawing the current epoch's order: with it, a
         # resumed run redraws the same order and skips the steps already done.
         self._shuffle_start = self.rngs.shuffle.bit_generator.state
@@ -175,7 +182,8 @@ class Trainer:
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught by value, in _step
             for step in range(self.step + 1, len(batches) + 1):
                 idx = batches[step - 1]
-                xb = to_float(x[idx], self.data.scale, model.dtype, model.layout, self.data.shift)  # (B, D)
+                xs = self._augmented(x[idx]) if self._augment is not None else x[idx]  # (B, D) stored units
+                xb = to_float(xs, self.data.scale, model.dtype, model.layout, self.data.shift)  # (B, D)
                 loss = self.train_step(xb, y[idx], epoch, step)
                 if step % self.norm_every == 0:
                     self._measure_grad_norms(epoch, step)
@@ -191,6 +199,14 @@ class Trainer:
         self.history.append(metrics)
         self._track_best(metrics)
         return metrics
+
+    def _augmented(self, xs: np.ndarray) -> np.ndarray:
+        """The batch's images (B, D), transformed by data.augment with the run's augment stream."""
+        from .augment import augment
+
+        h, w = self.data.image_shape
+        out = augment(xs.reshape(len(xs), h, w), self.rngs.augment, **self._augment)
+        return out.reshape(len(xs), h * w)
 
     def _track_best(self, m: EpochMetrics) -> None:
         """A new best validation accuracy (by more than early stopping's min_delta), or one more epoch without."""
@@ -230,6 +246,7 @@ class Trainer:
             "step": self.step,
             "shuffle_rng": shuffle_state,
             "dropout_rng": self.rngs.dropout.bit_generator.state,
+            "augment_rng": self.rngs.augment.bit_generator.state,
             "loss_sum": self._loss_sum,
             "lr": self.optimizer.lr,
             "norm_sums": self._norm_sums,
@@ -249,6 +266,7 @@ class Trainer:
         self.rngs.shuffle.bit_generator.state = meta["shuffle_rng"]
         self._shuffle_start = meta["shuffle_rng"]
         self.rngs.dropout.bit_generator.state = meta["dropout_rng"]
+        self.rngs.augment.bit_generator.state = meta["augment_rng"]
         self._loss_sum = float(meta["loss_sum"])
         self._norm_sums = {k: float(v) for k, v in meta["norm_sums"].items()}
         self._norm_count = int(meta.get("norm_count", 0))

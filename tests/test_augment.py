@@ -1,0 +1,156 @@
+"""data.augment: the transforms against hand-computed cases, and runs with augmentation exact and resumable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mlpkit import api, augment
+from mlpkit.cli import app
+from mlpkit.config import config_from_dict
+from mlpkit.data import load_digits
+from mlpkit.errors import ConfigError, Interrupted
+from mlpkit.runs import RunWriter
+from mlpkit.trainer import Trainer, fit
+
+from .conftest import CONFIGS
+
+runner = CliRunner()
+AUG = {"elastic": {"alpha": 2.0, "sigma": 1.0}, "affine": {"rotate": 10, "scale": 0.1, "shear": 5, "translate": 0.1}}
+
+
+def _images(n=6, h=8, w=8, seed=0):
+    return np.random.default_rng(seed).integers(0, 17, (n, h, w)).astype(np.uint8)
+
+
+def test_identity_parameters_return_the_image():
+    x = _images()
+    rng = np.random.default_rng(1)
+    zero = {"elastic": {"alpha": 0.0, "sigma": 2.0}, "affine": {"rotate": 0, "scale": 0, "shear": 0, "translate": 0}}
+    np.testing.assert_array_equal(augment.augment(x, rng, **zero), x.astype(np.float32))
+    np.testing.assert_array_equal(augment.augment(x, rng), x.astype(np.float32))  # no transform at all
+
+
+def test_a_whole_pixel_translation_moves_the_image_exactly():
+    x = _images(1, 10, 12)
+    rows, cols = augment.affine_grid(10, 12, np.zeros(1), np.ones(1), np.zeros(1), np.array([[2.0, -3.0]]))
+    out = augment.sample(x, np.stack([np.zeros((1, 10, 12)), rows, cols]))
+    np.testing.assert_array_equal(out[0, 2:, :9], x[0, :8, 3:])  # down 2, left 3
+    assert (out[0, :2] == 0).all() and (out[0, :, 9:] == 0).all()  # what came from outside is background
+
+
+def test_a_quarter_turn_is_a_rotation_of_the_array():
+    x = _images(1, 9, 9)
+    rows, cols = augment.affine_grid(9, 9, np.array([np.pi / 2]), np.ones(1), np.zeros(1), np.zeros((1, 2)))
+    out = augment.sample(x, np.stack([np.zeros((1, 9, 9)), rows, cols]))
+    np.testing.assert_allclose(out[0], np.rot90(x[0], k=1), atol=1e-4)
+
+
+def test_outputs_stay_in_range_and_vary():
+    x = _images(20)
+    rng = np.random.default_rng(3)
+    a, b = augment.augment(x, rng, **AUG), augment.augment(x, rng, **AUG)
+    assert a.dtype == np.float32 and a.min() >= 0 and a.max() <= x.max()
+    assert not np.array_equal(a, b) and not np.array_equal(a, x)
+
+
+def _cfg(**train):
+    return config_from_dict({"seed": 2, "data": {"validation": 200, "augment": AUG},
+                             "model": {"layers": [{"linear": 32}, "sigmoid", {"dropout": 0.2}, {"linear": 10}]},
+                             "train": {"epochs": 3, "batch_size": 32, "lr": 0.2, "momentum": 0.9, **train}})
+
+
+def test_augmented_training_is_reproducible_and_differs_from_plain():
+    runs = []
+    for cfg in (_cfg(), _cfg()):
+        t = Trainer(cfg, load_digits())
+        fit(t)
+        runs.append({k: v.tobytes() for k, v in t.model.named_params().items()})
+    assert runs[0] == runs[1]
+    plain = config_from_dict({**_cfg().to_dict(), "data": {**_cfg().to_dict()["data"], "augment": None}})
+    t = Trainer(plain, load_digits())
+    fit(t)
+    assert {k: v.tobytes() for k, v in t.model.named_params().items()} != runs[0]
+
+
+def test_evaluation_never_augments():
+    t = Trainer(_cfg(), load_digits())
+    state = t.rngs.augment.bit_generator.state
+    t.evaluate_test()
+    assert t.rngs.augment.bit_generator.state == state
+
+
+@pytest.mark.parametrize("stop_at", [(1, 10), (2, 0), (3, 5)])
+def test_augmented_runs_resume_exactly(tmp_path, stop_at):
+    ref = Trainer(_cfg(), load_digits())
+    fit(ref)
+    cfg = _cfg()
+    t = Trainer(cfg, load_digits())
+    writer = RunWriter(tmp_path / "run", cfg)
+
+    def after_step(tr):
+        if (tr.epoch + 1, tr.step) == stop_at:
+            writer.checkpoint(tr)
+            return True
+        return False
+
+    if stop_at[1] == 0:
+        while t.epoch < stop_at[0] - 1:
+            t.train_epoch()
+            writer.epoch_done(t, 0.0)
+    else:
+        while t.train_epoch(after_step=after_step) is not None:
+            writer.epoch_done(t, 0.0)
+    writer.close()
+    resumed, w2, _ = api.resume(tmp_path / "run")
+    w2.close()
+    fit(resumed)
+    assert {k: v.tobytes() for k, v in resumed.model.named_params().items()} == \
+        {k: v.tobytes() for k, v in ref.model.named_params().items()}
+    assert resumed.history == ref.history
+
+
+def test_an_interrupted_augmented_cli_run_resumes_to_the_same_bytes(tmp_path):
+    q = str(CONFIGS / "quickstart.yaml")
+    sets = ["--set", "data.augment.elastic.alpha=2", "--set", "data.augment.elastic.sigma=1", "--set",
+            "data.augment.affine.rotate=8", "--epochs", "3"]
+    assert runner.invoke(app, ["train", q, *sets, "--out", str(tmp_path / "whole"), "-q"]).exit_code == 0
+    overrides = tuple(s for s in sets if s != "--set" and not s.startswith("--"))
+    trainer, writer = api.start_run(q, (*overrides[:-1], "train.epochs=3"), tmp_path / "part")
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return 2 if len(calls) == trainer.steps_per_epoch + 7 else 0
+
+    with pytest.raises(Interrupted):
+        api.train_run(trainer, writer, stop_requested=stop)
+    assert runner.invoke(app, ["train", "--resume", str(tmp_path / "part"), "-q"]).exit_code == 0
+    assert (tmp_path / "part" / "model.npz").read_bytes() == (tmp_path / "whole" / "model.npz").read_bytes()
+
+
+@pytest.mark.parametrize("key,value,expect", [
+    ("data.augment.elastic.sigma", "0", "must be > 0"),
+    ("data.augment.elastic.alpha", "-1", "must be >= 0"),
+    ("data.augment.affine.rotate", "400", "must be <= 180"),
+    ("data.augment.affine.translate", "0.9", "must be <= 0.5"),
+    ("data.augment.affine.spin", "3", "unknown key"),
+    ("data.augment.elastic.p", "2", "must be <= 1"),
+])
+def test_augment_settings_are_validated(key, value, expect):
+    base = ["--set", "data.augment.elastic.alpha=2", "--set", "data.augment.elastic.sigma=1"] if "elastic" in key else []
+    r = runner.invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), *base, "--set", f"{key}={value}", "--dry-run"])
+    assert r.exit_code == 2 and expect in r.output and key.split(".")[-1] in r.output
+
+
+def test_augmenting_data_that_is_not_images_is_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    p = tmp_path / "flat.npz"
+    np.savez(p, x_train=rng.random((40, 5)), y_train=np.arange(40) % 2, x_test=rng.random((4, 5)), y_test=np.arange(4) % 2)
+    cfg = config_from_dict({"data": {"dataset": str(p), "augment": {"affine": {"rotate": 5}}},
+                            "model": {"layers": [{"linear": 2}]}})
+    from mlpkit.data import load_dataset
+
+    with pytest.raises(ConfigError, match="data.augment: transforms images"):
+        Trainer(cfg, load_dataset(str(p)))
