@@ -512,6 +512,33 @@ def data_download(
         _show(result, json_, render.downloaded)
 
 
+@data_app.command("preview")
+def data_preview(
+    config: Annotated[Path, typer.Argument(help="A YAML config with data.augment.", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write a PNG grid instead of drawing in the "
+                                                "terminal: originals on top, augmented versions below.",
+                                                show_default=False)] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, max=64, help="Training images shown.")] = 6,
+    versions: Annotated[int, typer.Option(min=1, max=16, help="Augmented versions of each.")] = 2,
+    set_: SetOpt = None,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """See what data.augment does before training for an hour: training images beside augmented copies.
+
+    Example: [bold]mlpkit data preview configs/quickstart.yaml --set data.augment.affine.rotate=15[/bold]
+    """
+    with _errors():
+        p = api.preview_augment(config, tuple(set_ or ()), _source(data_dir, offline, json_), count, versions)
+        if out is not None:
+            where = api.preview_png(p, out)
+            _show({"figure": str(where), "dataset": p.dataset, "settings": p.settings}, json_,
+                  lambda r: render.console.print(f"preview written to {r['figure']}"))
+        else:
+            _show(p, json_, render.augment_preview)
+
+
 @data_app.command("info")
 def data_info(
     name: Annotated[str, typer.Argument(help="A dataset name or a path to an .npz file.", show_default=False)],

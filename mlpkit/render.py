@@ -536,6 +536,23 @@ def exported(r: Any) -> None:
     console.print(f"{r.format} written to {escape(r.file)} ({r.bytes:,} bytes): {stack}")
 
 
+def augment_preview(p: Any) -> None:
+    """Each training image, then its augmented versions, side by side in block characters."""
+    import numpy as np
+
+    from .images import block_art
+
+    rows = [np.asarray(p.originals)] + [np.asarray(a) for a in p.augmented]
+    per_line = max(1, console.width // (2 * rows[0].shape[2] + 2) // len(rows))
+    console.print(f"{p.dataset}: each original, then {len(rows) - 1} augmented version(s)")
+    for start in range(0, rows[0].shape[0], per_line):
+        arts = [block_art(r[k]).split("\n") for k in range(start, min(start + per_line, rows[0].shape[0]))
+                for r in rows]
+        for line in zip(*arts):
+            console.print(Text("  ".join(line), style="white on black"), soft_wrap=True)
+        console.print("")
+
+
 def run_list(rows: list[Any]) -> None:
     if not rows:
         console.print("no runs here")

@@ -154,3 +154,24 @@ def test_augmenting_data_that_is_not_images_is_refused(tmp_path):
 
     with pytest.raises(ConfigError, match="data.augment: transforms images"):
         Trainer(cfg, load_dataset(str(p)))
+
+
+PREVIEW = ["--set", "data.augment.affine.rotate=20", "--set", "data.augment.elastic.alpha=2", "--set",
+           "data.augment.elastic.sigma=1"]
+
+
+def test_data_preview_draws_originals_and_augmented_copies(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")
+    r = runner.invoke(app, ["data", "preview", str(CONFIGS / "quickstart.yaml"), *PREVIEW, "-n", "4"])
+    assert r.exit_code == 0 and "each original, then 2 augmented version(s)" in r.output and "█" in r.output
+    assert max(len(line.rstrip()) for line in r.stdout.splitlines()) <= 60
+    r = runner.invoke(app, ["data", "preview", str(CONFIGS / "quickstart.yaml"), *PREVIEW, "-n", "3", "--json"])
+    data = __import__("json").loads(r.stdout)
+    orig, aug = np.asarray(data["originals"]), np.asarray(data["augmented"])
+    assert orig.shape == (3, 8, 8) and aug.shape == (2, 3, 8, 8) and 0 <= aug.min() and aug.max() <= 1
+    np.testing.assert_allclose(orig[0] * 16, load_digits().x_train[0].reshape(8, 8))
+    out = tmp_path / "grid.png"
+    r = runner.invoke(app, ["data", "preview", str(CONFIGS / "quickstart.yaml"), *PREVIEW, "-o", str(out)])
+    assert r.exit_code == 0 and out.read_bytes()[:4] == b"\x89PNG"
+    r = runner.invoke(app, ["data", "preview", str(CONFIGS / "quickstart.yaml")])
+    assert r.exit_code == 2 and "has no data.augment to preview" in r.output
