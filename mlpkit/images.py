@@ -177,7 +177,7 @@ def load_inputs(inputs: list[str | Path], side: int) -> list[tuple[str, np.ndarr
         elif not p.exists():
             raise DataError(f"{p}: no such file or folder")
         elif p.suffix.lower() == ".npz":
-            arrays = npzio.read_npz(p, DataError, "a readable .npz of images")
+            arrays = npzio.read_npz(p, DataError, "a readable .npz of images", max_bytes=4 * MAX_FILE_BYTES)
             if not arrays:
                 raise DataError(f"{p}: holds no arrays")
             key = "x" if "x" in arrays else ("x_test" if "x_test" in arrays else next(iter(arrays)))

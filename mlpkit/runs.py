@@ -21,6 +21,7 @@ import dataclasses
 import fcntl
 import io
 import json
+import math
 import os
 import tempfile
 import time
@@ -335,13 +336,25 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def stored_data(path: Path, meta: dict) -> dict | None:
-    """The data record of a weights file's metadata (None in files written before it was kept)."""
+    """The data record of a weights file's metadata (None in files written before it was kept), every
+    field checked: it decides how inputs are scaled (``predict``, ``export``) and where data is read."""
     d = meta.get("data")
     if d is None:
         return None
-    ok = (isinstance(d, dict) and isinstance(d.get("dataset"), str) and len(d["dataset"]) <= 4096
+
+    def number(v: Any, positive: bool = False) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > 0 or not positive)
+
+    ok = (isinstance(d, dict) and isinstance(d.get("dataset"), str) and 0 < len(d["dataset"]) <= 4096
           and (d.get("location") is None or (isinstance(d["location"], str) and 0 < len(d["location"]) <= 4096
                                              and "\x00" not in d["location"])))
+    if ok and "scale" in d:  # records since image inputs were kept: all of these, or the file is malformed
+        shape, names = d.get("image_shape"), d.get("class_names")
+        ok = (number(d.get("scale"), positive=True) and number(d.get("shift")) and number(d.get("pixel_max"), True)
+              and isinstance(shape, list) and 1 <= len(shape) <= 3
+              and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100_000 for v in shape)
+              and isinstance(names, list) and len(names) <= 100_000
+              and all(isinstance(v, str) and len(v) <= 256 for v in names))
     if not ok:
         raise CheckpointError(f"{path}: its record of where the data came from is malformed")
     return d

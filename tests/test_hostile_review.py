@@ -537,3 +537,20 @@ def test_20_file_contents_are_never_echoed(tmp_path):
     for args in (["evaluate", str(txt)], ["data", "info", str(txt)]):
         line = _one_line(runner.invoke(app, args))
         assert "allow_pickle" not in line and "just text" not in line
+
+
+@pytest.mark.parametrize("field,value", [("pixel_max", "255"), ("scale", -1.0), ("shift", float("nan")),
+                                          ("image_shape", [28, "28"]), ("class_names", [1, 2]),
+                                          ("location", "\x00"), ("image_shape", [10**9])])
+def test_a_crafted_data_record_is_refused_by_every_reader(run_dir, tmp_path, field, value):
+    a = _arrays(run_dir / "model.npz")
+    meta = json.loads(str(a[META_KEY]))
+    meta["data"][field] = value
+    p = tmp_path / "crafted.npz"
+    p.write_bytes(npz_bytes({**a, META_KEY: np.array(json.dumps(meta))}))
+    img = tmp_path / "x.npy"
+    np.save(img, np.zeros((1, 8, 8), np.uint8))
+    for args in (["evaluate", str(p)], ["predict", str(p), str(img)], ["export", str(p), "-o", str(tmp_path / "m.onnx")],
+                 ["inspect-grads", str(p), "-q"]):
+        line = _one_line(runner.invoke(app, args))
+        assert "its record of where the data came from is malformed" in line and str(p) in line
