@@ -554,3 +554,62 @@ def test_a_crafted_data_record_is_refused_by_every_reader(run_dir, tmp_path, fie
                  ["inspect-grads", str(p), "-q"]):
         line = _one_line(runner.invoke(app, args))
         assert "its record of where the data came from is malformed" in line and str(p) in line
+
+
+# --------------------------------------------------------------------------- the new readers: images, folders, runs
+
+IMAGE_FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+
+@IMAGE_FUZZ
+@given(st.sampled_from([".png", ".jpg", ".bmp", ".gif", ".npy", ".npz", ".csv", ".tif", ".webp"]),
+       st.binary(max_size=400) | st.sampled_from([b"\x89PNG\r\n\x1a\n", b"GIF89a", b"\x93NUMPY\x01\x00", b"BM",
+                                                  b"1,2,3\n", b"label\n"]))
+def test_predict_reads_any_bytes_as_one_line_or_an_answer(run_dir, tmp_path_factory, suffix, data):
+    p = tmp_path_factory.mktemp("pf") / f"input{suffix}"
+    p.write_bytes(data)
+    r = runner.invoke(app, ["predict", str(run_dir), str(p), "--json"])
+    assert r.exit_code in (0, 2) and "Traceback" not in r.output, r.output
+    if r.exit_code == 2:
+        assert str(p) in " ".join(r.output.split())
+
+
+@IMAGE_FUZZ
+@given(st.lists(st.tuples(st.sampled_from(["metrics.jsonl", "results.json", "run.json", "config.yaml"]),
+                          st.binary(max_size=200) | st.sampled_from([b'{"epoch": "x"}\n', b"[1, 2]", b"{}",
+                                                                     b'{"status": 5, "started": []}', b"model: 7"])),
+                min_size=1, max_size=4))
+def test_runs_compare_and_plot_survive_damaged_run_files(done_runs, tmp_path_factory, files):
+    root = tmp_path_factory.mktemp("dmg")
+    run = root / "r"
+    for src in done_runs.iterdir():
+        if src.is_file():
+            (run / src.name).parent.mkdir(parents=True, exist_ok=True)
+            (run / src.name).write_bytes(src.read_bytes())
+    (run / "checkpoints").mkdir(exist_ok=True)
+    for name, data in files:
+        (run / name).write_bytes(data)
+    for args in (["runs", str(root), "--json"], ["compare", str(run), str(done_runs), "--json"],
+                 ["plot", str(run), "-o", str(root / "c.png"), "--json"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code in (0, 2) and "Traceback" not in r.output, (args, r.output)
+
+
+@pytest.fixture(scope="module")
+def done_runs(tmp_path_factory):
+    run = tmp_path_factory.mktemp("done") / "run"
+    assert runner.invoke(app, ["train", Q, "--epochs", "2", "--out", str(run), "-q"]).exit_code == 0
+    return run
+
+
+@IMAGE_FUZZ
+@given(st.sampled_from([".png", ".jpg", ".bmp", ".txt", ""]), st.binary(max_size=300))
+def test_an_image_folder_with_any_bytes_is_one_line_or_a_dataset(tmp_path_factory, suffix, data):
+    root = tmp_path_factory.mktemp("fold")
+    for c in ("a", "b"):
+        (root / c).mkdir()
+        (root / c / f"x{suffix}").write_bytes(data)
+    r = runner.invoke(app, ["data", "info", str(root), "--json"])
+    assert r.exit_code in (0, 2) and "Traceback" not in r.output, r.output
+    if r.exit_code == 2:
+        assert str(root) in " ".join(r.output.split())
