@@ -36,6 +36,8 @@ class MLP:
         self.training = True
         self.layout = layout
         self._first_param_layer = next((i for i, layer in enumerate(layers) if layer.params), 0)
+        # The stack never changes after construction: its parameter list is built once, not per step.
+        self._parameters = tuple((f"layers.{i}.{k}", layer, k) for i, layer in enumerate(layers) for k in layer.params)
 
     # -- modes ---------------------------------------------------------------
     def train(self, mode: bool = True) -> MLP:
@@ -88,9 +90,9 @@ class MLP:
         return dout
 
     # -- parameters ----------------------------------------------------------
-    def parameters(self) -> list[tuple[str, Layer, str]]:
+    def parameters(self) -> tuple[tuple[str, Layer, str], ...]:
         """(name, layer, key) of every parameter, input to output: ``layer.params[key]`` is it."""
-        return [(f"layers.{i}.{k}", layer, k) for i, layer in enumerate(self.layers) for k in layer.params]
+        return self._parameters
 
     def named_params(self) -> dict[str, np.ndarray]:
         return {name: layer.params[k] for name, layer, k in self.parameters()}

@@ -45,6 +45,7 @@ class SGD:
 
     def __init__(self, model: MLP, lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
         self.params = model.parameters()
+        self._layers = list({id(layer): layer for _, layer, _ in self.params}.values())  # each once, for constraints
         self.lr = float(lr)
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
@@ -75,7 +76,7 @@ class SGD:
                 if wd:
                     p *= p.dtype.type(1.0 - lr * wd)
                 blas.axpy(-lr, layer.grads[key], p)  # p ← p − lr·g
-        for layer in {id(layer): layer for _, layer, _ in self.params}.values():
+        for layer in self._layers:
             layer.apply_constraints()
 
     # -- checkpoints -----------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .augment import augment
 from .build import build_model, check_model_fits_data, layout_for
 from .config import Config
 from .data import Dataset, Split, prepare_splits, to_float
@@ -121,6 +122,9 @@ class Trainer:
         # Nielsen's L2 term (λ/2n)·Σw² on the mean loss is weight decay λ/n.
         wd = t.weight_decay if not t.l2 else t.l2 / len(self.train_split)
         self.optimizer = SGD(self.model, lr_at(t, 0), momentum_at(t, 0), wd)
+        self._biases = [(name, layer) for name, layer, key in self.model.parameters() if key == "b"]
+        # The loss above which training has exploded: EXPLOSION_FACTOR × log C.
+        self.explosion_loss = EXPLOSION_FACTOR * math.log(max(2, self.data.num_classes))
         self.epoch = 0  # epochs completed
         self.step = 0  # steps completed in the current epoch (0 at an epoch boundary)
         self.history: list[EpochMetrics] = []
@@ -202,8 +206,6 @@ class Trainer:
 
     def _augmented(self, xs: np.ndarray) -> np.ndarray:
         """The batch's images (B, D), transformed by data.augment with the run's augment stream."""
-        from .augment import augment
-
         h, w = self.data.image_shape
         out = augment(xs.reshape(len(xs), h, w), self.rngs.augment, **self._augment)
         return out.reshape(len(xs), h * w)
@@ -300,8 +302,8 @@ class Trainer:
                 f"uniform guess ({self._largest_weight()}); try a {self.advice()}"
             )
         model.backward()
-        for name, layer, key in model.parameters():
-            if key == "b" and not math.isfinite(layer.grad_sqnorm(key)):  # cheap: one value per unit
+        for name, layer in self._biases:
+            if not math.isfinite(layer.grad_sqnorm("b")):  # cheap: one value per unit
                 raise DivergenceError(
                     f"the gradient of {name} became NaN or infinite at epoch {epoch}, step {step}; try a "
                     f"{self.advice()}"
@@ -329,11 +331,6 @@ class Trainer:
             return (f"smaller learning rate or weight decay (train.lr × weight decay is {self.optimizer.lr * wd:g}; "
                     "at 1 or more each step overshoots zero)")
         return f"smaller learning rate (train.lr is {t.lr:g})"
-
-    @property
-    def explosion_loss(self) -> float:
-        """The loss above which training has exploded: EXPLOSION_FACTOR × log C."""
-        return EXPLOSION_FACTOR * math.log(max(2, self.data.num_classes))
 
     def _largest_weight(self) -> str:
         """The Linear layer holding the largest weight, and how large it is."""

@@ -35,10 +35,11 @@ def _trainer(arch: str, data_dir: str | None) -> trainer.Trainer:
     return trainer.Trainer(bench.mlpkit_config(arch), ds)
 
 
-def _epoch_steps(t: trainer.Trainer, steps: int) -> float:
+def _epoch_steps(t: trainer.Trainer, steps: int, after_warmup=lambda: None) -> float:
     """Seconds per step over ``steps`` steps of the real epoch loop (after a warm-up)."""
     t.train_epoch(after_step=lambda tr: tr.step >= 100)
     t.step = 0
+    after_warmup()
     t0 = time.perf_counter()
     t.train_epoch(after_step=lambda tr: tr.step >= steps)
     return (time.perf_counter() - t0) / steps
@@ -72,13 +73,7 @@ def profile(arch: str, data_dir: str | None, steps: int) -> list[tuple[str, floa
     wrap(optim.SGD, "step", "update (fused xᵀ·dY GEMMs, biases)")
     wrap(trainer.Trainer, "_measure_grad_norms", "gradient-norm diagnostics")
     try:
-        t = _trainer(arch, data_dir)
-        measured = _epoch_steps(t, steps)
-        spent.clear()
-        t.step = 0
-        t0 = time.perf_counter()
-        t.train_epoch(after_step=lambda tr: tr.step >= steps)
-        measured = (time.perf_counter() - t0) / steps
+        measured = _epoch_steps(_trainer(arch, data_dir), steps, after_warmup=spent.clear)
     finally:
         for owner, name, real in patches:
             setattr(owner, name, real)
@@ -99,7 +94,7 @@ def main() -> None:
         rows = profile(arch, args.data_dir, steps)
         step = rows[-1][1]
         print(f"\n{arch}: {bench.describe(arch)} — {steps} steps, {1e6 * step:.1f} µs per step unwrapped")
-        print(f"| phase | µs per step | share of the step |\n|---|---|---|")
+        print("| phase | µs per step | share of the step |\n|---|---|---|")
         for name, v in rows[:-1]:
             print(f"| {name} | {1e6 * v:.1f} | {100 * v / step:.0f} % |")
 

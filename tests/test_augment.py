@@ -11,9 +11,9 @@ from mlpkit.cli import app
 from mlpkit.config import config_from_dict
 from mlpkit.data import load_digits
 from mlpkit.errors import ConfigError, Interrupted
-from mlpkit.runs import RunWriter
 from mlpkit.trainer import Trainer, fit
 
+from .resume_helpers import stop_run_at
 from .conftest import CONFIGS
 
 runner = CliRunner()
@@ -87,24 +87,10 @@ def test_augmented_runs_resume_exactly(tmp_path, stop_at):
     fit(ref)
     cfg = _cfg()
     t = Trainer(cfg, load_digits())
-    writer = RunWriter(tmp_path / "run", cfg)
-
-    def after_step(tr):
-        if (tr.epoch + 1, tr.step) == stop_at:
-            writer.checkpoint(tr)
-            return True
-        return False
-
-    if stop_at[1] == 0:
-        while t.epoch < stop_at[0] - 1:
-            t.train_epoch()
-            writer.epoch_done(t, 0.0)
-    else:
-        while t.train_epoch(after_step=after_step) is not None:
-            writer.epoch_done(t, 0.0)
-    writer.close()
+    stop_run_at(t, tmp_path / "run", stop_at)
     resumed, w2, _ = api.resume(tmp_path / "run")
     w2.close()
+    assert (resumed.epoch + 1, resumed.step) == stop_at
     fit(resumed)
     assert {k: v.tobytes() for k, v in resumed.model.named_params().items()} == \
         {k: v.tobytes() for k, v in ref.model.named_params().items()}

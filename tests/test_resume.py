@@ -18,9 +18,10 @@ from mlpkit import api
 from mlpkit.cli import app
 from mlpkit.config import config_from_dict
 from mlpkit.data import load_digits
-from mlpkit.runs import RunWriter, read_checkpoint
+from mlpkit.runs import read_checkpoint
 from mlpkit.trainer import Trainer, fit
 
+from .resume_helpers import stop_run_at
 from .conftest import ROOT
 
 runner = CliRunner()
@@ -53,23 +54,8 @@ def test_stop_and_resume_in_process_is_bit_identical(reference, tmp_path, stop_a
     """Stop at (epoch, step) via a checkpoint, restore into a fresh process state, finish."""
     cfg = config_from_dict(CFG)
     t = Trainer(cfg, load_digits())
-    writer = RunWriter(tmp_path / "run", cfg)
-
-    def after_step(tr):
-        if (tr.epoch + 1, tr.step) == stop_at:
-            writer.checkpoint(tr)
-            return True
-        return False
-
-    if stop_at[1] == 0:  # an epoch boundary: the epoch-end checkpoint
-        while t.epoch < stop_at[0] - 1:
-            t.train_epoch()
-            writer.epoch_done(t, 0.0)
-    else:
-        while t.train_epoch(after_step=after_step) is not None:
-            writer.epoch_done(t, 0.0)
+    stop_run_at(t, tmp_path / "run", stop_at)
     del t
-    writer.close()
     resumed, w2, plan = api.resume(tmp_path / "run")
     w2.close()
     assert (resumed.epoch + 1, resumed.step) == stop_at and plan.warnings == []
