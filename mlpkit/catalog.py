@@ -19,10 +19,9 @@ from typing import Any
 
 from .config import parse_yaml
 from .errors import CheckpointError, ConfigError
-from .runs import CHECKPOINTS, LOCK_NAME, RUN_INFO, read_run_info
+from .runs import CHECKPOINTS, LOCK_NAME, RUN_INFO, read_run_info, small_text
 
 MAX_DEPTH = 3  # runs/<name>, runs/<group>/<name>, ...
-MAX_FILE = 64 << 20  # bytes of metrics.jsonl or results.json read at most
 
 
 @dataclass(frozen=True)
@@ -40,18 +39,9 @@ class RunRow:
     status: str  # finished | running | interrupted | diverged | unknown
 
 
-def _small_text(p: Path) -> str | None:
-    try:
-        if p.is_symlink() or not p.is_file() or p.stat().st_size > MAX_FILE:
-            return None
-        return p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def read_metrics(run: Path) -> list[dict]:
     """The run's metrics.jsonl rows (unreadable lines are skipped)."""
-    text = _small_text(run / "metrics.jsonl") or ""
+    text = small_text(run / "metrics.jsonl") or ""
     rows = []
     for line in text.splitlines():
         with contextlib.suppress(ValueError, RecursionError):
@@ -62,7 +52,7 @@ def read_metrics(run: Path) -> list[dict]:
 
 
 def read_results(run: Path) -> dict:
-    text = _small_text(run / "results.json")
+    text = small_text(run / "results.json")
     with contextlib.suppress(TypeError, ValueError, RecursionError):
         data = json.loads(text)  # type: ignore[arg-type]
         return data if isinstance(data, dict) else {}
@@ -71,7 +61,7 @@ def read_results(run: Path) -> dict:
 
 def read_config(run: Path) -> dict:
     """The run's resolved config as plain data ({} if unreadable)."""
-    text = _small_text(run / "config.yaml")
+    text = small_text(run / "config.yaml")
     if text is None:
         return {}
     with contextlib.suppress(ConfigError):

@@ -266,16 +266,24 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+def small_text(p: Path, limit: int = 64 << 20) -> str | None:
+    """A run file's text, or None when it is missing, a link, larger than ``limit`` bytes or not UTF-8."""
+    try:
+        if p.is_symlink() or not p.is_file() or p.stat().st_size > limit:
+            return None
+        return p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def read_run_info(path: Path) -> dict:
     """The run's run.json, or {} when it is missing or unreadable (older runs have none)."""
+    text = small_text(path / RUN_INFO, 1 << 20)
     try:
-        p = path / RUN_INFO
-        if p.is_symlink() or p.stat().st_size > 1 << 20:
-            return {}
-        info = json.loads(p.read_text())
-        return info if isinstance(info, dict) else {}
-    except (OSError, ValueError, RecursionError):
+        info = json.loads(text) if text is not None else {}
+    except (ValueError, RecursionError):
         return {}
+    return info if isinstance(info, dict) else {}
 
 
 def data_record(cfg: Config, ds: Any) -> dict:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .augment import augment
 from .build import build_model, check_model_fits_data, layout_for
 from .config import Config
 from .data import Dataset, Split, prepare_splits, to_float
@@ -135,6 +134,10 @@ class Trainer:
         self.improved = False  # whether the last finished epoch set a new best
         self.best_params: dict[str, np.ndarray] | None = None  # kept with early stopping only
         aug = cfg.data.augment
+        if aug is not None:  # imported only when used: scipy.ndimage costs memory a run without it never needs
+            from .augment import augment
+
+            self._augment_fn = augment
         self._augment = None if aug is None else {
             "elastic": dataclasses.asdict(aug.elastic) if aug.elastic else None,
             "affine": dataclasses.asdict(aug.affine) if aug.affine else None}
@@ -207,7 +210,7 @@ class Trainer:
     def _augmented(self, xs: np.ndarray) -> np.ndarray:
         """The batch's images (B, D), transformed by data.augment with the run's augment stream."""
         h, w = self.data.image_shape
-        out = augment(xs.reshape(len(xs), h, w), self.rngs.augment, **self._augment)
+        out = self._augment_fn(xs.reshape(len(xs), h, w), self.rngs.augment, **self._augment)
         return out.reshape(len(xs), h * w)
 
     def _track_best(self, m: EpochMetrics) -> None:
