@@ -84,12 +84,25 @@ def test_1_a_checkpoint_is_written_only_from_finite_state(tmp_path):
     line = _one_line(r, 1)
     assert "epoch 1, step" in line and "weight decay" in line
     last = tmp_path / "wd" / "checkpoints" / "last.npz"
-    if last.exists():  # whatever was kept is good: every array finite, and it resumes
-        a = _arrays(last)
-        assert all(np.isfinite(v).all() for k, v in a.items() if not k.startswith("__"))
-        assert "the last good checkpoint is kept in" in line
-        r = runner.invoke(app, ["train", "--resume", str(tmp_path / "wd"), "--dry-run"])
-        assert r.exit_code == 0, r.output
+    a = _arrays(last)  # the step before the explosion was checkpointed, from finite weights
+    assert all(np.isfinite(v).all() for k, v in a.items() if not k.startswith("__"))
+    assert "the last good checkpoint is kept in" in line
+    r = runner.invoke(app, ["train", "--resume", str(tmp_path / "wd"), "--dry-run"])
+    assert r.exit_code == 0, r.output
+
+
+def test_1_without_the_explosion_rule_nan_weights_are_still_never_checkpointed(tmp_path, monkeypatch):
+    """The review's own scenario: weights that turn non-finite between two loss checks."""
+    import mlpkit.trainer
+
+    monkeypatch.setattr(mlpkit.trainer, "EXPLOSION_FACTOR", float("inf"))
+    r = runner.invoke(app, ["train", Q, "--set", "train.weight_decay=1e6", "--checkpoint-every", "1", "--out",
+                            str(tmp_path / "wd"), "-q"])
+    line = _one_line(r, 1)
+    assert "NaN or infinite" in line
+    a = _arrays(tmp_path / "wd" / "checkpoints" / "last.npz")
+    assert all(np.isfinite(v).all() for k, v in a.items() if not k.startswith("__"))
+    assert runner.invoke(app, ["train", "--resume", str(tmp_path / "wd"), "--dry-run"]).exit_code == 0
 
 
 def test_1_checkpoint_bytes_refuses_non_finite_weights():
