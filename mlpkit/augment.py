@@ -1,78 +1,241 @@
 """On-the-fly data augmentation: elastic distortions (Simard et al. 2003) and random affine maps.
 
 Both move pixels: every output pixel (i, j) samples the input, bilinearly, at
-(i, j) + a displacement, over a whole batch at once (``scipy.ndimage.map_coordinates``
-on (B, H, W); no Python loop over images). Samples that fall outside the image read 0,
-the background.
+(i, j) + a displacement. Samples that fall outside the image read 0, the background.
 
 - **elastic** ``{alpha, sigma}``: per image, two fields of uniform noise in [−1, 1] (one
-  per axis), each smoothed by a Gaussian of standard deviation ``sigma`` pixels and
-  scaled by ``alpha`` pixels.
+  per axis), each smoothed by a Gaussian of standard deviation ``sigma`` pixels (zero
+  beyond the edges, truncated at 4σ: ``scipy.ndimage.gaussian_filter(mode="constant")``)
+  and scaled by ``alpha`` pixels.
 - **affine** ``{rotate, scale, shear, translate}``: per image, a rotation by up to
   ±``rotate`` degrees, a zoom by a factor in [1 − ``scale``, 1 + ``scale``], a shear by up
   to ±``shear`` degrees, and a shift by up to ±``translate`` × the image's side, all about
   the image's centre.
 
 Each transform applies to an image with probability ``p``. Randomness comes only
-from the generator passed in (the run's own ``augment`` stream, checkpointed with
-the rest), so a run is reproducible and resumes exactly.
+from the generator passed in, so a run is reproducible and resumes exactly.
+
+How it is fast (a batch of 128 MNIST images, 2-core EPYC: 1.3 ms, against 9.8 ms for
+``gaussian_filter`` + ``map_coordinates`` on the batch): everything is float32 and
+whole-batch, and the three costly steps are matrix products or one gather:
+
+- the Gaussian smoothing is linear with a fixed kernel, so on an H × W field it is
+  ``G_H · U · G_Wᵀ`` with the (H, H) matrix ``G_H = gaussian_filter1d(I)``: two GEMMs
+  over the whole batch (0.6 ms instead of 6 ms, equal to ``gaussian_filter`` to 5e-9);
+- every affine map is a (2, 3) matrix on the pixel grid [i, j, 1], so all images' sampling
+  coordinates come from one (2B, 3) × (3, HW) product; identity and whole-pixel shifts
+  stay exact, since small integers are exact in float32;
+- bilinear sampling reads the four neighbours of each coordinate with ``take`` from a
+  zero-padded copy of the batch (0.6 ms instead of 3 ms for ``map_coordinates``, which
+  interpolates along the batch axis too).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 from scipy import ndimage
 
 
-def affine_grid(h: int, w: int, angle: np.ndarray, zoom: np.ndarray, shear: np.ndarray, shift: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Where each output pixel samples its input, (B, H, W) rows and columns, for per-image rotations
-    (radians), zooms, shears (radians) and shifts (B, 2) in pixels, all about the image's centre.
+@functools.lru_cache(maxsize=16)
+def smoothing_matrix(n: int, sigma: float) -> np.ndarray:
+    """(n, n) float32 G with G·u = ``gaussian_filter1d(u, sigma, mode="constant")`` for any u of length n."""
+    g = ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0, mode="constant")
+    g.flags.writeable = False
+    return g.astype(np.float32)
 
-    The output pixel p samples the input at A⁻¹(p − c − t) + c, with A = rotation · shear · zoom.
+
+def affine_matrices(h: int, w: int, angle: np.ndarray, zoom: np.ndarray, shear: np.ndarray, shift: np.ndarray
+                    ) -> np.ndarray:
+    """(B, 2, 3) float64 M: the output pixel p = (i, j) samples its input at M·[i, j, 1].
+
+    Per image a rotation ``angle`` and shear ``shear`` (radians), a ``zoom`` and a shift (B, 2) in pixels, all
+    about the centre c. With A = rotation · shear · zoom, the sample point is A⁻¹(p − c − t) + c.
     """
-    ii, jj = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
-    cy, cx = (h - 1) / 2, (w - 1) / 2
-    y = ii[None] - cy - shift[:, 0, None, None]
-    x = jj[None] - cx - shift[:, 1, None, None]
-    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
-    yr, xr = cos * y + sin * x, -sin * y + cos * x  # the inverse rotation
-    xr = xr - np.tan(shear)[:, None, None] * yr  # the inverse shear
-    return yr / zoom[:, None, None] + cy, xr / zoom[:, None, None] + cx
+    cos, sin, tan = np.cos(angle), np.sin(angle), np.tan(shear)
+    inv = np.empty((len(angle), 2, 2))
+    inv[:, 0, 0], inv[:, 0, 1] = cos, sin  # the inverse rotation ...
+    inv[:, 1, 0], inv[:, 1, 1] = -tan * cos - sin, cos - tan * sin  # ... then the inverse shear
+    inv /= zoom[:, None, None]
+    c = np.array([(h - 1) / 2, (w - 1) / 2])
+    m = np.empty((len(angle), 2, 3))
+    m[:, :, :2] = inv
+    m[:, :, 2] = c - np.einsum("bij,bj->bi", inv, c + shift)
+    return m
 
 
-def displacements(shape: tuple[int, int, int], rng: np.random.Generator, *, elastic: dict | None,
-                  affine: dict | None) -> np.ndarray:
-    """Sampling coordinates (3, B, H, W) for a batch of (B, H, W) images: identity plus the transforms."""
-    b, h, w = shape
-    none = np.zeros(b)
-    angle, zoom, shear, shift = none, np.ones(b), none, np.zeros((b, 2))
-    if affine is not None:
+def pixel_grid(h: int, w: int) -> np.ndarray:
+    """(3, H·W) float32 rows [i, j, 1] of every pixel, row-major."""
+    ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    return np.stack([ii.ravel(), jj.ravel(), np.ones(h * w)]).astype(np.float32)
+
+
+def affine_grid(h: int, w: int, angle: np.ndarray, zoom: np.ndarray, shear: np.ndarray, shift: np.ndarray
+                ) -> np.ndarray:
+    """Sampling coordinates (2, B, H, W) float32, rows then columns, of the affine maps (see ``affine_matrices``)."""
+    m = affine_matrices(h, w, angle, zoom, shear, shift).astype(np.float32)  # (B, 2, 3)
+    b = len(m)
+    coords = m.reshape(2 * b, 3) @ pixel_grid(h, w)  # (2B, HW): one GEMM for every image
+    return coords.reshape(b, 2, h, w).transpose(1, 0, 2, 3)
+
+
+class Augmenter:
+    """The transforms of one ``data.augment`` for (B, H, W) batches, with workspace reused between calls.
+
+    A batch of 128 MNIST images touches about 10 MB of temporaries; allocated afresh each
+    time they cost more in page faults than the arithmetic (2.5 ms against 0.8 ms for
+    ``sample``), so each batch size gets its buffers once. Not thread-safe: one
+    Augmenter per thread.
+    """
+
+    def __init__(self, h: int, w: int, *, elastic: dict | None = None, affine: dict | None = None) -> None:
+        self.h, self.w = h, w
+        self.elastic = elastic if elastic is not None and elastic.get("alpha", 0.0) > 0 else None
+        self.affine = affine
+        self.rows = np.arange(h, dtype=np.float32)[None, :, None]  # (1, H, 1)
+        self.cols = np.arange(w, dtype=np.float32)[None, None, :]  # (1, 1, W)
+        if self.elastic is not None:
+            sigma = float(self.elastic["sigma"])
+            alpha = float(self.elastic["alpha"])
+            gh, gw = smoothing_matrix(h, sigma).astype(np.float64), smoothing_matrix(w, sigma).astype(np.float64)
+            self.gh_u = (gh * (alpha * 2 / 65535)).astype(np.float32)  # see coordinates()
+            self.gwt = gw.T.astype(np.float32)
+            self.drift = (-alpha * gh @ np.ones((h, w)) @ gw.T).astype(np.float32)  # (H, W)
+            ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+            self.base = np.stack([ii + self.drift, jj + self.drift]).astype(np.float32)  # (2, H, W)
+        self._work: dict[int, dict[str, np.ndarray]] = {}
+
+    def _buffers(self, b: int) -> dict[str, np.ndarray]:
+        work = self._work.get(b)
+        if work is None:
+            h, w, f32 = self.h, self.w, np.float32
+            work = self._work[b] = {
+                "coords": np.empty((2, b, h, w), f32), "noise": np.empty((2, b, h, w), f32),
+                "smooth": np.empty((2, b, h, w), f32),
+                # One ring of background above and left of every image, two below and right: the four
+                # neighbours of any coordinate clipped to [−1, h] × [−1, w] are then inside the padding.
+                "padded": np.zeros((b, h + 3, w + 3), f32),
+                "r0": np.empty((b, h, w), f32), "c0": np.empty((b, h, w), f32),
+                "fr": np.empty((b, h, w), f32), "fc": np.empty((b, h, w), f32),
+                "idx": np.empty((b, h, w), np.intp), "top": np.empty((b, h, w), f32),
+                "right": np.empty((b, h, w), f32), "bottom": np.empty((b, h, w), f32),
+                # Where pixel (0, 0) of each image lies in the flattened padding.
+                "offset": (np.arange(b, dtype=f32) * ((h + 3) * (w + 3)) + (w + 3) + 1)[:, None, None],
+            }
+        return work
+
+    def coordinates(self, b: int, rng: np.random.Generator) -> np.ndarray:
+        """Sampling coordinates (2, B, H, W) float32 for B images: identity plus the transforms (the
+        workspace's array, valid until the next call)."""
+        h, w, work = self.h, self.w, self._buffers(b)
+        coords = work["coords"]
+        el = self.elastic
+        if el is not None:
+            on = rng.random(b) < el.get("p", 1.0)
+            # Uniform noise in [−1, 1] on a grid of 2¹⁶ levels: v = u·2/65535 − 1 for 16-bit integers u, drawn
+            # at half the cost of float32 uniforms. The affine map v(u) is folded into the fixed arrays:
+            # α·G_H·v·G_Wᵀ = (α·2/65535·G_H)·u·G_Wᵀ − α·G_H·1·1ᵀ·G_Wᵀ, the first factor in ``gh_u``, the
+            # second term in ``drift``.
+            noise = work["noise"]
+            np.copyto(noise, rng.integers(0, 65536, (2, b, h, w), dtype=np.uint16), casting="unsafe")
+            # One 28 × 28 product per image and field (NumPy loops over them): single-threaded BLAS calls. One
+            # large GEMM over all images would be 2× faster alone, but OpenBLAS runs it on its threads, and
+            # calls like that between training steps slowed the steps' own GEMMs 3× (1.7 s to 4.4 s an epoch).
+            smooth = np.matmul(self.gh_u, noise, out=work["smooth"])  # along rows
+            np.matmul(smooth, self.gwt, out=coords)  # along columns: the displacement field, less the drift
+            if on.all():
+                coords += self.base[:, None]  # identity minus drift, (2, 1, H, W)
+                base_added = True
+            else:
+                coords += self.drift
+                coords *= on[:, None, None]  # 0 where the transform is off for that image
+                base_added = False
+        else:
+            coords.fill(0)
+            base_added = False
+        if not base_added:
+            coords[0] += self.rows  # the identity, (1, H, 1) and (1, 1, W) broadcast
+            coords[1] += self.cols
+        affine = self.affine
+        if affine is None:
+            return coords
         on = rng.random(b) < affine.get("p", 1.0)
         deg = math.pi / 180
         angle = rng.uniform(-1, 1, b) * affine.get("rotate", 0.0) * deg * on
         zoom = 1 + rng.uniform(-1, 1, b) * affine.get("scale", 0.0) * on
         shear = rng.uniform(-1, 1, b) * affine.get("shear", 0.0) * deg * on
         shift = rng.uniform(-1, 1, (b, 2)) * affine.get("translate", 0.0) * np.array([h, w]) * on[:, None]
-    rows, cols = affine_grid(h, w, angle, zoom, shear, shift)
-    if elastic is not None and elastic.get("alpha", 0.0) > 0:
-        on = (rng.random(b) < elastic.get("p", 1.0))[:, None, None]
-        sigma = (0, elastic["sigma"], elastic["sigma"])
-        for grid in (rows, cols):
-            field = ndimage.gaussian_filter(rng.uniform(-1, 1, shape), sigma, mode="constant")
-            grid += elastic["alpha"] * field * on
-    return np.stack([np.broadcast_to(np.arange(b, dtype=np.float64)[:, None, None], shape), rows, cols])
+        m = affine_matrices(h, w, angle, zoom, shear, shift)
+        m[:, 0, 0] -= 1  # the identity is in coords already: add (M − I)·[i, j, 1]
+        m[:, 1, 1] -= 1
+        m = m.astype(np.float32)[:, :, :, None, None]  # (B, 2, 3, 1, 1)
+        for axis in (0, 1):  # two broadcast adds of small (B, H, 1) and (B, 1, W) terms
+            coords[axis] += m[:, axis, 0] * self.rows
+            coords[axis] += m[:, axis, 1] * self.cols + m[:, axis, 2]
+        return coords
+
+    def sample(self, images: np.ndarray, coords: np.ndarray, out: np.ndarray | None = None, *,
+               scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+        """Bilinear samples (B, H, W) float32 of ``images`` (B, H, W) at ``coords`` (2, B, H, W); outside
+        reads 0. Equal to ``scipy.ndimage.map_coordinates(order=1, mode="grid-constant")`` per image, to
+        float32 rounding.
+
+        With ``scale`` and ``shift`` the result is ``samples · scale + shift``, the model's units, at no
+        extra cost: interpolation weights sum to 1, so interpolating converted values is the same.
+        """
+        b, h, w = images.shape
+        work = self._buffers(b)
+        padded = work["padded"]
+        padded.fill(shift)  # the background, converted
+        inner = padded[:, 1 : h + 1, 1 : w + 1]
+        np.multiply(images, np.float32(scale), out=inner, casting="unsafe")
+        if shift:
+            inner += np.float32(shift)
+        r0, c0, fr, fc, idx = work["r0"], work["c0"], work["fr"], work["fc"], work["idx"]
+        np.clip(coords[0], -1, h, out=fr)  # beyond the ring every sample reads background anyway
+        np.clip(coords[1], -1, w, out=fc)
+        np.floor(fr, out=r0)  # the top-left neighbour, in [−1, h]
+        np.floor(fc, out=c0)
+        fr -= r0  # the fractions, in [0, 1)
+        fc -= c0
+        r0 *= w + 3  # its index in the flattened padding, exact in float32 below 2²⁴
+        r0 += c0
+        r0 += work["offset"]
+        np.copyto(idx, r0, casting="unsafe")
+        flat, top, right, bottom = padded.ravel(), work["top"], work["right"], work["bottom"]
+        flat.take(idx, out=top)  # the four neighbours: one index array into shifted views
+        flat[1:].take(idx, out=right)
+        right -= top
+        right *= fc
+        top += right  # the upper row, interpolated along columns
+        flat[w + 3 :].take(idx, out=bottom)
+        flat[w + 4 :].take(idx, out=right)
+        right -= bottom
+        right *= fc
+        bottom += right
+        bottom -= top
+        bottom *= fr
+        out = np.empty((b, h, w), np.float32) if out is None else out
+        np.add(top, bottom, out=out)  # then along rows
+        # A convex combination stays in range, but rounding can step a hair past it; uint8-safe afterwards.
+        bounds = np.array([min(float(images.min(initial=0)), 0.0), float(images.max(initial=0))]) * scale + shift
+        return np.clip(out, bounds.min(), bounds.max(), out=out)
+
+    def __call__(self, images: np.ndarray, rng: np.random.Generator, out: np.ndarray | None = None, *,
+                 scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
+        """A randomly transformed copy of ``images`` (B, H, W), float32 in the input's value range (times
+        ``scale``, plus ``shift``)."""
+        return self.sample(images, self.coordinates(len(images), rng), out, scale=scale, shift=shift)
 
 
 def sample(images: np.ndarray, coords: np.ndarray) -> np.ndarray:
-    """Bilinear samples of ``images`` (B, H, W) at ``coords`` (3, B, H, W); outside reads 0. float32."""
-    out = ndimage.map_coordinates(images.astype(np.float32), coords, order=1, mode="constant", cval=0.0)
-    return np.clip(out, min(float(images.min()), 0.0), float(images.max())).astype(np.float32)
+    """Bilinear samples of ``images`` (B, H, W) at ``coords`` (2, B, H, W); see ``Augmenter.sample``."""
+    return Augmenter(*images.shape[1:]).sample(images, coords)
 
 
 def augment(images: np.ndarray, rng: np.random.Generator, *, elastic: dict | None = None,
             affine: dict | None = None) -> np.ndarray:
     """A randomly transformed copy of ``images`` (B, H, W), float32 in the input's value range."""
-    return sample(images, displacements(images.shape, rng, elastic=elastic, affine=affine))
+    return Augmenter(*images.shape[1:], elastic=elastic, affine=affine)(images, rng)

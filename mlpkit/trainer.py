@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from .model import MLP
 from .optim import SGD
 from .rngs import Rngs
 from .schedules import lr_at, momentum_at
+
+if TYPE_CHECKING:
+    from .pipeline import AugmentedBatches
 
 EVAL_BATCH = 1000
 # Divergence also means explosion: a minibatch's mean loss above EXPLOSION_FACTOR × log C, i.e. 100 times
@@ -134,16 +138,18 @@ class Trainer:
         self.improved = False  # whether the last finished epoch set a new best
         self.best_params: dict[str, np.ndarray] | None = None  # kept with early stopping only
         aug = cfg.data.augment
-        if aug is not None:  # imported only when used: scipy.ndimage costs memory a run without it never needs
-            from .augment import augment
+        self._augmenter = None
+        if aug is not None:
+            if len(self.data.image_shape) != 2:
+                raise ConfigError(f"data.augment: transforms images, but {self.data.name}'s examples are not "
+                                  f"images (shape {self.data.image_shape})")
+            from .augment import Augmenter  # imported only when used: scipy.ndimage costs memory otherwise
 
-            self._augment_fn = augment
-        self._augment = None if aug is None else {
-            "elastic": dataclasses.asdict(aug.elastic) if aug.elastic else None,
-            "affine": dataclasses.asdict(aug.affine) if aug.affine else None}
-        if self._augment is not None and len(self.data.image_shape) != 2:
-            raise ConfigError(f"data.augment: transforms images, but {self.data.name}'s examples are not images "
-                              f"(shape {self.data.image_shape})")
+            self._augmenter = Augmenter(*self.data.image_shape,
+                                        elastic=dataclasses.asdict(aug.elastic) if aug.elastic else None,
+                                        affine=dataclasses.asdict(aug.affine) if aug.affine else None)
+        # The augment generator's state before drawing the current epoch's augmentation seed (as for shuffle).
+        self._augment_start = self.rngs.augment.bit_generator.state
         # The shuffle generator's state before drawing the current epoch's order: with it, a
         # resumed run redraws the same order and skips the steps already done.
         self._shuffle_start = self.rngs.shuffle.bit_generator.state
@@ -185,12 +191,15 @@ class Trainer:
         else:  # resuming mid-epoch: the same order as before the interruption
             self.rngs.shuffle.bit_generator.state = self._shuffle_start
         batches = iterate_minibatches(len(y), cfg.train.batch_size, self.rngs.shuffle)
+        feed = self._augmented_batches(batches)
         model.train()
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught by value, in _step
             for step in range(self.step + 1, len(batches) + 1):
                 idx = batches[step - 1]
-                xs = self._augmented(x[idx]) if self._augment is not None else x[idx]  # (B, D) stored units
-                xb = to_float(xs, self.data.scale, model.dtype, model.layout, self.data.shift)  # (B, D)
+                if feed is not None:
+                    xb = feed.get(step)  # (B, D), augmented and converted
+                else:
+                    xb = to_float(x[idx], self.data.scale, model.dtype, model.layout, self.data.shift)  # (B, D)
                 loss = self.train_step(xb, y[idx], epoch, step)
                 if step % self.norm_every == 0:
                     self._measure_grad_norms(epoch, step)
@@ -207,11 +216,20 @@ class Trainer:
         self._track_best(metrics)
         return metrics
 
-    def _augmented(self, xs: np.ndarray) -> np.ndarray:
-        """The batch's images (B, D), transformed by data.augment with the run's augment stream."""
-        h, w = self.data.image_shape
-        out = self._augment_fn(xs.reshape(len(xs), h, w), self.rngs.augment, **self._augment)
-        return out.reshape(len(xs), h * w)
+    def _augmented_batches(self, batches: list[np.ndarray]) -> AugmentedBatches | None:
+        """This epoch's augmented minibatches (None without data.augment), from one seed drawn off the run's
+        augment stream; a resumed epoch draws the same seed again."""
+        if self._augmenter is None:
+            return None
+        if self.step == 0:
+            self._augment_start = self.rngs.augment.bit_generator.state
+        else:
+            self.rngs.augment.bit_generator.state = self._augment_start
+        seed = int(self.rngs.augment.integers(2**63))
+        from .pipeline import AugmentedBatches
+
+        return AugmentedBatches(self._augmenter, self.train_split.x, batches, seed, scale=self.data.scale,
+                                shift=self.data.shift, dtype=self.model.dtype, order=self.model.layout)
 
     def _track_best(self, m: EpochMetrics) -> None:
         """A new best validation accuracy (by more than early stopping's min_delta), or one more epoch without."""
@@ -251,7 +269,7 @@ class Trainer:
             "step": self.step,
             "shuffle_rng": shuffle_state,
             "dropout_rng": self.rngs.dropout.bit_generator.state,
-            "augment_rng": self.rngs.augment.bit_generator.state,
+            "augment_rng": self._augment_start if self.step else self.rngs.augment.bit_generator.state,
             "loss_sum": self._loss_sum,
             "lr": self.optimizer.lr,
             "norm_sums": self._norm_sums,
@@ -272,6 +290,7 @@ class Trainer:
         self._shuffle_start = meta["shuffle_rng"]
         self.rngs.dropout.bit_generator.state = meta["dropout_rng"]
         self.rngs.augment.bit_generator.state = meta["augment_rng"]
+        self._augment_start = meta["augment_rng"]
         self._loss_sum = float(meta["loss_sum"])
         self._norm_sums = {k: float(v) for k, v in meta["norm_sums"].items()}
         self._norm_count = int(meta.get("norm_count", 0))

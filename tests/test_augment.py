@@ -34,17 +34,62 @@ def test_identity_parameters_return_the_image():
 
 def test_a_whole_pixel_translation_moves_the_image_exactly():
     x = _images(1, 10, 12)
-    rows, cols = augment.affine_grid(10, 12, np.zeros(1), np.ones(1), np.zeros(1), np.array([[2.0, -3.0]]))
-    out = augment.sample(x, np.stack([np.zeros((1, 10, 12)), rows, cols]))
+    coords = augment.affine_grid(10, 12, np.zeros(1), np.ones(1), np.zeros(1), np.array([[2.0, -3.0]]))
+    out = augment.sample(x, coords)
     np.testing.assert_array_equal(out[0, 2:, :9], x[0, :8, 3:])  # down 2, left 3
     assert (out[0, :2] == 0).all() and (out[0, :, 9:] == 0).all()  # what came from outside is background
 
 
 def test_a_quarter_turn_is_a_rotation_of_the_array():
     x = _images(1, 9, 9)
-    rows, cols = augment.affine_grid(9, 9, np.array([np.pi / 2]), np.ones(1), np.zeros(1), np.zeros((1, 2)))
-    out = augment.sample(x, np.stack([np.zeros((1, 9, 9)), rows, cols]))
+    coords = augment.affine_grid(9, 9, np.array([np.pi / 2]), np.ones(1), np.zeros(1), np.zeros((1, 2)))
+    out = augment.sample(x, coords)
     np.testing.assert_allclose(out[0], np.rot90(x[0], k=1), atol=1e-4)
+
+
+def test_sampling_is_scipys_bilinear_interpolation_with_a_zero_background():
+    from scipy import ndimage
+
+    x = _images(5, 9, 11)
+    coords = np.random.default_rng(4).uniform(-4, 14, (2, 5, 9, 11)).astype(np.float32)  # many fall outside
+    batch = np.broadcast_to(np.arange(5.0)[:, None, None], (5, 9, 11))
+    ref = ndimage.map_coordinates(x.astype(np.float64), np.stack([batch, *coords]), order=1, mode="grid-constant")
+    out = augment.sample(x, coords)
+    np.testing.assert_allclose(out, ref, atol=1e-4)
+    assert (ref == 0).any() and (ref > 0).any()
+
+
+def test_the_smoothing_matrices_are_scipys_gaussian_filter():
+    from scipy import ndimage
+
+    u = np.random.default_rng(5).uniform(-1, 1, (3, 10, 12))
+    gh, gw = augment.smoothing_matrix(10, 2.5), augment.smoothing_matrix(12, 2.5)
+    ref = ndimage.gaussian_filter(u, (0, 2.5, 2.5), mode="constant")
+    np.testing.assert_allclose(gh.astype(np.float64) @ u @ gw.T.astype(np.float64), ref, atol=1e-6)
+
+
+def test_an_elastic_field_is_smoothed_noise_scaled_by_alpha():
+    # The displacement of an elastic-only augmenter is alpha × the smoothed uniform noise drawn from the generator.
+    aug = augment.Augmenter(10, 12, elastic={"alpha": 3.0, "sigma": 2.0})
+    coords = aug.coordinates(4, np.random.default_rng(6)).copy()
+    rng = np.random.default_rng(6)
+    rng.random(4)  # the per-image "applies" draw
+    noise = rng.integers(0, 65536, (2, 4, 10, 12), dtype=np.uint16) * (2 / 65535) - 1  # uniform in [−1, 1]
+    from scipy import ndimage
+
+    field = ndimage.gaussian_filter(noise.astype(np.float64), (0, 0, 2.0, 2.0), mode="constant") * 3.0
+    identity = augment.affine_grid(10, 12, np.zeros(4), np.ones(4), np.zeros(4), np.zeros((4, 2)))
+    np.testing.assert_allclose(coords - identity, field, atol=1e-5)
+    assert np.abs(field).max() > 0.1
+    assert noise.min() >= -1 and noise.max() <= 1 and abs(noise.mean()) < 0.1
+
+
+def test_elastic_with_p_below_one_leaves_the_other_images_untouched():
+    x = _images(40, 10, 10)
+    aug = augment.Augmenter(10, 10, elastic={"alpha": 3.0, "sigma": 2.0, "p": 0.5})
+    out = aug(x, np.random.default_rng(7))
+    same = [np.array_equal(out[i], x[i].astype(np.float32)) for i in range(40)]
+    assert 8 < sum(same) < 32  # about half untouched, exactly
 
 
 def test_outputs_stay_in_range_and_vary():
@@ -161,3 +206,46 @@ def test_data_preview_draws_originals_and_augmented_copies(tmp_path, monkeypatch
     assert r.exit_code == 0 and out.read_bytes()[:4] == b"\x89PNG"
     r = runner.invoke(app, ["data", "preview", str(CONFIGS / "quickstart.yaml")])
     assert r.exit_code == 2 and "has no data.augment to preview" in r.output
+
+
+def _fitted_params(cfg):
+    t = Trainer(cfg, load_digits())
+    fit(t)
+    return {k: v.tobytes() for k, v in t.model.named_params().items()}, t.history
+
+
+def test_each_step_trains_on_its_units_images_converted_to_model_units(monkeypatch):
+    # What a step sees: unit u's images augmented with the generator of (the epoch's seed, u), then scaled and
+    # shifted into the model's units and laid out as the model wants; units span whole batches.
+    from mlpkit import pipeline
+    from mlpkit.augment import Augmenter
+    from mlpkit.data import to_float
+    from mlpkit.trainer import iterate_minibatches
+
+    monkeypatch.setattr(pipeline, "UNIT_IMAGES", 64)  # 2 batches of 32 per unit
+    t = Trainer(_cfg(), load_digits())
+    batches = iterate_minibatches(len(t.train_split.y), 32, np.random.default_rng(0))
+    feed = t._augmented_batches(batches)
+    aug = Augmenter(8, 8, **AUG)
+    for step in (1, 2, 3, 7):
+        u = (step - 1) // 2
+        idx = np.concatenate(batches[2 * u : 2 * u + 2])
+        ref = aug(t.train_split.x[idx].reshape(-1, 8, 8), np.random.default_rng([feed.seed, u])).reshape(-1, 64)
+        ref = ref[32 * ((step - 1) % 2) :][:32]
+        got = feed.get(step)
+        np.testing.assert_allclose(got, to_float(ref, t.data.scale, np.float32, "F", t.data.shift), atol=1e-5)
+        assert got.dtype == t.model.dtype and got.flags["F_CONTIGUOUS"] == (t.model.layout == "F")
+
+
+@pytest.mark.parametrize("stop_at", [(1, 3), (2, 4)])
+def test_runs_resume_exactly_inside_a_unit(tmp_path, monkeypatch, stop_at):
+    from mlpkit import pipeline
+
+    monkeypatch.setattr(pipeline, "UNIT_IMAGES", 96)  # 3 batches per unit; both stops fall inside one
+    ref = _fitted_params(_cfg())
+    t = Trainer(_cfg(), load_digits())
+    stop_run_at(t, tmp_path / "run", stop_at)
+    resumed, w2, _ = api.resume(tmp_path / "run")
+    w2.close()
+    fit(resumed)
+    assert ({k: v.tobytes() for k, v in resumed.model.named_params().items()}, resumed.history) == ref

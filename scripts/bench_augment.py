@@ -1,0 +1,88 @@
+"""What on-the-fly augmentation costs: one training epoch with data.augment against the same epoch without.
+
+    python scripts/bench_augment.py --data-dir ../shared/data/mnist [--config configs/reproduce/simard-2003-elastic.yaml]
+        [--reps 3] [--affine]
+
+Trains one epoch of the config's network (784-800-10, batch 32 by default) on MNIST's
+training split with the config's augmentation, and one epoch with ``data.augment``
+removed, alternating, ``--reps`` times each; the epoch is ``Trainer.train_epoch``
+(training steps, the worker thread, and the end-of-epoch evaluation both runs share).
+``--affine`` adds random affine maps (rotate 10°, scale 0.1, shear 5°, translate 0.1) to the
+config's elastic distortions. Also reports the transforms alone on one core: µs per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mlpkit import api  # noqa: E402
+from mlpkit.augment import Augmenter  # noqa: E402
+from mlpkit.config import config_from_dict, load_config  # noqa: E402
+from mlpkit.trainer import Trainer  # noqa: E402
+
+AFFINE = {"rotate": 10.0, "scale": 0.1, "shear": 5.0, "translate": 0.1}
+
+
+def epoch_seconds(trainer: Trainer) -> float:
+    t0 = time.perf_counter()
+    trainer.train_epoch()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=str(ROOT / "configs" / "reproduce" / "simard-2003-elastic.yaml"))
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--affine", action="store_true", help="add random affine maps to the config's augmentation")
+    args = ap.parse_args()
+
+    base = load_config(args.config).to_dict()
+    if args.affine:
+        base["data"]["augment"] = {**(base["data"].get("augment") or {}), "affine": AFFINE}
+    if not base["data"].get("augment"):
+        sys.exit(f"{args.config}: has no data.augment")
+    plain = {**base, "data": {**base["data"], "augment": None}}
+    source = api.DataSource(data_dir=args.data_dir, offline=True)
+    data = api.load_data_for(config_from_dict(base), source)
+    with_aug, without = Trainer(config_from_dict(base), data), Trainer(config_from_dict(plain), data)
+    epoch_seconds(with_aug), epoch_seconds(without)  # warm-up: caches, BLAS threads, page faults
+    times: dict[str, list[float]] = {"augmented": [], "plain": []}
+    for _ in range(args.reps):
+        times["augmented"].append(epoch_seconds(with_aug))
+        times["plain"].append(epoch_seconds(without))
+
+    aug = with_aug.cfg.data.augment
+    augmenter = Augmenter(28, 28, elastic=dataclasses.asdict(aug.elastic) if aug.elastic else None,
+                          affine=dataclasses.asdict(aug.affine) if aug.affine else None)
+    images = data.x_train[:1024].reshape(-1, 28, 28)
+    rng = np.random.default_rng(0)
+    augmenter(images, rng)
+    t0 = time.perf_counter()
+    for _ in range(20):
+        augmenter(images, rng)
+    per_image = (time.perf_counter() - t0) / 20 / len(images) * 1e6
+
+    a, p = statistics.median(times["augmented"]), statistics.median(times["plain"])
+    hidden = "-".join(str(layer.get("linear")) for layer in base["model"]["layers"] if isinstance(layer, dict)
+                      and "linear" in layer)
+    print(f"machine: {os.cpu_count()} cores; network 784-{hidden}, batch {base['train']['batch_size']}; "
+          f"augment {base['data']['augment']}")
+    print(f"epoch without augmentation: {p:.2f} s (runs: {', '.join(f'{t:.2f}' for t in times['plain'])})")
+    print(f"epoch with augmentation:    {a:.2f} s (runs: {', '.join(f'{t:.2f}' for t in times['augmented'])})")
+    print(f"ratio: {a / p:.2f}x   transforms alone, one thread: {per_image:.1f} us per image")
+
+
+if __name__ == "__main__":
+    main()
