@@ -50,8 +50,10 @@ def _check(out: np.ndarray, c: np.ndarray) -> None:
         raise AssertionError("BLAS result was not written in place")
 
 
-def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-    """a (N, K) @ b (K, M) [+ bias (M,) on every row] -> a new (N, M) array in ``b``'s dtype and order.
+def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None, out: np.ndarray | None = None
+           ) -> np.ndarray:
+    """a (N, K) @ b (K, M) [+ bias (M,) on every row] -> (N, M) in ``b``'s dtype and order: ``out`` if
+    given (contiguous in that order), else a new array.
 
     The bias is written into the output first and the product accumulated onto it
     (β = 1): a write-only pass instead of a read-modify-write one (40 µs less per
@@ -59,7 +61,8 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None) -> np.n
     """
     dt, f = b.dtype, _is_f(b)
     a = _like(a, dt, f)
-    out = np.empty((a.shape[0], b.shape[1]), dtype=dt, order="F" if f else "C")
+    if out is None:
+        out = np.empty((a.shape[0], b.shape[1]), dtype=dt, order="F" if f else "C")
     beta = 0.0
     if bias is not None:
         out[...] = bias

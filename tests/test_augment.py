@@ -74,7 +74,9 @@ def test_an_elastic_field_is_smoothed_noise_scaled_by_alpha():
     coords = aug.coordinates(4, np.random.default_rng(6)).copy()
     rng = np.random.default_rng(6)
     rng.random(4)  # the per-image "applies" draw
-    noise = rng.integers(0, 65536, (2, 4, 10, 12), dtype=np.uint16) * (2 / 65535) - 1  # uniform in [−1, 1]
+    raw = rng.bit_generator.random_raw(2 * 4 * 10 * 12 // 4).view(np.uint16).reshape(10, 2 * 4 * 12)
+    noise = raw * (2 / 65535) - 1  # uniform in [−1, 1]
+    noise = noise.reshape(10, 2, 4, 12).transpose(1, 2, 0, 3)  # drawn as (H, 2, B, W)
     from scipy import ndimage
 
     field = ndimage.gaussian_filter(noise.astype(np.float64), (0, 0, 2.0, 2.0), mode="constant") * 3.0
@@ -222,7 +224,7 @@ def test_each_step_trains_on_its_units_images_converted_to_model_units(monkeypat
     from mlpkit.data import to_float
     from mlpkit.trainer import iterate_minibatches
 
-    monkeypatch.setattr(pipeline, "UNIT_IMAGES", 64)  # 2 batches of 32 per unit
+    monkeypatch.setattr(pipeline, "UNIT_PIXELS", 64 * 8 * 8)  # 64 digits: 2 batches of 32 per unit
     t = Trainer(_cfg(), load_digits())
     batches = iterate_minibatches(len(t.train_split.y), 32, np.random.default_rng(0))
     feed = t._augmented_batches(batches)
@@ -241,7 +243,7 @@ def test_each_step_trains_on_its_units_images_converted_to_model_units(monkeypat
 def test_runs_resume_exactly_inside_a_unit(tmp_path, monkeypatch, stop_at):
     from mlpkit import pipeline
 
-    monkeypatch.setattr(pipeline, "UNIT_IMAGES", 96)  # 3 batches per unit; both stops fall inside one
+    monkeypatch.setattr(pipeline, "UNIT_PIXELS", 96 * 8 * 8)  # 3 batches per unit; both stops fall inside one
     ref = _fitted_params(_cfg())
     t = Trainer(_cfg(), load_digits())
     stop_run_at(t, tmp_path / "run", stop_at)
@@ -249,3 +251,29 @@ def test_runs_resume_exactly_inside_a_unit(tmp_path, monkeypatch, stop_at):
     w2.close()
     fit(resumed)
     assert ({k: v.tobytes() for k, v in resumed.model.named_params().items()}, resumed.history) == ref
+
+
+def test_a_batch_larger_than_a_unit_is_augmented_in_slices_with_one_generator(monkeypatch):
+    from mlpkit import pipeline
+    from mlpkit.augment import Augmenter
+
+    monkeypatch.setattr(pipeline, "UNIT_PIXELS", 10 * 8 * 8)  # slices of 10 images, batches of 32
+    t = Trainer(_cfg(), load_digits())
+    batches = [np.arange(32), np.arange(32, 64)]
+    feed = t._augmented_batches(batches)
+    assert (feed.slice, feed.per_unit) == (10, 1)
+    aug, rng = Augmenter(8, 8, **AUG), np.random.default_rng([feed.seed, 1])
+    images = t.train_split.x[32:64].reshape(-1, 8, 8)
+    ref = np.concatenate([aug(images[s : s + 10], rng, scale=t.data.scale, shift=t.data.shift)
+                          for s in range(0, 32, 10)]).reshape(32, 64)
+    np.testing.assert_array_equal(feed.get(2), ref)
+
+
+def test_past_float32_exact_integers_the_sampler_indexes_with_integers(monkeypatch):
+    # A float32 index is exact below 2^24 padded pixels (e.g. 17,000 MNIST images at once); past that the
+    # sampler computes it in integers, with the same result.
+    x = _images(7, 9, 11)
+    coords = np.random.default_rng(8).uniform(-3, 13, (2, 7, 9, 11)).astype(np.float32)
+    floats = augment.sample(x, coords)
+    monkeypatch.setattr(augment, "FLOAT_INDEX_LIMIT", 0)
+    np.testing.assert_array_equal(augment.sample(x, coords), floats)
