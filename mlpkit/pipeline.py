@@ -1,17 +1,17 @@
 """Augmented minibatches, made a unit at a time in the trainer's own thread.
 
-An epoch's minibatches are grouped into units of about ``UNIT_PIXELS`` pixels (128 MNIST images). Unit u is
-augmented with its own generator, seeded by (the epoch's seed, u), so what a step
-trains on depends only on the seed, the epoch's order and the step: a resumed run
-recomputes the unit it stopped in and gets the same images.
+An epoch's minibatches are grouped into units of about ``UNIT_PIXELS`` pixels (128 MNIST
+images). Unit u is augmented with its own generator, seeded by (the epoch's seed, u), so
+what a step trains on depends only on the seed, the epoch's order and the step: a resumed
+run recomputes the unit it stopped in and gets the same images.
 
-Why not a background thread one chunk ahead (as data loaders do): on 2 cores the
-training step's BLAS already keeps both busy (its threads spin between products), so
-a thread beside it only takes turns with it. Measured on one epoch of 784-800-10, batch
-32, with Simard's elastic distortions (``scripts/bench_augment.py``, 2-core EPYC), the
-transforms as they are now: 1.69 s in the trainer's thread, 1.73 s with units made by
-2 threads in bursts, 1.12 s without augmentation; with the earlier, slower transforms,
-2.4 s with a background thread one chunk ahead against 2.0 s in the trainer's thread.
+Why not a background thread one chunk ahead, as data loaders do: on 2 cores the training
+step's BLAS already keeps both busy (its threads spin between products), so a thread
+beside it only takes turns with it. Measured on one epoch of 784-800-10, batch 32, with
+Simard's elastic distortions (``scripts/bench_augment.py``, 2-core EPYC): 2.4 s with a
+background thread one chunk ahead against 2.0 s in the trainer's thread (with an earlier,
+slower version of the transforms), and 1.73 s with units made by 2 threads in bursts
+against 1.69 s in the trainer's thread (1.12 s without augmentation).
 """
 
 from __future__ import annotations

@@ -193,15 +193,18 @@ class Trainer:
         batches = iterate_minibatches(len(y), cfg.train.batch_size, self.rngs.shuffle)
         feed = self._augmented_batches(batches)
         model.train()
+        # Looked up once, not per step (model.dtype, norm_every: properties that compute).
+        scale, shift, dtype, layout, norm_every = self.data.scale, self.data.shift, model.dtype, model.layout, \
+            self.norm_every
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught by value, in _step
             for step in range(self.step + 1, len(batches) + 1):
                 idx = batches[step - 1]
                 if feed is not None:
                     xb = feed.get(step)  # (B, D), augmented and converted
                 else:
-                    xb = to_float(x[idx], self.data.scale, model.dtype, model.layout, self.data.shift)  # (B, D)
+                    xb = to_float(x[idx], scale, dtype, layout, shift)  # (B, D)
                 loss = self.train_step(xb, y[idx], epoch, step)
-                if step % self.norm_every == 0:
+                if step % norm_every == 0:
                     self._measure_grad_norms(epoch, step)
                 self._loss_sum += loss * len(idx)
                 self.step = step
