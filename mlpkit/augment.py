@@ -102,7 +102,7 @@ class Augmenter:
             gh, gw = smoothing_matrix(h, sigma).astype(np.float64), smoothing_matrix(w, sigma).astype(np.float64)
             self.gh_u = (gh * (alpha * 2 / 65535)).astype(np.float32)  # see coordinates()
             self.gwt = np.ascontiguousarray(gw.T, dtype=np.float32)
-            self.drift = (-alpha * gh @ np.ones((h, w)) @ gw.T).astype(np.float32)  # (H, W)
+            self.drift = (-alpha * np.outer(gh.sum(axis=1), gw.sum(axis=1))).astype(np.float32)  # G_H·1·1ᵀ·G_Wᵀ
             ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
             self.base = np.stack([ii + self.drift, jj + self.drift]).astype(np.float32)  # (2, H, W)
         self._work: dict[int, dict[str, np.ndarray]] = {}

@@ -97,7 +97,7 @@ def test_axpy_in_place_both_orders(rng):
 
 
 NUMPY_BLAS_CALLS = {"dot", "vdot", "matmul", "inner", "tensordot"}
-TRAINING_MODULES = ["blas", "build", "data", "layers", "losses", "model", "optim", "trainer"]
+TRAINING_MODULES = ["augment", "blas", "build", "data", "layers", "losses", "model", "optim", "pipeline", "trainer"]
 
 
 def numpy_blas_uses(source: str) -> list[int]:
@@ -132,3 +132,12 @@ def test_training_code_uses_only_scipy_blas(module):
 
     path = Path(mlpkit.__file__).parent / f"{module}.py"
     assert numpy_blas_uses(path.read_text()) == [], f"NumPy BLAS products in {path.name}"
+
+
+def test_blas_results_must_be_written_in_place(monkeypatch):
+    # The wrappers are checked by identity: a copy handed back (a layout the wrapper had to convert) is an error,
+    # never a silently lost product.
+    real = blas._GEMM[np.dtype(np.float32)]
+    monkeypatch.setitem(blas._GEMM, np.dtype(np.float32), lambda *a, **k: real(*a, **k).copy())
+    with pytest.raises(AssertionError, match="not written in place"):
+        blas.matmul(np.ones((3, 4), np.float32), np.ones((4, 5), np.float32))
