@@ -174,6 +174,23 @@ def to_float(x: np.ndarray, scale: float, dtype: np.dtype | type, order: str = "
     return out
 
 
+def uint8_histogram(x: np.ndarray) -> np.ndarray:
+    """(256,) int64 counts of each value in a uint8 array, exactly.
+
+    ``np.bincount`` converts its input to int64 first: for MNIST's 47 million pixels a
+    376 MB temporary and 0.37 s. Counting pairs of pixels as 16-bit values halves both,
+    in slices of 4 Mi pairs (32 MB); each pair's two bytes then count separately.
+    """
+    flat = np.ascontiguousarray(x).reshape(-1)
+    counts = np.bincount(flat[flat.size - flat.size % 2 :], minlength=256)  # an odd last pixel on its own
+    pairs = flat[: flat.size - flat.size % 2].view(np.uint16)
+    joint = np.zeros(1 << 16, dtype=np.int64)
+    for s in range(0, pairs.size, 1 << 22):
+        joint += np.bincount(pairs[s : s + (1 << 22)], minlength=1 << 16)
+    joint = joint.reshape(256, 256)  # [high byte][low byte] of each pair: both are pixels
+    return counts + joint.sum(axis=0) + joint.sum(axis=1)
+
+
 def standardize(ds: Dataset, train: Split) -> Dataset:
     """Inputs with zero mean and unit variance over the training split's pixels.
 
@@ -183,7 +200,7 @@ def standardize(ds: Dataset, train: Split) -> Dataset:
     """
     x = train.x
     if x.dtype == np.uint8:
-        counts = np.bincount(x.ravel(), minlength=256).astype(np.float64)
+        counts = uint8_histogram(x).astype(np.float64)
         v = np.arange(256, dtype=np.float64)
         n = counts.sum()
         mean = float((counts * v).sum() / n)

@@ -296,3 +296,12 @@ def test_normalize_option_trains_and_evaluates(tmp_path):
     assert __import__("json").loads(r.stdout)["accuracy"] == trained["accuracy"]
     r = CliRunner().invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--set", "data.normalize=yes", "--dry-run"])
     assert r.exit_code == 2 and "data.normalize (set by --set): must be true or false, got 'yes'" in r.output
+
+
+@pytest.mark.parametrize("shape", [(0,), (1,), (3,), (5, 7), (1001, 3), (3000, 784)])
+def test_uint8_histogram_counts_like_bincount(shape):
+    from mlpkit.data import uint8_histogram
+
+    x = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    np.testing.assert_array_equal(uint8_histogram(x), np.bincount(x.ravel(), minlength=256))
+    np.testing.assert_array_equal(uint8_histogram(x[..., ::2]), np.bincount(x[..., ::2].ravel(), minlength=256))
