@@ -145,6 +145,8 @@ def tn_sqnorm(x: np.ndarray, dy: np.ndarray) -> float:
 
 def sqnorm(a: np.ndarray) -> float:
     """Σ a², for a contiguous float array of any shape."""
+    if a.ndim == 1:  # a vector (a bias gradient, checked every step): no reshaping
+        return float(_DOT[a.dtype](a, a))
     v = a.reshape(-1, order=order_of(a))
     return float(_DOT[v.dtype](v, v))
 
@@ -155,6 +157,9 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
     One pass and no temporary, where ``y -= alpha * x`` makes a temporary array
     and takes two.
     """
+    if x.ndim == 1 and x.shape == y.shape and x.dtype == y.dtype and x.flags.c_contiguous and y.flags.c_contiguous:
+        _check(_AXPY[y.dtype](x, y, a=alpha), y)  # vectors (biases): no reshaping; 0.2 µs instead of 1.2 µs
+        return
     if x.shape != y.shape or x.dtype != y.dtype or order_of(x) != order_of(y):
         raise ValueError("axpy needs two arrays of one shape, dtype and memory order")
     order = order_of(y)

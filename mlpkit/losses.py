@@ -41,6 +41,18 @@ def _rows(n: int) -> np.ndarray:
     return r
 
 
+_STARTS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _row_starts(n: int, c: int) -> np.ndarray:
+    """arange(n)·c, the flat index of each row's first entry in a C-order (n, c) array (read-only, cached)."""
+    r = _STARTS.get((n, c))
+    if r is None:
+        r = _STARTS[(n, c)] = np.arange(n) * c
+        r.flags.writeable = False
+    return r
+
+
 def _check(logits: np.ndarray, y: np.ndarray) -> None:
     if logits.ndim != 2 or y.shape != (logits.shape[0],):
         raise ShapeError(f"softmax-CE expects logits (N, C) and labels (N,), got {logits.shape} and {y.shape}")
@@ -58,17 +70,20 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
         dlogits: (N, C) = (softmax(logits) − onehot(y)) / N.
     """
     _check(logits, y)
-    n = logits.shape[0]
-    rows = _rows(n)
+    n, c = logits.shape
     # ufunc methods called directly: ndarray.max goes through Python wrappers (1 µs a call at batch 10)
     shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)  # (N, C), row max 0: exp cannot overflow
-    e = np.exp(shifted)  # (N, C)
+    e = np.exp(shifted)  # (N, C), in the logits' memory order
     s = np.add.reduce(e, axis=1, keepdims=True)  # (N, 1), in [1, C]
+    # Entry (n, y_n) by its flat index in memory order, not by fancy indexing: 0.3 µs instead of 0.7 µs
+    # to read it, 0.9 µs instead of 1.8 µs to update it, at batch 10.
+    order = "F" if e.flags.f_contiguous and not e.flags.c_contiguous else "C"
+    picked = _rows(n) + y * n if order == "F" else _row_starts(n, c) + y
     # L = mean(log Σ_j e^{z_j} − z_y), with the max cancelling out
-    loss = float(np.add.reduce(np.log(s[:, 0]) - shifted[rows, y], dtype=np.float64)) / n
+    loss = float(np.add.reduce(np.log(s[:, 0]) - shifted.ravel(order).take(picked), dtype=np.float64)) / n
     s *= n
     dlogits = np.divide(e, s, out=e)  # softmax / N
-    dlogits[rows, y] -= dlogits.dtype.type(1.0 / n)  # − onehot / N
+    dlogits.ravel(order)[picked] -= dlogits.dtype.type(1.0 / n)  # − onehot / N (ravel: a view, both orders)
     return loss, dlogits
 
 

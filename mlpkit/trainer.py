@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import blas
 from .build import build_model, check_model_fits_data, layout_for
 from .config import Config
 from .data import Dataset, Split, prepare_splits, to_float
@@ -328,7 +329,7 @@ class Trainer:
             )
         model.backward()
         for name, layer in self._biases:
-            if not math.isfinite(layer.grad_sqnorm("b")):  # cheap: one value per unit
+            if not math.isfinite(blas.sqnorm(layer.grads["b"])):  # cheap: one value per unit
                 raise DivergenceError(
                     f"the gradient of {name} became NaN or infinite at epoch {epoch}, step {step}; try a "
                     f"{self.advice()}"

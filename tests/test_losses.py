@@ -62,3 +62,23 @@ def test_head_object_and_order():
     loss = head.forward(np.zeros((2, 3)), np.array([0, 1]))
     assert loss == pytest.approx(np.log(3))
     assert head.backward().shape == (2, 3)
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (7, 1), (6, 4), (64, 10)])
+def test_both_memory_orders_and_thin_shapes_give_the_same_loss_and_gradient(shape):
+    # The true-class entries are read and written by flat index in the logits' memory order.
+    rng = np.random.default_rng(shape[0])
+    z = rng.standard_normal(shape)
+    y = rng.integers(0, shape[1], shape[0])
+    loss_c, d_c = softmax_cross_entropy(np.ascontiguousarray(z), y)
+    loss_f, d_f = softmax_cross_entropy(np.asfortranarray(z), y)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    ref = p.copy()
+    ref[np.arange(shape[0]), y] -= 1
+    ref /= shape[0]
+    assert loss_c == pytest.approx(-np.log(p[np.arange(shape[0]), y]).mean(), rel=1e-12)
+    assert loss_f == pytest.approx(loss_c, rel=1e-12)
+    np.testing.assert_allclose(d_c, ref, atol=1e-15)
+    np.testing.assert_allclose(d_f, ref, atol=1e-15)
+    assert d_f.flags.f_contiguous
