@@ -45,6 +45,23 @@ def _like(a: np.ndarray, dtype: np.dtype, f_order: bool) -> np.ndarray:
     return np.asfortranarray(a, dtype=dtype) if f_order else np.ascontiguousarray(a, dtype=dtype)
 
 
+def _operand(a: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int]:
+    """``a`` for a column-major GEMM as (array, trans): a row-major matrix is passed as its transpose, which
+    is column-major, with trans = 1, instead of being copied. So a row-major minibatch (converted from uint8
+    without transposing: 3 µs instead of 6 µs at batch 10, 9 instead of 19 at batch 64) feeds the first
+    layer's products as it is."""
+    if a.dtype == dt and a.flags.c_contiguous and not a.flags.f_contiguous:
+        return a.T, 1
+    return _like(a, dt, True), 0
+
+
+def _operand_t(a: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int]:
+    """``aᵀ`` for a column-major GEMM as (array, trans), without copying a row-major ``a``."""
+    if a.dtype == dt and a.flags.c_contiguous and not a.flags.f_contiguous:
+        return a.T, 0
+    return _like(a, dt, True), 1
+
+
 def _check(out: np.ndarray, c: np.ndarray) -> None:
     # f2py hands back the very array it wrote into, or a copy when the layout did not suit it (a layout bug
     # here). An identity test, not np.shares_memory: 0.05 µs against 0.6 µs, on every product of a step.
@@ -62,7 +79,6 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None, out: np
     128×1024 output).
     """
     dt, f = b.dtype, _is_f(b)
-    a = _like(a, dt, f)
     if out is None:
         out = np.empty((a.shape[0], b.shape[1]), dtype=dt, order="F" if f else "C")
     beta = 0.0
@@ -70,21 +86,23 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None, out: np
         out[...] = bias
         beta = 1.0
     if f:
-        _check(_GEMM[dt](1.0, a=a, b=b, beta=beta, c=out, overwrite_c=1), out)
-    else:  # outᵀ = bᵀ·aᵀ, all column-major views
-        ct = out.T
-        _check(_GEMM[dt](1.0, a=b.T, b=_like(a, dt, False).T, beta=beta, c=ct, overwrite_c=1), ct)
+        a, trans_a = _operand(a, dt)
+        _check(_GEMM[dt](1.0, a=a, b=b, trans_a=trans_a, beta=beta, c=out, overwrite_c=1), out)
+        return out
+    ct = out.T  # outᵀ = bᵀ·aᵀ, all column-major views
+    _check(_GEMM[dt](1.0, a=b.T, b=_like(a, dt, False).T, beta=beta, c=ct, overwrite_c=1), ct)
     return out
 
 
 def matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a (N, M) @ bᵀ for b (K, M) -> a new (N, K) array: the input gradient dY·Wᵀ."""
     dt, f = b.dtype, _is_f(b)
-    a = _like(a, dt, f)
     out = np.empty((a.shape[0], b.shape[0]), dtype=dt, order="F" if f else "C")
     if f:
-        _check(_GEMM[dt](1.0, a=a, b=b, trans_b=1, c=out, overwrite_c=1), out)
+        a, trans_a = _operand(a, dt)
+        _check(_GEMM[dt](1.0, a=a, b=b, trans_a=trans_a, trans_b=1, c=out, overwrite_c=1), out)
     else:  # outᵀ = b·aᵀ
+        a = _like(a, dt, False)
         ct = out.T
         _check(_GEMM[dt](1.0, a=b.T, b=a.T, trans_a=1, c=ct, overwrite_c=1), ct)
     return out
@@ -97,8 +115,9 @@ def matmul_tn_acc(c: np.ndarray, x: np.ndarray, dy: np.ndarray, alpha: float = 1
     """
     dt = c.dtype
     if _is_f(c) or (c.flags.f_contiguous and _is_f(x)):
-        x, dy = _like(x, dt, True), _like(dy, dt, True)
-        _check(_GEMM[dt](alpha, a=x, b=dy, trans_a=1, beta=beta, c=c, overwrite_c=1), c)
+        xt, trans_x = _operand_t(x, dt)  # xᵀ
+        dy, trans_dy = _operand(dy, dt)
+        _check(_GEMM[dt](alpha, a=xt, b=dy, trans_a=trans_x, trans_b=trans_dy, beta=beta, c=c, overwrite_c=1), c)
     elif c.flags.c_contiguous:  # cᵀ ← α·dyᵀ·x + β·cᵀ
         x, dy = _like(x, dt, False), _like(dy, dt, False)
         ct = c.T

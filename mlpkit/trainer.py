@@ -195,15 +195,15 @@ class Trainer:
         feed = self._augmented_batches(batches)
         model.train()
         # Looked up once, not per step (model.dtype, norm_every: properties that compute).
-        scale, shift, dtype, layout, norm_every = self.data.scale, self.data.shift, model.dtype, model.layout, \
-            self.norm_every
+        scale, shift, dtype, norm_every = self.data.scale, self.data.shift, model.dtype, self.norm_every
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught by value, in _step
             for step in range(self.step + 1, len(batches) + 1):
                 idx = batches[step - 1]
                 if feed is not None:
                     xb = feed.get(step)  # (B, D), augmented and converted
                 else:
-                    xb = to_float(x[idx], scale, dtype, layout, shift)  # (B, D)
+                    # (B, D) row-major whatever the model's layout: BLAS reads it transposed (blas._operand)
+                    xb = to_float(x[idx], scale, dtype, "C", shift)
                 loss = self.train_step(xb, y[idx], epoch, step)
                 if step % norm_every == 0:
                     self._measure_grad_norms(epoch, step)
@@ -233,7 +233,7 @@ class Trainer:
         from .pipeline import AugmentedBatches
 
         return AugmentedBatches(self._augmenter, self.train_split.x, batches, seed, scale=self.data.scale,
-                                shift=self.data.shift, dtype=self.model.dtype, order=self.model.layout)
+                                shift=self.data.shift, dtype=self.model.dtype, order="C")
 
     def _track_best(self, m: EpochMetrics) -> None:
         """A new best validation accuracy (by more than early stopping's min_delta), or one more epoch without."""

@@ -218,7 +218,7 @@ def _fitted_params(cfg):
 
 def test_each_step_trains_on_its_units_images_converted_to_model_units(monkeypatch):
     # What a step sees: unit u's images augmented with the generator of (the epoch's seed, u), then scaled and
-    # shifted into the model's units and laid out as the model wants; units span whole batches.
+    # shifted into the model's units, row-major; units span whole batches.
     from mlpkit import pipeline
     from mlpkit.augment import Augmenter
     from mlpkit.data import to_float
@@ -235,8 +235,8 @@ def test_each_step_trains_on_its_units_images_converted_to_model_units(monkeypat
         ref = aug(t.train_split.x[idx].reshape(-1, 8, 8), np.random.default_rng([feed.seed, u])).reshape(-1, 64)
         ref = ref[32 * ((step - 1) % 2) :][:32]
         got = feed.get(step)
-        np.testing.assert_allclose(got, to_float(ref, t.data.scale, np.float32, "F", t.data.shift), atol=1e-5)
-        assert got.dtype == t.model.dtype and got.flags["F_CONTIGUOUS"] == (t.model.layout == "F")
+        np.testing.assert_allclose(got, to_float(ref, t.data.scale, np.float32, "C", t.data.shift), atol=1e-5)
+        assert got.dtype == t.model.dtype and got.flags["C_CONTIGUOUS"]  # BLAS reads row-major batches transposed
 
 
 @pytest.mark.parametrize("stop_at", [(1, 3), (2, 4)])

@@ -141,3 +141,22 @@ def test_blas_results_must_be_written_in_place(monkeypatch):
     monkeypatch.setitem(blas._GEMM, np.dtype(np.float32), lambda *a, **k: real(*a, **k).copy())
     with pytest.raises(AssertionError, match="not written in place"):
         blas.matmul(np.ones((3, 4), np.float32), np.ones((4, 5), np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_major_operands_with_column_major_weights_are_read_transposed_not_copied(rng, dtype):
+    # A row-major minibatch meets column-major weights: the products must equal NumPy's, in the weights' order.
+    x = np.ascontiguousarray(rng.standard_normal((7, 5)), dtype=dtype)
+    W = np.asfortranarray(rng.standard_normal((5, 3)), dtype=dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    dy = np.ascontiguousarray(rng.standard_normal((7, 3)), dtype=dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    out = blas.matmul(x, W, bias=b)
+    np.testing.assert_allclose(out, x @ W + b, rtol=tol, atol=tol)
+    assert out.flags.f_contiguous
+    np.testing.assert_allclose(blas.matmul_nt(dy, W), dy @ W.T, rtol=tol, atol=tol)
+    c = np.asfortranarray(rng.standard_normal((5, 3)), dtype=dtype)
+    ref = 0.5 * c + 2.0 * x.T @ dy
+    blas.matmul_tn_acc(c, x, dy, 2.0, 0.5)
+    np.testing.assert_allclose(c, ref, rtol=tol, atol=tol)
+    assert blas._operand(x, np.dtype(dtype))[1] == 1 and blas._operand(x, np.dtype(dtype))[0].base is x
