@@ -228,19 +228,24 @@ def _add(acc: dict, run: dict | None) -> None:
     acc["loss"] = run.get("loss")
 
 
-def run_worker(kind: str, arch: str, args: argparse.Namespace) -> dict | None:
-    cmd = [sys.executable, __file__, "--worker", kind, "--arch", arch, "--reps", "1",
-           "--threads", str(args.threads)]
-    if args.data_dir:
-        cmd += ["--data-dir", args.data_dir]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(args.threads),
-           "OPENBLAS_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+def run_subprocess_worker(script: str, kind: str, argv: list[str], threads: int) -> dict | None:
+    """Run ``script --worker kind argv…`` in a fresh process with ``threads`` BLAS/OpenMP threads; its last
+    stdout line, parsed as JSON. None when the PyTorch worker finds no torch installed."""
+    cmd = [sys.executable, script, "--worker", kind, *argv, "--threads", str(threads)]
+    n = str(threads)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
+           "MKL_NUM_THREADS": n}
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if p.returncode != 0:
         if kind == "torch" and "No module named 'torch'" in p.stderr:
             return None
-        raise SystemExit(f"{kind} worker failed on {arch}:\n{p.stderr}")
+        raise SystemExit(f"{kind} worker failed ({' '.join(argv)}):\n{p.stderr}")
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def run_worker(kind: str, arch: str, args: argparse.Namespace) -> dict | None:
+    argv = ["--arch", arch, "--reps", "1"] + (["--data-dir", args.data_dir] if args.data_dir else [])
+    return run_subprocess_worker(__file__, kind, argv, args.threads)
 
 
 def main() -> None:

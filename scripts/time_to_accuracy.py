@@ -18,12 +18,15 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bench  # noqa: E402
+
 DEFAULT_CONFIG = ROOT / "configs" / "fast-98.yaml"
 MAX_EPOCHS = 100
 
@@ -38,7 +41,7 @@ def _setup(config: str, data_dir: str):
 
 
 def worker_mlpkit(config: str, data_dir: str, target: float) -> dict:
-    from mlpkit import api, config as _  # noqa: F401 - imported before the clock starts, as torch's worker does
+    import mlpkit.api  # noqa: F401 - imported before the clock starts, as in torch's worker
     from mlpkit.trainer import Trainer
 
     t0 = time.perf_counter()
@@ -65,7 +68,7 @@ def worker_torch(config: str, data_dir: str, target: float, threads: int) -> dic
     from mlpkit.schedules import lr_at, momentum_at
     from mlpkit.trainer import iterate_minibatches
 
-    from mlpkit import api, config as _  # noqa: F401 - imported before the clock starts
+    import mlpkit.api  # noqa: F401 - imported before the clock starts
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
@@ -120,17 +123,8 @@ def worker_torch(config: str, data_dir: str, target: float, threads: int) -> dic
 
 
 def run_worker(kind: str, args: argparse.Namespace) -> dict | None:
-    cmd = [sys.executable, __file__, "--worker", kind, "--config", args.config, "--data-dir", args.data_dir,
-           "--target", str(args.target), "--threads", str(args.threads)]
-    n = str(args.threads)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
-           "MKL_NUM_THREADS": n}
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if p.returncode != 0:
-        if kind == "torch" and "No module named 'torch'" in p.stderr:
-            return None
-        raise SystemExit(f"{kind} worker failed:\n{p.stderr}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    argv = ["--config", args.config, "--data-dir", args.data_dir, "--target", str(args.target)]
+    return bench.run_subprocess_worker(__file__, kind, argv, args.threads)
 
 
 def _reached(curve: list, target: float) -> tuple[float, int] | None:
