@@ -73,12 +73,23 @@ def affine_matrices(h: int, w: int, angle: np.ndarray, zoom: np.ndarray, shear: 
     return m
 
 
+def add_affine(coords: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """coords (2, B, H, W) += M·[i, j, 1] for per-image (B, 2, 3) matrices M: per axis, two broadcast sums of
+    small (B, H, 1) and (B, 1, W) terms, not a K = 3 GEMM (see ``Augmenter.coordinates``). Returns coords."""
+    _, _, h, w = coords.shape
+    m = m.astype(np.float32)[:, :, :, None, None]  # (B, 2, 3, 1, 1)
+    rows, cols = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)
+    for axis in (0, 1):
+        coords[axis] += m[:, axis, 0] * rows
+        coords[axis] += m[:, axis, 1] * cols + m[:, axis, 2]
+    return coords
+
+
 def affine_grid(h: int, w: int, angle: np.ndarray, zoom: np.ndarray, shear: np.ndarray, shift: np.ndarray
                 ) -> np.ndarray:
     """Sampling coordinates (2, B, H, W) float32, rows then columns, of the affine maps (see ``affine_matrices``)."""
-    m = affine_matrices(h, w, angle, zoom, shear, shift).astype(np.float32)[:, :, :, None, None]  # (B, 2, 3, 1, 1)
-    rows, cols = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)
-    return np.stack([m[:, a, 0] * rows + (m[:, a, 1] * cols + m[:, a, 2]) for a in (0, 1)])
+    m = affine_matrices(h, w, angle, zoom, shear, shift)
+    return add_affine(np.zeros((2, len(m), h, w), np.float32), m)
 
 
 class Augmenter:
@@ -133,36 +144,31 @@ class Augmenter:
         h, w, work = self.h, self.w, self._buffers(b)
         coords = work["coords"]
         el = self.elastic
-        if el is not None:
+        if el is None:
+            coords[0] = self.rows  # the identity, (1, H, 1) and (1, 1, W) broadcast
+            coords[1] = self.cols
+        else:
             on = rng.random(b) < el.get("p", 1.0)
-            # Uniform noise in [−1, 1] on a grid of 2¹⁶ levels: v = u·2/65535 − 1 for 16-bit integers u, four
-            # from each raw 64-bit draw of the generator: a third of the cost of float32 uniforms. The affine map v(u) is folded into the fixed arrays:
-            # α·G_H·v·G_Wᵀ = (α·2/65535·G_H)·u·G_Wᵀ − α·G_H·1·1ᵀ·G_Wᵀ, the first factor in ``gh_u``, the
-            # second term in ``drift``.
-            # Drawn as (H, 2·B·W), so that each smoothing pass is one GEMM over every image and field (0.5 ms
-            # for 512 images, against 1.2 ms for a 28 × 28 product per image); the transpose back to
-            # (2, B, H, W) rides on the addition of the base grid. Through SciPy's BLAS, like the training
-            # step's products: NumPy's bundles a second OpenBLAS whose threads fight the first (see blas.py);
-            # with np.matmul here an epoch took 4.4 s instead of 1.7 s.
+            # Uniform noise in [−1, 1] on a grid of 2¹⁶ levels: v = u·2/65535 − 1 for 16-bit integers u, four from
+            # each raw 64-bit draw (a third of the cost of float32 uniforms). The map v(u) is folded into fixed
+            # arrays: α·G_H·v·G_Wᵀ = (α·2/65535·G_H)·u·G_Wᵀ − α·G_H·1·1ᵀ·G_Wᵀ, ``gh_u`` and ``drift``.
+            # The noise is (H, 2·B·W), so that each smoothing pass is one GEMM over all images (half the time of
+            # a 28 × 28 product per image); the transpose back to (2, B, H, W) rides on the next addition.
+            # Through SciPy's BLAS, like the training step: with np.matmul (NumPy's own OpenBLAS, whose threads
+            # fight SciPy's; see blas.py) an epoch took 4.4 s instead of 1.7 s.
             noise = work["noise"]
-            raw = rng.bit_generator.random_raw(-(-noise.size // 4)).view(np.uint16)  # 4 per 64-bit draw
+            raw = rng.bit_generator.random_raw(-(-noise.size // 4)).view(np.uint16)
             np.copyto(noise, raw[: noise.size].reshape(noise.shape), casting="unsafe")
             smooth = blas.matmul(self.gh_u, noise, out=work["smooth"])  # along rows: (H, H) @ (H, 2BW)
             field = blas.matmul(smooth.reshape(h * 2 * b, w), self.gwt, out=work["field"])  # along columns
             field = field.reshape(h, 2, b, w).transpose(1, 2, 0, 3)  # (2, B, H, W) view
             if on.all():
                 np.add(field, self.base[:, None], out=coords)  # + identity − drift, (2, 1, H, W)
-                base_added = True
             else:
                 np.add(field, self.drift, out=coords)
                 coords *= on[:, None, None]  # 0 where the transform is off for that image
-                base_added = False
-        else:
-            coords.fill(0)
-            base_added = False
-        if not base_added:
-            coords[0] += self.rows  # the identity, (1, H, 1) and (1, 1, W) broadcast
-            coords[1] += self.cols
+                coords[0] += self.rows
+                coords[1] += self.cols
         affine = self.affine
         if affine is None:
             return coords
@@ -175,11 +181,7 @@ class Augmenter:
         m = affine_matrices(h, w, angle, zoom, shear, shift)
         m[:, 0, 0] -= 1  # the identity is in coords already: add (M − I)·[i, j, 1]
         m[:, 1, 1] -= 1
-        m = m.astype(np.float32)[:, :, :, None, None]  # (B, 2, 3, 1, 1)
-        for axis in (0, 1):  # two broadcast adds of small (B, H, 1) and (B, 1, W) terms
-            coords[axis] += m[:, axis, 0] * self.rows
-            coords[axis] += m[:, axis, 1] * self.cols + m[:, axis, 2]
-        return coords
+        return add_affine(coords, m)
 
     def sample(self, images: np.ndarray, coords: np.ndarray, out: np.ndarray | None = None, *,
                scale: float = 1.0, shift: float = 0.0) -> np.ndarray:

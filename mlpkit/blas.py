@@ -55,13 +55,6 @@ def _operand(a: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int]:
     return _like(a, dt, True), 0
 
 
-def _operand_t(a: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int]:
-    """``aᵀ`` for a column-major GEMM as (array, trans), without copying a row-major ``a``."""
-    if a.dtype == dt and a.flags.c_contiguous and not a.flags.f_contiguous:
-        return a.T, 0
-    return _like(a, dt, True), 1
-
-
 def _check(out: np.ndarray, c: np.ndarray) -> None:
     # f2py hands back the very array it wrote into, or a copy when the layout did not suit it (a layout bug
     # here). An identity test, not np.shares_memory: 0.05 µs against 0.6 µs, on every product of a step.
@@ -115,9 +108,9 @@ def matmul_tn_acc(c: np.ndarray, x: np.ndarray, dy: np.ndarray, alpha: float = 1
     """
     dt = c.dtype
     if _is_f(c) or (c.flags.f_contiguous and _is_f(x)):
-        xt, trans_x = _operand_t(x, dt)  # xᵀ
+        x, trans_x = _operand(x, dt)  # the product needs xᵀ: x's transpose flag flipped
         dy, trans_dy = _operand(dy, dt)
-        _check(_GEMM[dt](alpha, a=xt, b=dy, trans_a=trans_x, trans_b=trans_dy, beta=beta, c=c, overwrite_c=1), c)
+        _check(_GEMM[dt](alpha, a=x, b=dy, trans_a=1 - trans_x, trans_b=trans_dy, beta=beta, c=c, overwrite_c=1), c)
     elif c.flags.c_contiguous:  # cᵀ ← α·dyᵀ·x + β·cᵀ
         x, dy = _like(x, dt, False), _like(dy, dt, False)
         ct = c.T

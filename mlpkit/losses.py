@@ -29,28 +29,17 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.exp(log_softmax(logits))
 
 
-_ROWS: dict[int, np.ndarray] = {}
+_BASES: dict[tuple[int, int, str], np.ndarray] = {}
 
 
-def _rows(n: int) -> np.ndarray:
-    """arange(n), made once per batch size (read-only)."""
-    r = _ROWS.get(n)
-    if r is None:
-        r = _ROWS[n] = np.arange(n)
-        r.flags.writeable = False
-    return r
-
-
-_STARTS: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _row_starts(n: int, c: int) -> np.ndarray:
-    """arange(n)·c, the flat index of each row's first entry in a C-order (n, c) array (read-only, cached)."""
-    r = _STARTS.get((n, c))
-    if r is None:
-        r = _STARTS[(n, c)] = np.arange(n) * c
-        r.flags.writeable = False
-    return r
+def _flat_rows(n: int, c: int, order: str) -> tuple[np.ndarray, int]:
+    """(base, stride): entry (i, y_i) of an (n, c) array of memory order ``order`` is at flat index
+    base[i] + stride·y_i. The base is made once per shape (read-only)."""
+    base = _BASES.get((n, c, order))
+    if base is None:
+        base = _BASES[(n, c, order)] = np.arange(n) * (1 if order == "F" else c)
+        base.flags.writeable = False
+    return base, n if order == "F" else 1
 
 
 def _check(logits: np.ndarray, y: np.ndarray) -> None:
@@ -78,7 +67,8 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     # Entry (n, y_n) by its flat index in memory order, not by fancy indexing: 0.3 µs instead of 0.7 µs
     # to read it, 0.9 µs instead of 1.8 µs to update it, at batch 10.
     order = "F" if e.flags.f_contiguous and not e.flags.c_contiguous else "C"
-    picked = _rows(n) + y * n if order == "F" else _row_starts(n, c) + y
+    base, stride = _flat_rows(n, c, order)
+    picked = base + y * stride if stride != 1 else base + y  # (N,) flat indices of the true classes
     # L = mean(log Σ_j e^{z_j} − z_y), with the max cancelling out
     loss = float(np.add.reduce(np.log(s[:, 0]) - shifted.ravel(order).take(picked), dtype=np.float64)) / n
     s *= n

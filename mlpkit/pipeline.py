@@ -35,13 +35,13 @@ class AugmentedBatches:
         batches: the epoch's index arrays, in order.
         seed: the epoch's augmentation seed.
         scale, shift: stored values to the model's, ``x · scale + shift``.
-        dtype, order: the model's input dtype and memory order.
+        dtype: the model's input dtype.
     """
 
     def __init__(self, augmenter: Augmenter, x: np.ndarray, batches: list[np.ndarray], seed: int, *,
-                 scale: float, shift: float, dtype: np.dtype | type, order: str) -> None:
+                 scale: float, shift: float, dtype: np.dtype | type) -> None:
         self.augmenter, self.x, self.batches, self.seed = augmenter, x, batches, seed
-        self.scale, self.shift, self.dtype, self.order = scale, shift, dtype, order
+        self.scale, self.shift, self.dtype = scale, shift, dtype
         self.slice = max(1, UNIT_PIXELS // (augmenter.h * augmenter.w))  # images augmented at once
         self.per_unit = max(1, self.slice // max(1, len(batches[0]) if batches else 1))  # whole batches per unit
         self._unit = -1
@@ -63,9 +63,10 @@ class AugmentedBatches:
         self._unit = u
 
     def get(self, step: int) -> np.ndarray:
-        """The model input (B, H·W) of the 1-based ``step``."""
+        """The model input (B, H·W) of the 1-based ``step``, row-major (BLAS reads it transposed)."""
         u, k = divmod(step - 1, self.per_unit)
         if u != self._unit:
             self._make(u)
-        rows = self._rows[self._starts[k] : self._starts[k + 1]]
-        return np.array(rows, dtype=self.dtype, order=self.order)  # its own array: the next unit reuses nothing
+        # A view, no copy (for a float32 model): each unit gets a new array, so nothing overwrites a batch
+        # the model still holds for its backward pass.
+        return np.asarray(self._rows[self._starts[k] : self._starts[k + 1]], dtype=self.dtype)

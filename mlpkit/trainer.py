@@ -184,13 +184,11 @@ class Trainer:
         x, y = self.train_split.x, self.train_split.y
         self.optimizer.lr = lr_at(cfg.train, self.epoch)  # the epoch's schedule values
         self.optimizer.momentum = momentum_at(cfg.train, self.epoch)
+        self._shuffle_start = self._epoch_stream(self.rngs.shuffle, self._shuffle_start)
         if self.step == 0:
-            self._shuffle_start = self.rngs.shuffle.bit_generator.state
             self._loss_sum = 0.0
             self._norm_sums = dict.fromkeys(self._norm_sums, 0.0)
             self._norm_count = 0
-        else:  # resuming mid-epoch: the same order as before the interruption
-            self.rngs.shuffle.bit_generator.state = self._shuffle_start
         batches = iterate_minibatches(len(y), cfg.train.batch_size, self.rngs.shuffle)
         feed = self._augmented_batches(batches)
         model.train()
@@ -220,20 +218,25 @@ class Trainer:
         self._track_best(metrics)
         return metrics
 
+    def _epoch_stream(self, gen: np.random.Generator, saved: dict) -> dict:
+        """A generator's state as the current epoch began: recorded at the epoch's start, put back when
+        resuming mid-epoch, so that the epoch's draws (its order, its augmentation seed) repeat exactly."""
+        if self.step == 0:
+            return gen.bit_generator.state
+        gen.bit_generator.state = saved
+        return saved
+
     def _augmented_batches(self, batches: list[np.ndarray]) -> AugmentedBatches | None:
         """This epoch's augmented minibatches (None without data.augment), from one seed drawn off the run's
         augment stream; a resumed epoch draws the same seed again."""
         if self._augmenter is None:
             return None
-        if self.step == 0:
-            self._augment_start = self.rngs.augment.bit_generator.state
-        else:
-            self.rngs.augment.bit_generator.state = self._augment_start
+        self._augment_start = self._epoch_stream(self.rngs.augment, self._augment_start)
         seed = int(self.rngs.augment.integers(2**63))
         from .pipeline import AugmentedBatches
 
         return AugmentedBatches(self._augmenter, self.train_split.x, batches, seed, scale=self.data.scale,
-                                shift=self.data.shift, dtype=self.model.dtype, order="C")
+                                shift=self.data.shift, dtype=self.model.dtype)
 
     def _track_best(self, m: EpochMetrics) -> None:
         """A new best validation accuracy (by more than early stopping's min_delta), or one more epoch without."""
