@@ -27,6 +27,7 @@ from scipy.linalg import blas as _blas
 _GEMM = {np.dtype(np.float32): _blas.sgemm, np.dtype(np.float64): _blas.dgemm}
 _DOT = {np.dtype(np.float32): _blas.sdot, np.dtype(np.float64): _blas.ddot}
 _GEMV = {np.dtype(np.float32): _blas.sgemv, np.dtype(np.float64): _blas.dgemv}
+_SYRK = {np.dtype(np.float32): _blas.ssyrk, np.dtype(np.float64): _blas.dsyrk}
 _AXPY = {np.dtype(np.float32): _blas.saxpy, np.dtype(np.float64): _blas.daxpy}
 _ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
 
@@ -55,6 +56,13 @@ def _operand(a: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int]:
     return _like(a, dt, True), 0
 
 
+# The wrappers are called positionally, in f2py's order: keyword arguments cost 0.4 µs more a call (1.05
+# against 1.43 µs for a 10×10 product), on every product of a step.
+#   gemm(alpha, a, b, beta, c, trans_a, trans_b, overwrite_c)     c ← α·op(a)·op(b) + β·c
+#   gemv(alpha, a, x, beta, y, offx, incx, offy, incy, trans, overwrite_y)
+#   syrk(alpha, a, beta, c, trans, lower, overwrite_c)              c ← α·a·aᵀ (trans 0) or α·aᵀ·a (trans 1)
+
+
 def _check(out: np.ndarray, c: np.ndarray) -> None:
     # f2py hands back the very array it wrote into, or a copy when the layout did not suit it (a layout bug
     # here). An identity test, not np.shares_memory: 0.05 µs against 0.6 µs, on every product of a step.
@@ -80,10 +88,10 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None, out: np
         beta = 1.0
     if f:
         a, trans_a = _operand(a, dt)
-        _check(_GEMM[dt](1.0, a=a, b=b, trans_a=trans_a, beta=beta, c=out, overwrite_c=1), out)
+        _check(_GEMM[dt](1.0, a, b, beta, out, trans_a, 0, 1), out)
         return out
     ct = out.T  # outᵀ = bᵀ·aᵀ, all column-major views
-    _check(_GEMM[dt](1.0, a=b.T, b=_like(a, dt, False).T, beta=beta, c=ct, overwrite_c=1), ct)
+    _check(_GEMM[dt](1.0, b.T, _like(a, dt, False).T, beta, ct, 0, 0, 1), ct)
     return out
 
 
@@ -93,11 +101,11 @@ def matmul_nt(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty((a.shape[0], b.shape[0]), dtype=dt, order="F" if f else "C")
     if f:
         a, trans_a = _operand(a, dt)
-        _check(_GEMM[dt](1.0, a=a, b=b, trans_a=trans_a, trans_b=1, c=out, overwrite_c=1), out)
+        _check(_GEMM[dt](1.0, a, b, 0.0, out, trans_a, 1, 1), out)
     else:  # outᵀ = b·aᵀ
         a = _like(a, dt, False)
         ct = out.T
-        _check(_GEMM[dt](1.0, a=b.T, b=a.T, trans_a=1, c=ct, overwrite_c=1), ct)
+        _check(_GEMM[dt](1.0, b.T, a.T, 0.0, ct, 1, 0, 1), ct)
     return out
 
 
@@ -110,11 +118,11 @@ def matmul_tn_acc(c: np.ndarray, x: np.ndarray, dy: np.ndarray, alpha: float = 1
     if _is_f(c) or (c.flags.f_contiguous and _is_f(x)):
         x, trans_x = _operand(x, dt)  # the product needs xᵀ: x's transpose flag flipped
         dy, trans_dy = _operand(dy, dt)
-        _check(_GEMM[dt](alpha, a=x, b=dy, trans_a=1 - trans_x, trans_b=trans_dy, beta=beta, c=c, overwrite_c=1), c)
+        _check(_GEMM[dt](alpha, x, dy, beta, c, 1 - trans_x, trans_dy, 1), c)
     elif c.flags.c_contiguous:  # cᵀ ← α·dyᵀ·x + β·cᵀ
         x, dy = _like(x, dt, False), _like(dy, dt, False)
         ct = c.T
-        _check(_GEMM[dt](alpha, a=dy.T, b=x.T, trans_b=1, beta=beta, c=ct, overwrite_c=1), ct)
+        _check(_GEMM[dt](alpha, dy.T, x.T, beta, ct, 0, 1, 1), ct)
     else:
         raise ValueError("matmul_tn_acc needs a contiguous output array")
 
@@ -131,9 +139,9 @@ def colsum(a: np.ndarray, out: np.ndarray) -> None:
         ones = _ONES[(a.shape[0], dt)] = np.ones(a.shape[0], dtype=dt)
         ones.flags.writeable = False
     if a.flags.f_contiguous:
-        _check(_GEMV[dt](1.0, a, ones, trans=1, y=out, overwrite_y=1), out)
+        _check(_GEMV[dt](1.0, a, ones, 0.0, out, 0, 1, 0, 1, 1, 1), out)  # aᵀ·1
     else:  # aᵀ is column-major (M, N)
-        _check(_GEMV[dt](1.0, _like(a, dt, False).T, ones, y=out, overwrite_y=1), out)
+        _check(_GEMV[dt](1.0, _like(a, dt, False).T, ones, 0.0, out, 0, 1, 0, 1, 0, 1), out)
 
 
 def tn_sqnorm(x: np.ndarray, dy: np.ndarray) -> float:
@@ -141,18 +149,27 @@ def tn_sqnorm(x: np.ndarray, dy: np.ndarray) -> float:
 
     ‖XᵀD‖² = tr(DᵀXXᵀD) = ⟨XXᵀ, DDᵀ⟩: two (N, N) Gram matrices, N²·(D + C)
     multiply-adds instead of N·D·C, and no (D, C) array written and read back.
-    Worth it when N·(D + C) < D·C, i.e. batches smaller than the layer. The final
-    inner product is taken in float64.
+    Worth it when N·(D + C) < D·C, i.e. batches smaller than the layer. Each Gram
+    matrix is symmetric, so ``syrk`` computes only its upper triangle U (half the
+    work: 55 against 71 µs for 784-256 at batch 64), and ⟨G, H⟩ = 2·⟨U_G, U_H⟩ −
+    ⟨diag G, diag H⟩. The inner products are taken in float64.
     """
     dt = x.dtype
     grams = []
     for a in (x, dy):
-        a = _like(a, dt, True)  # column-major (N, K): a·aᵀ
-        g = np.empty((a.shape[0], a.shape[0]), dtype=dt, order="F")
-        _check(_GEMM[dt](1.0, a=a, b=a, trans_b=1, c=g, overwrite_c=1), g)
+        if a.dtype != dt or not (a.flags.c_contiguous or a.flags.f_contiguous):
+            a = np.asfortranarray(a, dtype=dt)
+        # syrk's a·aᵀ (trans 0) on a column-major (N, K) a; a row-major a is passed as aᵀ, column-major
+        # (K, N), with trans 1 (aᵀ)ᵀ·aᵀ: no copy either way. The lower triangle stays 0.
+        c_order = a.flags.c_contiguous and not a.flags.f_contiguous
+        n = a.shape[0]
+        g = np.zeros((n, n), dtype=dt, order="F")
+        _check(_SYRK[dt](1.0, a.T if c_order else a, 0.0, g, 1 if c_order else 0, 0, 1), g)
         grams.append(g)
-    g0, g1 = (np.ravel(g, order="F").astype(np.float64) for g in grams)
-    return float(_DOT[g0.dtype](g0, g1))  # SciPy's BLAS, not np.vdot's: one thread pool (see above)
+    u0, u1 = (np.ravel(g, order="F").astype(np.float64) for g in grams)
+    d0, d1 = (np.diagonal(g).astype(np.float64) for g in grams)
+    # SciPy's BLAS, not np.vdot's: one thread pool (see above)
+    return 2.0 * float(_DOT[u0.dtype](u0, u1)) - float(_DOT[d0.dtype](d0, d1))
 
 
 def sqnorm(a: np.ndarray) -> float:
@@ -170,13 +187,13 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
     and takes two.
     """
     if x.ndim == 1 and x.shape == y.shape and x.dtype == y.dtype and x.flags.c_contiguous and y.flags.c_contiguous:
-        _check(_AXPY[y.dtype](x, y, a=alpha), y)  # vectors (biases): no reshaping; 0.2 µs instead of 1.2 µs
+        _check(_AXPY[y.dtype](x, y, x.size, alpha), y)  # vectors (biases): no reshaping; 0.2 µs instead of 1.2 µs
         return
     if x.shape != y.shape or x.dtype != y.dtype or order_of(x) != order_of(y):
         raise ValueError("axpy needs two arrays of one shape, dtype and memory order")
     order = order_of(y)
     xv, yv = x.reshape(-1, order=order), y.reshape(-1, order=order)
-    _check(_AXPY[y.dtype](xv, yv, a=alpha), yv)
+    _check(_AXPY[y.dtype](xv, yv, xv.size, alpha), yv)
 
 
 def blas_threads() -> int | None:

@@ -11,6 +11,8 @@ of ±1e4 neither overflow nor lose the answer.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .errors import ShapeError, StateError
@@ -29,17 +31,18 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return np.exp(log_softmax(logits))
 
 
-_BASES: dict[tuple[int, int, str], np.ndarray] = {}
+_BASES: dict[tuple[int, int, bool], np.ndarray] = {}
 
 
-def _flat_rows(n: int, c: int, order: str) -> tuple[np.ndarray, int]:
-    """(base, stride): entry (i, y_i) of an (n, c) array of memory order ``order`` is at flat index
-    base[i] + stride·y_i. The base is made once per shape (read-only)."""
-    base = _BASES.get((n, c, order))
+def _true_class_index(shifted: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(N,) flat indices, in memory order, of the entries (y_n, n) of a contiguous (C, N) array."""
+    c, n = shifted.shape
+    row_major = shifted.flags.c_contiguous
+    base = _BASES.get((n, c, row_major))  # made once per shape (read-only)
     if base is None:
-        base = _BASES[(n, c, order)] = np.arange(n) * (1 if order == "F" else c)
+        base = _BASES[(n, c, row_major)] = np.arange(n) * (1 if row_major else c)
         base.flags.writeable = False
-    return base, n if order == "F" else 1
+    return base + y * n if row_major else base + y
 
 
 def _check(logits: np.ndarray, y: np.ndarray) -> None:
@@ -56,25 +59,33 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
 
     Returns:
         loss: the mean over the batch (a Python float).
-        dlogits: (N, C) = (softmax(logits) − onehot(y)) / N.
+        dlogits: (N, C) = (softmax(logits) − onehot(y)) / N, in the logits' memory order.
+
+    At small batches each NumPy call costs more than its arithmetic (about 0.25 µs for
+    an elementwise pass over 10×10, 0.75 µs for a broadcast one, 0.9 µs for a reduction),
+    so this is written as few calls as the math allows, measured at 784-100-10, batch 10:
+    7.1 µs against 8.3 µs for the row-wise sequence before it. The work is done on the (C, N)
+    transpose, a view that is row-major for the trainer's column-major logits; the
+    exponentials are taken in place; and the loss's sum over the batch is
+    ``math.fsum`` of a list (exact, and 0.2 µs against 0.8 µs for a float64 reduction).
     """
     _check(logits, y)
-    n, c = logits.shape
+    n = logits.shape[0]
+    zt = logits.T  # (C, N), a view
     # ufunc methods called directly: ndarray.max goes through Python wrappers (1 µs a call at batch 10)
-    shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)  # (N, C), row max 0: exp cannot overflow
-    e = np.exp(shifted)  # (N, C), in the logits' memory order
-    s = np.add.reduce(e, axis=1, keepdims=True)  # (N, 1), in [1, C]
-    # Entry (n, y_n) by its flat index in memory order, not by fancy indexing: 0.3 µs instead of 0.7 µs
-    # to read it, 0.9 µs instead of 1.8 µs to update it, at batch 10.
-    order = "F" if e.flags.f_contiguous and not e.flags.c_contiguous else "C"
-    base, stride = _flat_rows(n, c, order)
-    picked = base + y * stride if stride != 1 else base + y  # (N,) flat indices of the true classes
-    # L = mean(log Σ_j e^{z_j} − z_y), with the max cancelling out
-    loss = float(np.add.reduce(np.log(s[:, 0]) - shifted.ravel(order).take(picked), dtype=np.float64)) / n
+    shifted = zt - np.maximum.reduce(zt, axis=0)  # (C, N), each column's max 0: exp cannot overflow
+    flat = shifted.ravel("C" if shifted.flags.c_contiguous else "F")  # a view (a new array is contiguous)
+    picked = _true_class_index(shifted, y)  # (N,) where (y_n, n) lies in memory: flat indexing, not fancy
+    per_sample = flat.take(picked)  # (N,) z_y − max, then the loss of each example
+    e = np.exp(shifted, out=shifted)  # (C, N)
+    s = np.add.reduce(e, axis=0)  # (N,) Σ_j e^{z_j − max}, in [1, C]
+    # L_n = log Σ_j e^{z_j} − z_y, with the max cancelling out
+    np.subtract(np.log(s), per_sample, out=per_sample)
+    loss = math.fsum(per_sample.tolist()) / n
     s *= n
-    dlogits = np.divide(e, s, out=e)  # softmax / N
-    dlogits.ravel(order)[picked] -= dlogits.dtype.type(1.0 / n)  # − onehot / N (ravel: a view, both orders)
-    return loss, dlogits
+    np.divide(e, s, out=e)  # softmax / N
+    flat[picked] -= 1.0 / n  # − onehot / N
+    return loss, e.T
 
 
 def cross_entropy_per_sample(logits: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -200,9 +200,10 @@ class Trainer:
                 if feed is not None:
                     xb = feed.get(step)  # (B, D), augmented and converted
                 else:
-                    # (B, D) row-major whatever the model's layout: BLAS reads it transposed (blas._operand)
-                    xb = to_float(x[idx], scale, dtype, "C", shift)
-                loss = self.train_step(xb, y[idx], epoch, step)
+                    # (B, D) row-major whatever the model's layout: BLAS reads it transposed (blas._operand).
+                    # take, not x[idx]: the same rows, 0.3 against 0.9 µs at batch 10 (1.0 against 1.8 at 64).
+                    xb = to_float(x.take(idx, axis=0), scale, dtype, "C", shift)
+                loss = self.train_step(xb, y.take(idx), epoch, step)
                 if step % norm_every == 0:
                     self._measure_grad_norms(epoch, step)
                 self._loss_sum += loss * len(idx)
