@@ -51,8 +51,12 @@ def _operand(a: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int]:
     is column-major, with trans = 1, instead of being copied. So a row-major minibatch (converted from uint8
     without transposing: 3 µs instead of 6 µs at batch 10, 9 instead of 19 at batch 64) feeds the first
     layer's products as it is."""
-    if a.dtype == dt and a.flags.c_contiguous and not a.flags.f_contiguous:
-        return a.T, 1
+    if a.dtype == dt:
+        flags = a.flags
+        if flags.f_contiguous:  # as it is: no conversion call (0.25 µs on each hidden layer's products)
+            return a, 0
+        if flags.c_contiguous:
+            return a.T, 1
     return _like(a, dt, True), 0
 
 
