@@ -118,12 +118,12 @@ def matmul_tn_acc(c: np.ndarray, x: np.ndarray, dy: np.ndarray, alpha: float = 1
 
     ``c`` must be contiguous (either order).
     """
-    dt = c.dtype
-    if _is_f(c) or (c.flags.f_contiguous and _is_f(x)):
+    dt, flags = c.dtype, c.flags
+    if flags.f_contiguous and (not flags.c_contiguous or _is_f(x)):
         x, trans_x = _operand(x, dt)  # the product needs xᵀ: x's transpose flag flipped
         dy, trans_dy = _operand(dy, dt)
         _check(_GEMM[dt](alpha, x, dy, beta, c, 1 - trans_x, trans_dy, 1), c)
-    elif c.flags.c_contiguous:  # cᵀ ← α·dyᵀ·x + β·cᵀ
+    elif flags.c_contiguous:  # cᵀ ← α·dyᵀ·x + β·cᵀ
         x, dy = _like(x, dt, False), _like(dy, dt, False)
         ct = c.T
         _check(_GEMM[dt](alpha, dy.T, x.T, beta, ct, 0, 1, 1), ct)
@@ -190,8 +190,10 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
     One pass and no temporary, where ``y -= alpha * x`` makes a temporary array
     and takes two.
     """
-    if x.ndim == 1 and x.shape == y.shape and x.dtype == y.dtype and x.flags.c_contiguous and y.flags.c_contiguous:
-        _check(_AXPY[y.dtype](x, y, x.size, alpha), y)  # vectors (biases): no reshaping; 0.2 µs instead of 1.2 µs
+    if x.ndim == 1 and x.shape == y.shape and x.dtype == y.dtype:
+        # Vectors (biases): no reshaping; 0.2 µs instead of 1.2 µs. A strided y would come back as a copy,
+        # which _check refuses; a strided x is copied by the wrapper.
+        _check(_AXPY[y.dtype](x, y, x.size, alpha), y)
         return
     if x.shape != y.shape or x.dtype != y.dtype or order_of(x) != order_of(y):
         raise ValueError("axpy needs two arrays of one shape, dtype and memory order")

@@ -46,6 +46,9 @@ class SGD:
     def __init__(self, model: MLP, lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
         self.params = model.parameters()
         self._layers = list({id(layer): layer for _, layer, _ in self.params}.values())  # each once, for constraints
+        # Per parameter, decided once, not on every step: whether its gradient may be held as factors (xᵀ, dY).
+        self._plan = tuple((name, layer, key, key == "W" and hasattr(layer.grads, "factors"))
+                           for name, layer, key in self.params)
         self.lr = float(lr)
         self.momentum = float(momentum)
         self.weight_decay = float(weight_decay)
@@ -54,10 +57,10 @@ class SGD:
     def step(self) -> None:
         """Update every parameter from the gradients its layer holds, then apply the constraints."""
         lr, mu = self.lr, self.momentum
-        for name, layer, key in self.params:
+        for name, layer, key, factored in self._plan:
             p = layer.params[key]
             wd = self.weight_decay if key == "W" else 0.0
-            factors = layer.grads.factors() if key == "W" and hasattr(layer.grads, "factors") else None
+            factors = layer.grads.factors() if factored else None
             if mu:
                 v = self.velocity.get(name)
                 if v is None:
