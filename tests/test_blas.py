@@ -64,6 +64,18 @@ def test_tn_sqnorm_equals_the_formed_products_norm(rng, order, shape):
     assert blas.tn_sqnorm(x, dy) == pytest.approx(np.sum((x.T @ dy) ** 2), rel=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tn_sqnorm_on_mixed_orders_strided_views_and_other_dtypes(rng, dtype):
+    """syrk reads a row-major operand as its transpose; strided or other-dtype operands are converted first."""
+    x64, dy64 = rng.standard_normal((6, 40)), rng.standard_normal((6, 9)).astype(np.float32).astype(np.float64)
+    want = np.sum((x64.T @ dy64) ** 2)
+    rel = 1e-12 if dtype == np.float64 else 1e-5
+    for x, dy in [(np.ascontiguousarray(x64, dtype), np.asfortranarray(dy64, dtype)),
+                  (np.asfortranarray(x64, dtype), np.ascontiguousarray(dy64, dtype)),
+                  (np.repeat(x64.astype(dtype), 2, axis=1)[:, ::2], dy64.astype(np.float32))]:
+        assert blas.tn_sqnorm(x, dy) == pytest.approx(want, rel=rel)
+
+
 def test_tn_sqnorm_float32_with_cancelling_samples(rng):
     """Per-sample gradients that nearly cancel (as near a minimum) still give the norm to 1e-4."""
     x = rng.standard_normal((64, 300)).astype(np.float32)
@@ -94,6 +106,11 @@ def test_axpy_in_place_both_orders(rng):
         np.testing.assert_allclose(y, want, rtol=1e-15)
     with pytest.raises(ValueError, match="one shape, dtype and memory order"):
         blas.axpy(1.0, np.ones((3, 4)), np.asfortranarray(np.ones((3, 4))))
+    y = np.zeros(8)
+    blas.axpy(2.0, np.arange(8.0)[::2], y[:4])  # a strided x is read as it is
+    np.testing.assert_array_equal(y[:4], [0, 4, 8, 12])
+    with pytest.raises(AssertionError, match="not written in place"):  # a strided y would be updated in a copy
+        blas.axpy(1.0, np.ones(4), y[::2])
 
 
 NUMPY_BLAS_CALLS = {"dot", "vdot", "matmul", "inner", "tensordot"}

@@ -44,6 +44,21 @@ def test_to_float_scales_a_batch():
     np.testing.assert_allclose(out, [[0.0, 1.0, 0.2]], rtol=1e-6)
 
 
+@pytest.mark.parametrize("src", [np.uint8, np.uint16, np.int16, np.int32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_to_float_gives_the_values_of_one_mixed_type_multiply(src, order):
+    """Small integers are cast and then scaled in place; every type gives, bit for bit, what one multiply of
+    the stored values by the scale (in the target dtype) gives, and the order asked for."""
+    x = np.random.default_rng(0).integers(0, 256, (5, 7)).astype(src)
+    for dtype in (np.float32, np.float64):
+        want = np.empty(x.shape, dtype=dtype)
+        np.multiply(x, np.asarray(1 / 255, dtype=dtype), out=want, casting="unsafe")
+        out = to_float(x, 1 / 255, dtype, order)
+        assert out.dtype == dtype and (out.flags.f_contiguous if order == "F" else out.flags.c_contiguous)
+        np.testing.assert_array_equal(out, want)
+        np.testing.assert_array_equal(to_float(x, 1 / 255, dtype, order, shift=-0.5), want + dtype(-0.5))
+
+
 @pytest.mark.parametrize("compress", [True, False])
 def test_idx_dataset_from_folder(tmp_path, monkeypatch, compress):
     arrays = write_idx_dataset(tmp_path / "gz")

@@ -64,7 +64,7 @@ def test_head_object_and_order():
     assert head.backward().shape == (2, 3)
 
 
-@pytest.mark.parametrize("shape", [(1, 5), (7, 1), (6, 4), (64, 10)])
+@pytest.mark.parametrize("shape", [(1, 5), (7, 1), (6, 4), (64, 10), (65, 10), (300, 3)])  # fsum, then a reduction
 def test_both_memory_orders_and_thin_shapes_give_the_same_loss_and_gradient(shape):
     # The true-class entries are read and written by flat index in the logits' memory order.
     rng = np.random.default_rng(shape[0])
@@ -82,3 +82,19 @@ def test_both_memory_orders_and_thin_shapes_give_the_same_loss_and_gradient(shap
     np.testing.assert_allclose(d_c, ref, atol=1e-15)
     np.testing.assert_allclose(d_f, ref, atol=1e-15)
     assert d_f.flags.f_contiguous
+    strided = np.asfortranarray(np.repeat(z, 2, axis=1))[:, ::2]  # neither row- nor column-major
+    loss_s, d_s = softmax_cross_entropy(strided, y)
+    assert loss_s == pytest.approx(loss_c, rel=1e-12)
+    np.testing.assert_allclose(d_s, ref, atol=1e-15)
+
+
+def test_the_loss_mean_on_both_paths():
+    """Up to 64 examples the batch's losses are summed by math.fsum, beyond by a float64 reduction."""
+    for n in (64, 65):
+        z = np.zeros((n, 2), dtype=np.float32)
+        z[:, 0] = 1e-3 * np.arange(n, dtype=np.float32)
+        y = np.zeros(n, dtype=int)
+        per = np.log1p(np.exp(-z[:, 0].astype(np.float64)))  # −log softmax of class 0, in float64
+        loss, d = softmax_cross_entropy(np.asfortranarray(z), y)
+        assert loss == pytest.approx(per.mean(), rel=1e-6)
+        assert d.dtype == np.float32
