@@ -70,6 +70,26 @@ def layout_for(batch_size: int) -> str:
     return "F"
 
 
+# A narrow layer's weights are faster row-major once the batch is not small (see weight_order).
+NARROW_OUT, ROW_MAJOR_MIN_BATCH = 16, 32
+
+
+def weight_order(layout: str, out_features: int, batch_size: int | None) -> str:
+    """The memory order of one Linear layer's weights in a model of ``layout``: the layout's, except that
+    in a column-major model trained at batch ≥ 32 a layer of at most 16 units (the 10-class output layer)
+    keeps its weights row-major.
+
+    Measured with SciPy's OpenBLAS on the 2-core EPYC, the three products of a layer (forward, input
+    gradient, fused update) summed, row-major / column-major: 256→10 at batch 64: 18.1 / 22.5 µs;
+    1024→10 at batch 128: 72.6 / 96.2 µs; 784→10 as a first layer (no input gradient) at batch 64:
+    36.5 / 51.8 µs; over batches 32–128 and inputs 100–1024, 0.66–0.95 for 10–16 units and 0.9–1.1
+    from 32 units up. At batch 10 row-major is slower (100→10: 3.8 / 3.4 µs; 1024→16: 24.8 / 22.0).
+    """
+    if layout == "F" and batch_size is not None and batch_size >= ROW_MAJOR_MIN_BATCH and out_features <= NARROW_OUT:
+        return "C"
+    return layout
+
+
 def build_model(
     cfg: ModelConfig,
     in_features: int,
@@ -78,6 +98,7 @@ def build_model(
     *,
     dtype: str | None = None,
     layout: str = "F",
+    batch_size: int | None = None,
 ) -> MLP:
     """Build the MLP a ModelConfig describes.
 
@@ -87,6 +108,8 @@ def build_model(
         dropout_rng: draws the dropout masks (shared by all Dropout layers).
         dtype: overrides ``cfg.dtype`` (gradcheck uses float64).
         layout: memory order of weights and activations, "F" or "C" (see ``layout_for``).
+        batch_size: the batch size the model will train at; with it, narrow layers of a column-major
+            model get row-major weights (``weight_order``).
     """
     check_size(cfg, in_features)
     dt = np.dtype(dtype or cfg.dtype)
@@ -109,7 +132,8 @@ def build_model(
                     bias_std=spec.bias_std if spec.bias_std is not None else cfg.bias_std,
                     max_norm=max_norm,
                     dtype=dt,
-                    order=layout,
+                    order=weight_order(layout, spec.out_features, batch_size),
+                    out_order=layout,
                 )
             )
             width = spec.out_features

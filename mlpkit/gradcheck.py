@@ -493,6 +493,14 @@ DEFAULT_NETWORK = {
 DEFAULT_IN = 8
 
 
+def _weight_orders(model: MLP) -> str:
+    """"column-major weights", "row-major weights", or which layers are which."""
+    orders = {i: "column" if layer.params["W"].flags.f_contiguous else "row" for i, layer in model.linear_layers()}
+    if len(set(orders.values())) == 1:
+        return f"{next(iter(orders.values()))}-major weights"
+    return ", ".join(f"layers.{i} {o}-major" for i, o in orders.items())
+
+
 def _describe(model: MLP) -> str:
     return " → ".join(repr(layer) for layer in model.layers)
 
@@ -523,14 +531,15 @@ def default_checks(s: CheckSettings) -> list[CheckGroup]:
     y = data_rng.integers(0, 10, 6)
     groups = [check_model(model, x, y, s, f"default network, end to end: {_describe(model)} → softmax-CE, batch 6")]
     t = cfg.train
-    # Both memory orders (see build.layout_for) and both update routes of optim.SGD (with and without momentum).
-    for batch, momentum in ((6, t.momentum), (16, t.momentum), (6, 0.0), (16, 0.0)):
+    # Both weight orders, as the trainer picks them (build.weight_order: at batch 32 the default network's
+    # narrow layers are row-major), and both update routes of optim.SGD (with and without momentum).
+    for batch, momentum in ((6, t.momentum), (32, t.momentum), (6, 0.0), (32, 0.0)):
         trainer = Trainer(_float64(cfg, batch, momentum), _synthetic(32, DEFAULT_IN, 10, s.seed))
         xb = np.asarray(data_rng.standard_normal((batch, DEFAULT_IN)), order=trainer.model.layout)
         yb = data_rng.integers(0, 10, batch)
         groups.append(check_training_steps(
             trainer, xb, yb, s, f"default network, {TRAIN_STEPS} training steps, batch {batch} "
-            f"({'column' if trainer.model.layout == 'F' else 'row'}-major), momentum {momentum:g}, weight decay "
+            f"({_weight_orders(trainer.model)}), momentum {momentum:g}, weight decay "
             f"{t.weight_decay:g}, max-norm {cfg.model.max_norm:g}, lr {t.lr:g} then {t.lr / 2:g}: each change "
             "against the textbook update from central differences"))
     groups.append(check_properties([0.5, 0.25, 0.3], s))

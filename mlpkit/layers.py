@@ -140,7 +140,9 @@ class Linear(Layer):
         bias_init, bias_std: ``zeros`` or ``normal`` (N(0, bias_std²)).
         max_norm: cap on each unit's incoming weight norm (see ``apply_constraints``).
         dtype: float32 for training, float64 for gradient checks.
-        order: memory order of W, "F" (column-major) or "C" (see ``blas``).
+        order: memory order of W, "F" (column-major) or "C" (see ``blas``, ``build.weight_order``).
+        out_order: memory order of the layer's outputs and input gradients (the activations'); by
+            default W's.
 
     Shape:
         x: (N, D) -> out: (N, C).  W: (D, C), b: (C,) — one bias per output
@@ -162,6 +164,7 @@ class Linear(Layer):
         max_norm: float | None = None,
         dtype: np.dtype | type = np.float32,
         order: str = "C",
+        out_order: str | None = None,
     ) -> None:
         super().__init__()
         self.max_norm = max_norm
@@ -172,6 +175,7 @@ class Linear(Layer):
         b = init_bias(bias_init, out_features, rng, std=bias_std, dtype=dtype)
         self.params = {"W": W, "b": b}
         self.grads = LinearGrads(np.zeros_like(W), np.zeros_like(b))  # zeros_like keeps W's order
+        self.out_order = out_order or order
         self._x: np.ndarray | None = None
 
     def out_features(self, in_features: int) -> int:
@@ -184,7 +188,8 @@ class Linear(Layer):
                 f"(N, {self.in_features}), got {x.shape}"
             )
         self._x = x
-        return blas.matmul(x, self.params["W"], bias=self.params["b"])  # (N, D) @ (D, C) + b -> (N, C)
+        # (N, D) @ (D, C) + b -> (N, C)
+        return blas.matmul(x, self.params["W"], bias=self.params["b"], order=self.out_order)
 
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
         """Write dW = xᵀ·dout and db = Σ_n dout; return dx = dout·Wᵀ unless ``need_dx`` is False.
@@ -198,7 +203,7 @@ class Linear(Layer):
         blas.colsum(dout, self.grads["b"])  # (C,): sum over the batch
         if not need_dx:
             return None
-        return blas.matmul_nt(dout, self.params["W"])  # (N, C) @ (C, D) -> (N, D)
+        return blas.matmul_nt(dout, self.params["W"], self.out_order)  # (N, C) @ (C, D) -> (N, D)
 
     def grad_sqnorm(self, key: str) -> float:
         """‖grads[key]‖², without forming dW when the batch is smaller than the layer.

@@ -121,7 +121,7 @@ class Trainer:
         self.train_eval_split = Split(self.train_split.x[:k], self.train_split.y[:k]) if k else None
         self.rngs = Rngs.from_seed(cfg.seed)
         self.model = build_model(cfg.model, self.data.num_features, self.rngs.init, self.rngs.dropout,
-                                 layout=layout_for(cfg.train.batch_size))
+                                 layout=layout_for(cfg.train.batch_size), batch_size=cfg.train.batch_size)
         t = cfg.train
         # Nielsen's L2 term (λ/2n)·Σw² on the mean loss is weight decay λ/n.
         wd = t.weight_decay if not t.l2 else t.l2 / len(self.train_split)

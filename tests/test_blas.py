@@ -177,3 +177,44 @@ def test_row_major_operands_with_column_major_weights_are_read_transposed_not_co
     blas.matmul_tn_acc(c, x, dy, 2.0, 0.5)
     np.testing.assert_allclose(c, ref, rtol=tol, atol=tol)
     assert blas._operand(x, np.dtype(dtype))[1] == 1 and blas._operand(x, np.dtype(dtype))[0].base is x
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("orders", [(a, b, c) for a in "CF" for b in "CF" for c in "CF"])
+def test_every_mix_of_memory_orders_gives_numpys_products_without_copying_an_operand(rng, monkeypatch, dtype, orders):
+    """Weights of either order (build.weight_order picks per layer) meet activations of either order: each
+    product equals NumPy's, comes out in the weight's order, and reads its operands as they are (or transposed
+    through a flag), never through a converted copy."""
+    oa, ob, oc = orders
+    copies = []
+    real_like = blas._like
+    monkeypatch.setattr(blas, "_like", lambda a, *args: copies.append(a.shape) or real_like(a, *args))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    a, w, b = _arr(rng, (7, 5), oa, dtype), _arr(rng, (5, 3), ob, dtype), _arr(rng, (3,), "C", dtype)
+    out = blas.matmul(a, w, bias=b)
+    np.testing.assert_allclose(out, a @ w + b, rtol=tol, atol=tol)
+    assert out.flags[f"{ob}_CONTIGUOUS"]
+    dy = _arr(rng, (7, 3), oa, dtype)
+    dx = blas.matmul_nt(dy, w)
+    np.testing.assert_allclose(dx, dy @ w.T, rtol=tol, atol=tol)
+    assert dx.flags[f"{ob}_CONTIGUOUS"]
+    x, dy = _arr(rng, (7, 5), oa, dtype), _arr(rng, (7, 3), ob, dtype)
+    c = _arr(rng, (5, 3), oc, dtype)
+    ref = 0.5 * c - 2.0 * x.T @ dy
+    blas.matmul_tn_acc(c, x, dy, -2.0, 0.5)
+    np.testing.assert_allclose(c, ref, rtol=tol, atol=tol)
+    assert copies == []
+
+
+@pytest.mark.parametrize("w_order", ORDERS)
+@pytest.mark.parametrize("out_order", ORDERS)
+def test_products_write_the_output_order_asked_for(rng, w_order, out_order):
+    """A row-major narrow layer still hands column-major activations on (Linear.out_order)."""
+    x, w, dy = _arr(rng, (6, 5), "C", np.float64), _arr(rng, (5, 3), w_order, np.float64), _arr(rng, (6, 3), "F", np.float64)
+    out = blas.matmul(x, w, order=out_order)
+    dx = blas.matmul_nt(dy, w, out_order)
+    assert out.flags[f"{out_order}_CONTIGUOUS"] and dx.flags[f"{out_order}_CONTIGUOUS"]
+    np.testing.assert_allclose(out, x @ w, rtol=1e-13)
+    np.testing.assert_allclose(dx, dy @ w.T, rtol=1e-13)
+    with pytest.raises(ValueError, match="contiguous output"):
+        blas.matmul_tn_acc(np.zeros((10, 3))[::2], x, dy)

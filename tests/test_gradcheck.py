@@ -42,6 +42,7 @@ def test_every_op_and_default_network_pass_tightly():
     assert kinds == {"gradient", "step", "property"}
     steps = [g for g in report.groups if "training steps" in g.title]
     assert len(steps) == 4 and all(("row-major" in g.title) != ("column-major" in g.title) for g in steps)
+    assert ["batch 32 (row-major weights)" in g.title for g in steps] == [False, True, False, True]
     assert sum("momentum 0," in g.title for g in steps) == 2 and sum("momentum 0.9," in g.title for g in steps) == 2
     assert [r.name for r in steps[0].rows][:2] == ["step Δ layers.0.W", "step Δ layers.0.b"]
     assert {"Dropout(p=0.5) drop rate", "Dropout(p=0.3) E[train out] / in", "softmax rows sum to 1",

@@ -108,3 +108,26 @@ def test_whole_network_backward_matches_finite_differences(rng):
         numeric[k] = numerical_gradient(f, p)
     for k, a in analytic.items():
         assert rel_error(a, numeric[k]) < 1e-7, k
+
+
+@pytest.mark.parametrize("batch,orders", [(None, "FFF"), (10, "FFF"), (32, "FFC"), (128, "FFC")])
+def test_narrow_layers_keep_row_major_weights_from_batch_32_and_activations_stay_column_major(batch, orders):
+    """build.weight_order: the 10-unit output layer's weights are row-major when the trainer's batch is 32 or
+    more; every layer's outputs and input gradients stay column-major whatever its weights' order."""
+    from mlpkit import blas
+    from mlpkit.build import build_model, weight_order
+    from mlpkit.config import config_from_dict
+
+    assert [weight_order("F", 10, 64), weight_order("F", 16, 32), weight_order("F", 17, 64),
+            weight_order("F", 10, 31), weight_order("C", 100, 64), weight_order("F", 10, None)] == list("CCFFCF")
+    cfg = config_from_dict({"model": {"layers": [{"linear": 20}, "sigmoid", {"linear": 18}, "tanh", {"linear": 10}]}})
+    m = build_model(cfg.model, 12, np.random.default_rng(0), batch_size=batch)
+    assert "".join(blas.order_of(layer.params["W"]) for _, layer in m.linear_layers()) == orders
+    x = np.random.default_rng(1).standard_normal((4, 12)).astype(np.float32)
+    outs = []
+    for layer in m.layers:
+        x = layer.forward(x)
+        outs.append(blas.order_of(x))
+    assert outs == ["F"] * len(m.layers)
+    m.head.forward(x, np.arange(4))
+    assert blas.order_of(m.backward(need_dx=True)) == "F"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mlpkit import blas
 from mlpkit.build import build_model
 from mlpkit.config import config_from_dict
 from mlpkit.data import Dataset, to_float
@@ -147,7 +148,7 @@ TRAIN_OPTIONS = {
 }
 
 
-@pytest.mark.parametrize("batch", [4, 16], ids=["row-major", "column-major"])
+@pytest.mark.parametrize("batch", [4, 32], ids=["column-major", "narrow-layers-row-major"])  # build.weight_order
 @pytest.mark.parametrize("option", list(TRAIN_OPTIONS))
 def test_trainer_epochs_equal_the_textbook_loop(option, batch):
     """Every training option: the real trainer over 4 epochs (float64) against the textbook loop on the
@@ -161,8 +162,10 @@ def test_trainer_epochs_equal_the_textbook_loop(option, batch):
     data = _dataset()
     trainer = Trainer(cfg, data)
     rngs = Rngs.from_seed(cfg.seed)
-    layout = trainer.model.layout  # dropout masks are drawn in the batch's memory order
-    ref = build_model(cfg.model, 5, rngs.init, rngs.dropout, layout=layout)
+    layout = trainer.model.layout  # dropout masks are drawn in the memory order of their input
+    ref = build_model(cfg.model, 5, rngs.init, rngs.dropout, layout=layout, batch_size=batch)
+    want = "C" if batch >= 32 else "F"  # the 7- and 10-unit layers: row-major at batch 32 (build.weight_order)
+    assert [blas.order_of(layer.params["W"]) for _, layer in trainer.model.linear_layers()] == [want, want]
     params = {k: v.copy() for k, v in ref.named_params().items()}
     vel = {k: np.zeros_like(v) for k, v in params.items()}
     n_train = len(trainer.train_split)

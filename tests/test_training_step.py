@@ -120,7 +120,7 @@ def test_the_step_group_uses_the_real_trainer_step(monkeypatch):
 
     monkeypatch.setattr(trainer.Trainer, "train_step", spy)
     assert gc.gradcheck().passed
-    assert calls == ([(6, 8)] * gc.TRAIN_STEPS + [(16, 8)] * gc.TRAIN_STEPS) * 2
+    assert calls == ([(6, 8)] * gc.TRAIN_STEPS + [(32, 8)] * gc.TRAIN_STEPS) * 2
 
 
 def test_the_default_steps_exercise_max_norm():
