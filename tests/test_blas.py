@@ -210,7 +210,8 @@ def test_every_mix_of_memory_orders_gives_numpys_products_without_copying_an_ope
 @pytest.mark.parametrize("out_order", ORDERS)
 def test_products_write_the_output_order_asked_for(rng, w_order, out_order):
     """A row-major narrow layer still hands column-major activations on (Linear.out_order)."""
-    x, w, dy = _arr(rng, (6, 5), "C", np.float64), _arr(rng, (5, 3), w_order, np.float64), _arr(rng, (6, 3), "F", np.float64)
+    x, w = _arr(rng, (6, 5), "C", np.float64), _arr(rng, (5, 3), w_order, np.float64)
+    dy = _arr(rng, (6, 3), "F", np.float64)
     out = blas.matmul(x, w, order=out_order)
     dx = blas.matmul_nt(dy, w, out_order)
     assert out.flags[f"{out_order}_CONTIGUOUS"] and dx.flags[f"{out_order}_CONTIGUOUS"]
