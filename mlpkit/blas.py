@@ -173,14 +173,12 @@ def tn_sqnorm(x: np.ndarray, dy: np.ndarray) -> float:
     dt = x.dtype
     grams = []
     for a in (x, dy):
-        if a.dtype != dt or not (a.flags.c_contiguous or a.flags.f_contiguous):
-            a = np.asfortranarray(a, dtype=dt)
-        # syrk's a·aᵀ (trans 0) on a column-major (N, K) a; a row-major a is passed as aᵀ, column-major
-        # (K, N), with trans 1 (aᵀ)ᵀ·aᵀ: no copy either way. The lower triangle stays 0.
-        c_order = a.flags.c_contiguous and not a.flags.f_contiguous
+        # a = op_t(m) with m column-major (_operand: no copy for either order), so a·aᵀ is syrk's m·mᵀ
+        # (trans 0) or mᵀ·m (trans 1). The lower triangle stays 0.
+        m, t = _operand(a, dt)
         n = a.shape[0]
         g = np.zeros((n, n), dtype=dt, order="F")
-        if _SYRK[dt](1.0, a.T if c_order else a, 0.0, g, 1 if c_order else 0, 0, 1) is not g:
+        if _SYRK[dt](1.0, m, 0.0, g, t, 0, 1) is not g:
             _not_in_place()
         grams.append(g)
     u0, u1 = (np.ravel(g, order="F").astype(np.float64) for g in grams)

@@ -35,10 +35,8 @@ _BASES: dict[tuple[int, int, bool], np.ndarray] = {}
 _FSUM_MAX = 64  # batch sizes whose loss is summed by math.fsum (see softmax_cross_entropy)
 
 
-def _true_class_index(shifted: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _true_class_index(c: int, n: int, row_major: bool, y: np.ndarray) -> np.ndarray:
     """(N,) flat indices, in memory order, of the entries (y_n, n) of a contiguous (C, N) array."""
-    c, n = shifted.shape
-    row_major = shifted.flags.c_contiguous
     base = _BASES.get((n, c, row_major))  # made once per shape (read-only)
     if base is None:
         base = _BASES[(n, c, row_major)] = np.arange(n) * (1 if row_major else c)
@@ -76,8 +74,9 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     zt = logits.T  # (C, N), a view
     # ufunc methods called directly: ndarray.max goes through Python wrappers (1 µs a call at batch 10)
     shifted = zt - np.maximum.reduce(zt, axis=0)  # (C, N), each column's max 0: exp cannot overflow
-    flat = shifted.ravel("C" if shifted.flags.c_contiguous else "F")  # a view (a new array is contiguous)
-    picked = _true_class_index(shifted, y)  # (N,) where (y_n, n) lies in memory: flat indexing, not fancy
+    row_major = shifted.flags.c_contiguous
+    flat = shifted.ravel("C" if row_major else "F")  # a view (a new array is contiguous)
+    picked = _true_class_index(*shifted.shape, row_major, y)  # (N,) where (y_n, n) lies: flat, not fancy, indexing
     per_sample = flat.take(picked)  # (N,) z_y − max, then the loss of each example
     e = np.exp(shifted, out=shifted)  # (C, N)
     s = np.add.reduce(e, axis=0)  # (N,) Σ_j e^{z_j − max}, in [1, C]
