@@ -1,7 +1,7 @@
 """mlpkit: multilayer perceptrons with hand-written NumPy forward and backward passes.
 
 The names below are imported on first use (PEP 562), so that importing the math
-core (``mlpkit.layers``, ``mlpkit.losses``, ``mlpkit.model``, ``mlpkit.optim``)
+core (``mlpkit.nn.layers``, ``mlpkit.nn.losses``, ``mlpkit.nn.model``, ``mlpkit.nn.optim``)
 loads neither YAML nor the data and download code.
 """
 
@@ -13,10 +13,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "MLP": "model", "SGD": "optim", "Config": "config", "load_config": "config", "Dataset": "data",
-    "load_dataset": "data", "MlpkitError": "errors", "Dropout": "layers", "Layer": "layers", "Linear": "layers",
-    "ReLU": "layers", "Sigmoid": "layers", "Tanh": "layers", "SoftmaxCrossEntropy": "losses", "softmax": "losses",
-    "softmax_cross_entropy": "losses", "build_model": "build", "Trainer": "trainer",
+    "MLP": "nn.model", "SGD": "nn.optim", "Config": "config.schema", "load_config": "app.configfile",
+    "Dataset": "data.core", "load_dataset": "data.load", "MlpkitError": "errors", "Dropout": "nn.layers",
+    "Layer": "nn.layers", "Linear": "nn.layers", "ReLU": "nn.layers", "Sigmoid": "nn.layers", "Tanh": "nn.layers",
+    "SoftmaxCrossEntropy": "nn.losses", "softmax": "nn.losses", "softmax_cross_entropy": "nn.losses",
+    "build_model": "train.build", "Trainer": "train.trainer",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

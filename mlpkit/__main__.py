@@ -1,5 +1,5 @@
 """``python -m mlpkit``: the same command line as ``mlpkit``."""
 
-from .cli import run
+from mlpkit.app.cli import run
 
 run()

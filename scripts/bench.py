@@ -78,7 +78,7 @@ def load_data(data_dir: str | None):
     import numpy as np
 
     if data_dir:
-        from mlpkit.data import load_dataset
+        from mlpkit.data.load import load_dataset
 
         d = load_dataset("mnist", data_dir, offline=True)
         return d.x_train, d.y_train, "MNIST"
@@ -88,7 +88,7 @@ def load_data(data_dir: str | None):
 
 
 def mlpkit_config(arch: str):
-    from mlpkit.config import config_from_dict
+    from mlpkit.config.validate import config_from_dict
 
     hidden, p, batch = ARCHS[arch]
     layers: list = []
@@ -107,8 +107,8 @@ def mlpkit_config(arch: str):
 
 
 def worker_mlpkit(arch: str, reps: int, data_dir: str | None) -> dict:
-    from mlpkit.data import Dataset
-    from mlpkit.trainer import Trainer
+    from mlpkit.data.core import Dataset
+    from mlpkit.train.trainer import Trainer
 
     x, y, _ = load_data(data_dir)
     ds = Dataset("bench", x, y, x[:10], y[:10], 1 / 255, 10, tuple("0123456789"), (28, 28), "bench")
@@ -130,9 +130,9 @@ def worker_torch(arch: str, reps: int, data_dir: str | None, threads: int) -> di
     import numpy as np
     import torch
 
-    from mlpkit.build import build_model
-    from mlpkit.rngs import Rngs
-    from mlpkit.trainer import iterate_minibatches
+    from mlpkit.train.build import build_model
+    from mlpkit.train.rngs import Rngs
+    from mlpkit.train.trainer import iterate_minibatches
 
     torch.set_num_threads(threads)
     x, y, _ = load_data(data_dir)

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlpkit import api
-from mlpkit.runs import RunWriter
+from mlpkit.app import api
+from mlpkit.app.runs import RunWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 

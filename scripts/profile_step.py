@@ -25,8 +25,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench  # noqa: E402
 
-from mlpkit import layers, losses, optim, trainer  # noqa: E402
-from mlpkit.data import Dataset  # noqa: E402
+from mlpkit.nn import layers  # noqa: E402
+from mlpkit.nn import losses
+from mlpkit.nn import optim
+from mlpkit.train import trainer
+from mlpkit.data.core import Dataset  # noqa: E402
 
 
 def _trainer(arch: str, data_dir: str | None) -> trainer.Trainer:

@@ -24,7 +24,7 @@ FENCE = re.compile(r"```console\n(\$ mlpkit [^\n]*)\n(.*?)```", re.S)
 
 INJECT = """
 import numpy as np
-from mlpkit.layers import Linear
+from mlpkit.nn.layers import Linear
 
 def seed_bias_backward(self, dout, *, need_dx=True):
     np.matmul(self._x.T, dout, out=self.grads["W"])
@@ -32,7 +32,7 @@ def seed_bias_backward(self, dout, *, need_dx=True):
     return dout @ self.params["W"].T if need_dx else None
 
 Linear.backward = seed_bias_backward
-from mlpkit.cli import app
+from mlpkit.app.cli import app
 app(["gradcheck"])
 """
 

@@ -33,16 +33,16 @@ MAX_EPOCHS = 100
 
 def _setup(config: str, data_dir: str):
     """The config (training on all 60,000 images, no validation split) and the loaded dataset."""
-    from mlpkit import api
-    from mlpkit.config import load_config
+    from mlpkit.app import api
+    from mlpkit.app.configfile import load_config
 
     cfg = load_config(config, ("data.validation=0", "data.train_eval_samples=0"))
     return cfg, api.load_data_for(cfg, api.DataSource(data_dir=data_dir, offline=True))
 
 
 def worker_mlpkit(config: str, data_dir: str, target: float) -> dict:
-    import mlpkit.api  # noqa: F401 - imported before the clock starts, as in torch's worker
-    from mlpkit.trainer import Trainer
+    import mlpkit.app.api  # noqa: F401 - imported before the clock starts, as in torch's worker
+    from mlpkit.train.trainer import Trainer
 
     t0 = time.perf_counter()
     cfg, data = _setup(config, data_dir)
@@ -61,14 +61,14 @@ def worker_torch(config: str, data_dir: str, target: float, threads: int) -> dic
     import numpy as np
     import torch
 
-    from mlpkit.build import build_model
-    from mlpkit.data import prepare_splits
-    from mlpkit.layers import Dropout, Linear
-    from mlpkit.rngs import Rngs
-    from mlpkit.schedules import lr_at, momentum_at
-    from mlpkit.trainer import iterate_minibatches
+    from mlpkit.train.build import build_model
+    from mlpkit.data.core import prepare_splits
+    from mlpkit.nn.layers import Dropout, Linear
+    from mlpkit.train.rngs import Rngs
+    from mlpkit.train.schedules import lr_at, momentum_at
+    from mlpkit.train.trainer import iterate_minibatches
 
-    import mlpkit.api  # noqa: F401 - imported before the clock starts
+    import mlpkit.app.api  # noqa: F401 - imported before the clock starts
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from mlpkit.data import DatasetInfo
+    from mlpkit.data.registry import DatasetInfo
 
 NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -47,8 +47,8 @@ def register(monkeypatch, folder: Path, name: str = "tiny", mirrors: tuple[str, 
     (with ``raw``, also those of their decompressed content, as MNIST's registry entry has)."""
     import hashlib
 
-    from mlpkit import data
-    from mlpkit.download import RemoteFile
+    from mlpkit.data import registry as data
+    from mlpkit.data.registry import RemoteFile
 
     files = []
     for n in NAMES:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlpkit.runs import RunWriter
-from mlpkit.trainer import Trainer
+from mlpkit.app.runs import RunWriter
+from mlpkit.train.trainer import Trainer
 
 
 def stop_run_at(trainer: Trainer, run: Path, stop_at: tuple[int, int]) -> None:

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit import api, augment
-from mlpkit.cli import app
-from mlpkit.config import config_from_dict
-from mlpkit.data import load_digits
+from mlpkit.app import api
+from mlpkit.train import augment
+from mlpkit.app.cli import app
+from mlpkit.config.validate import config_from_dict
+from mlpkit.data.load import load_digits
 from mlpkit.errors import ConfigError, Interrupted
-from mlpkit.trainer import Trainer, fit
+from mlpkit.train.trainer import Trainer, fit
 
 from .resume_helpers import stop_run_at
 from .conftest import CONFIGS
@@ -183,7 +184,7 @@ def test_augmenting_data_that_is_not_images_is_refused(tmp_path):
     np.savez(p, x_train=rng.random((40, 5)), y_train=np.arange(40) % 2, x_test=rng.random((4, 5)), y_test=np.arange(4) % 2)
     cfg = config_from_dict({"data": {"dataset": str(p), "augment": {"affine": {"rotate": 5}}},
                             "model": {"layers": [{"linear": 2}]}})
-    from mlpkit.data import load_dataset
+    from mlpkit.data.load import load_dataset
 
     with pytest.raises(ConfigError, match="data.augment: transforms images"):
         Trainer(cfg, load_dataset(str(p)))
@@ -219,10 +220,10 @@ def _fitted_params(cfg):
 def test_each_step_trains_on_its_units_images_converted_to_model_units(monkeypatch):
     # What a step sees: unit u's images augmented with the generator of (the epoch's seed, u), then scaled and
     # shifted into the model's units, row-major; units span whole batches.
-    from mlpkit import pipeline
-    from mlpkit.augment import Augmenter
-    from mlpkit.data import to_float
-    from mlpkit.trainer import iterate_minibatches
+    from mlpkit.train import pipeline
+    from mlpkit.train.augment import Augmenter
+    from mlpkit.data.core import to_float
+    from mlpkit.train.trainer import iterate_minibatches
 
     monkeypatch.setattr(pipeline, "UNIT_PIXELS", 64 * 8 * 8)  # 64 digits: 2 batches of 32 per unit
     t = Trainer(_cfg(), load_digits())
@@ -241,7 +242,7 @@ def test_each_step_trains_on_its_units_images_converted_to_model_units(monkeypat
 
 @pytest.mark.parametrize("stop_at", [(1, 3), (2, 4)])
 def test_runs_resume_exactly_inside_a_unit(tmp_path, monkeypatch, stop_at):
-    from mlpkit import pipeline
+    from mlpkit.train import pipeline
 
     monkeypatch.setattr(pipeline, "UNIT_PIXELS", 96 * 8 * 8)  # 3 batches per unit; both stops fall inside one
     ref = _fitted_params(_cfg())
@@ -254,8 +255,8 @@ def test_runs_resume_exactly_inside_a_unit(tmp_path, monkeypatch, stop_at):
 
 
 def test_a_batch_larger_than_a_unit_is_augmented_in_slices_with_one_generator(monkeypatch):
-    from mlpkit import pipeline
-    from mlpkit.augment import Augmenter
+    from mlpkit.train import pipeline
+    from mlpkit.train.augment import Augmenter
 
     monkeypatch.setattr(pipeline, "UNIT_PIXELS", 10 * 8 * 8)  # slices of 10 images, batches of 32
     t = Trainer(_cfg(), load_digits())

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlpkit import __version__
-from mlpkit.cli import app
+from mlpkit.app.cli import app
 
 from .conftest import CONFIGS, MNIST_DIR, needs_mnist
 

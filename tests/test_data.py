@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit.cli import app
-from mlpkit.data import DataWarning, dataset_status, load_dataset, load_digits, read_idx, split_train_val, to_float
+from mlpkit.app.cli import app
+from mlpkit.data.cache import DataWarning, dataset_status
+from mlpkit.data.load import load_dataset, load_digits
+from mlpkit.data.idx import read_idx
+from mlpkit.data.core import split_train_val, to_float
 from mlpkit.errors import DataError
 
 from .conftest import MNIST_DIR, needs_mnist
@@ -257,7 +260,7 @@ def test_real_mnist_used_as_is_and_verified():
 def test_data_info_mnist_cli(monkeypatch):
     from typer.testing import CliRunner
 
-    from mlpkit.cli import app
+    from mlpkit.app.cli import app
 
     monkeypatch.setenv("MLPKIT_DATA_DIR", str(MNIST_DIR))
     r = CliRunner().invoke(app, ["data", "info", "mnist", "--json", "--offline"])
@@ -274,7 +277,7 @@ def test_data_info_mnist_cli(monkeypatch):
 def test_data_info_npz_and_digits(tmp_path):
     from typer.testing import CliRunner
 
-    from mlpkit.cli import app
+    from mlpkit.app.cli import app
 
     r = CliRunner().invoke(app, ["data", "info", "digits", "--json"])
     assert r.exit_code == 0 and __import__("json").loads(r.stdout)["pixel_max"] == 16
@@ -283,7 +286,7 @@ def test_data_info_npz_and_digits(tmp_path):
 
 
 def test_standardize_uses_the_training_split_only():
-    from mlpkit.data import standardize
+    from mlpkit.data.core import standardize
 
     d = load_digits()
     train, _ = split_train_val(d, 100)
@@ -299,7 +302,7 @@ def test_standardize_uses_the_training_split_only():
 def test_normalize_option_trains_and_evaluates(tmp_path):
     from typer.testing import CliRunner
 
-    from mlpkit.cli import app
+    from mlpkit.app.cli import app
 
     from .conftest import CONFIGS
 
@@ -315,7 +318,7 @@ def test_normalize_option_trains_and_evaluates(tmp_path):
 
 @pytest.mark.parametrize("shape", [(0,), (1,), (3,), (5, 7), (1001, 3), (3000, 784)])
 def test_uint8_histogram_counts_like_bincount(shape):
-    from mlpkit.data import uint8_histogram
+    from mlpkit.data.core import uint8_histogram
 
     x = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
     np.testing.assert_array_equal(uint8_histogram(x), np.bincount(x.ravel(), minlength=256))

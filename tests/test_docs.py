@@ -8,7 +8,7 @@ import shlex
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit.cli import app
+from mlpkit.app.cli import app
 
 from .conftest import ROOT, mnist_available
 

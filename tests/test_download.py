@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit.cli import app
-from mlpkit.data import load_dataset
+from mlpkit.app.cli import app
+from mlpkit.data.load import load_dataset
 from mlpkit.errors import DataError
 
 from .idx_files import NAMES, register, write_idx_dataset
@@ -195,7 +195,7 @@ def test_unwritable_cache(served, tmp_path, monkeypatch):
 
 
 def test_class_names_in_evaluate(tmp_path, monkeypatch):
-    from mlpkit.data import REGISTRY
+    from mlpkit.data.registry import REGISTRY
 
     write_idx_dataset(tmp_path / "tiny")
     register(monkeypatch, tmp_path / "tiny", class_names=REGISTRY["fashion-mnist"].class_names)

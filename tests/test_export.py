@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit import api
-from mlpkit.cli import app
-from mlpkit.data import load_digits
-from mlpkit.losses import softmax
+from mlpkit.app import api
+from mlpkit.app.cli import app
+from mlpkit.data.load import load_digits
+from mlpkit.nn.losses import softmax
 
 from .conftest import CONFIGS, ROOT
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit import gradcheck as gc
-from mlpkit.cli import app
-from mlpkit.layers import Dropout, Linear, ReLU, Sigmoid
-from mlpkit.losses import SoftmaxCrossEntropy
+from mlpkit.diagnostics import gradcheck as gc
+from mlpkit.app.cli import app
+from mlpkit.nn.layers import Dropout, Linear, ReLU, Sigmoid
+from mlpkit.nn.losses import SoftmaxCrossEntropy
 
 from .conftest import CONFIGS, MNIST_DIR, needs_mnist
 

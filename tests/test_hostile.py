@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from mlpkit.cli import app
-from mlpkit.runs import CONFIG_KEY, META_KEY, npz_bytes
+from mlpkit.app.cli import app
+from mlpkit.app.runs import CONFIG_KEY, META_KEY
+from mlpkit.data.npz import npz_bytes
 
 from .conftest import CONFIGS
 

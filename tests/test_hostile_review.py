@@ -21,11 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from mlpkit import api, npzio, runs
-from mlpkit.cli import app
-from mlpkit.config import parse_yaml
+from mlpkit.app import api
+from mlpkit.data import npz as npzio
+from mlpkit.app import runs
+from mlpkit.app.cli import app
+from mlpkit.app.configfile import parse_yaml
 from mlpkit.errors import CheckpointError, ConfigError, MlpkitError
-from mlpkit.runs import CONFIG_KEY, META_KEY, RunLock, npz_bytes
+from mlpkit.app.runs import CONFIG_KEY, META_KEY, RunLock
+from mlpkit.data.npz import npz_bytes
 
 from .conftest import CONFIGS
 
@@ -93,9 +96,9 @@ def test_1_a_checkpoint_is_written_only_from_finite_state(tmp_path):
 
 def test_1_without_the_explosion_rule_nan_weights_are_still_never_checkpointed(tmp_path, monkeypatch):
     """The review's own scenario: weights that turn non-finite between two loss checks."""
-    import mlpkit.trainer
+    import mlpkit.train.trainer
 
-    monkeypatch.setattr(mlpkit.trainer, "EXPLOSION_FACTOR", float("inf"))
+    monkeypatch.setattr(mlpkit.train.trainer, "EXPLOSION_FACTOR", float("inf"))
     r = runner.invoke(app, ["train", Q, "--set", "train.weight_decay=1e6", "--checkpoint-every", "1", "--out",
                             str(tmp_path / "wd"), "-q"])
     line = _one_line(r, 1)

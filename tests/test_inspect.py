@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit import api
-from mlpkit.cli import app
-from mlpkit.config import config_from_dict
-from mlpkit.data import load_digits
-from mlpkit.dropoutreport import dropout_report
-from mlpkit.gradprofile import grad_profile, grad_snapshot
-from mlpkit.build import build_model
-from mlpkit.rngs import Rngs
-from mlpkit.trainer import Trainer
+from mlpkit.app import api
+from mlpkit.app.cli import app
+from mlpkit.config.validate import config_from_dict
+from mlpkit.data.load import load_digits
+from mlpkit.diagnostics.dropoutreport import dropout_report
+from mlpkit.diagnostics.gradprofile import grad_profile, grad_snapshot
+from mlpkit.train.build import build_model
+from mlpkit.train.rngs import Rngs
+from mlpkit.train.trainer import Trainer
 
 from .conftest import CONFIGS, MNIST_DIR, needs_mnist
 

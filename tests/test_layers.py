@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mlpkit.errors import ShapeError, StateError
-from mlpkit.layers import Dropout, Linear, ReLU, Sigmoid, Tanh
-from mlpkit.numgrad import numerical_gradient, rel_error
+from mlpkit.nn.layers import Dropout, Linear, ReLU, Sigmoid, Tanh
+from mlpkit.diagnostics.numgrad import numerical_gradient, rel_error
 
 TOL = 1e-7
 
@@ -194,7 +194,7 @@ def test_dropout_masks_differ_between_calls_and_odd_sizes(rng, p):
 def test_keep_mask_is_rng_random_ge_p_in_distribution(p):
     """keep_mask(rng, shape, p) behaves as ``rng.random(shape) >= p``: keep rate 1 − p within 5σ,
     for each resolution it draws at, in both memory orders."""
-    from mlpkit.layers import keep_mask
+    from mlpkit.nn.layers import keep_mask
 
     for order in "CF":
         m = keep_mask(np.random.default_rng(11), (2000, 1000), p, order)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mlpkit.errors import StateError
-from mlpkit.losses import SoftmaxCrossEntropy, softmax, softmax_cross_entropy
-from mlpkit.numgrad import numerical_gradient, rel_error
+from mlpkit.nn.losses import SoftmaxCrossEntropy, softmax, softmax_cross_entropy
+from mlpkit.diagnostics.numgrad import numerical_gradient, rel_error
 
 
 @pytest.mark.parametrize("c", [2, 10, 37])

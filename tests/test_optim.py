@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlpkit import blas
-from mlpkit.build import build_model
-from mlpkit.config import config_from_dict
-from mlpkit.data import Dataset, to_float
-from mlpkit.layers import Linear
-from mlpkit.model import MLP
-from mlpkit.optim import SGD
-from mlpkit.rngs import Rngs
-from mlpkit.schedules import lr_at, momentum_at
-from mlpkit.trainer import Trainer, iterate_minibatches
+from mlpkit.nn import _blas as blas
+from mlpkit.train.build import build_model
+from mlpkit.config.validate import config_from_dict
+from mlpkit.data.core import Dataset, to_float
+from mlpkit.nn.layers import Linear
+from mlpkit.nn.model import MLP
+from mlpkit.nn.optim import SGD
+from mlpkit.train.rngs import Rngs
+from mlpkit.train.schedules import lr_at, momentum_at
+from mlpkit.train.trainer import Trainer, iterate_minibatches
 
 LAYERS = [{"linear": 7}, "sigmoid", {"dropout": 0.3}, {"linear": 10}]
 

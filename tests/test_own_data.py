@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mlpkit import images
-from mlpkit.cli import app
-from mlpkit.data import load_dataset, load_digits
+from mlpkit.data import images
+from mlpkit.app.cli import app
+from mlpkit.data.load import load_dataset, load_digits
 from mlpkit.errors import DataError
-from mlpkit.folders import FolderOptions
+from mlpkit.data.folders import FolderOptions
 
 runner = CliRunner()
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -78,7 +78,7 @@ def test_folders_are_cached_until_a_file_changes(tmp_path, monkeypatch):
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr("mlpkit.folders.read_image", counting)
+    monkeypatch.setattr("mlpkit.data.folders.read_image", counting)
     again = load_dataset(str(root))
     assert calls == [] and np.array_equal(first.x_train, again.x_train)  # from the cache
     victim = next((root / "three").iterdir())

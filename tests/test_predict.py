@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mlpkit import images
-from mlpkit.cli import app
+from mlpkit.data import images
+from mlpkit.app.cli import app
 
 from .conftest import CONFIGS, MNIST_DIR, needs_mnist
 
@@ -37,7 +37,7 @@ def mnist_run(tmp_path_factory) -> Path:
 def test_photos_of_mnist_digits_score_like_the_originals(mnist_run, tmp_path):
     """500 test digits drawn at 200×200, inverted (dark ink on white), and shifted off-centre on a larger
     page: after preparation the model scores within 2 points of the same 500 original images."""
-    from mlpkit.data import load_dataset
+    from mlpkit.data.load import load_dataset
 
     d = load_dataset("mnist", str(MNIST_DIR), offline=True)
     x, y = d.x_test[:500].reshape(-1, 28, 28), d.y_test[:500]
@@ -103,7 +103,7 @@ def test_arrays_and_csv_rows(tmp_path):
     run = tmp_path / "d"
     assert runner.invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--epochs", "2", "--out", str(run),
                                "-q"]).exit_code == 0
-    from mlpkit.data import load_digits
+    from mlpkit.data.load import load_digits
 
     d = load_digits()
     x8 = (d.x_test[:20].astype(np.float32) * 255 / 16).astype(np.uint8)  # the digits' own 0..16 scale, as 0..255

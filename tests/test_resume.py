@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit import api
-from mlpkit.cli import app
-from mlpkit.config import config_from_dict
-from mlpkit.data import load_digits
-from mlpkit.runs import read_checkpoint
-from mlpkit.trainer import Trainer, fit
+from mlpkit.app import api
+from mlpkit.app.cli import app
+from mlpkit.config.validate import config_from_dict
+from mlpkit.data.load import load_digits
+from mlpkit.app.runs import read_checkpoint
+from mlpkit.train.trainer import Trainer, fit
 
 from .resume_helpers import stop_run_at
 from .conftest import ROOT

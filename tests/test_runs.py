@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit import api, catalog, config
-from mlpkit.cli import app
+from mlpkit.app import api
+from mlpkit.app import catalog
+from mlpkit.config import schema, validate
+from mlpkit.app.cli import app
 from mlpkit.errors import Interrupted
-from mlpkit.runs import RunLock
+from mlpkit.app.runs import RunLock
 
 from .conftest import CONFIGS, ROOT
 from .idx_files import register, write_idx_dataset
@@ -182,7 +184,7 @@ def test_plot_without_matplotlib_names_the_extra(some_runs, monkeypatch):
 
 
 def test_plot_colors_are_readable_on_white():
-    from mlpkit.plots import RUN_COLORS
+    from mlpkit.app.plots import RUN_COLORS
 
     for c in RUN_COLORS:  # relative luminance well below white's
         r, g, b = (int(c[i:i + 2], 16) / 255 for i in (1, 3, 5))
@@ -280,7 +282,7 @@ def test_every_json_output_is_strict_json(done_run):
 
 
 def test_non_finite_numbers_become_null():
-    from mlpkit.render import strict
+    from mlpkit.app.render import strict
 
     @dataclasses.dataclass
     class R:
@@ -322,7 +324,7 @@ def test_sigmoid_reading_states_the_ratio():
 def _schema_keys(cls, prefix="") -> set[str]:
     keys = set()
     for f in dataclasses.fields(cls):
-        hint = config._field_types(cls)[f.name][0]
+        hint = validate._field_types(cls)[f.name][0]
         name = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(hint):
             keys |= _schema_keys(hint, name + ".")
@@ -336,5 +338,5 @@ def test_the_readme_key_table_has_every_config_key():
     table = "\n".join(line for line in text.splitlines() if line.startswith("| `"))
     first_cells = " ".join(line.split("|")[1] for line in table.splitlines())
     documented = set(re.findall(r"`([a-z0-9_.]+)`", first_cells))
-    missing = _schema_keys(config.Config) - documented
+    missing = _schema_keys(schema.Config) - documented
     assert not missing, f"README key table lacks {sorted(missing)}"

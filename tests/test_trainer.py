@@ -7,14 +7,14 @@ import json
 
 import numpy as np
 
-import mlpkit.trainer as trainer_mod
+import mlpkit.train.trainer as trainer_mod
 import pytest
 
-from mlpkit import api
-from mlpkit.config import config_from_dict
-from mlpkit.data import load_digits
+from mlpkit.app import api
+from mlpkit.config.validate import config_from_dict
+from mlpkit.data.load import load_digits
 from mlpkit.errors import DivergenceError
-from mlpkit.trainer import Trainer, fit
+from mlpkit.train.trainer import Trainer, fit
 
 from .conftest import CONFIGS
 

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
-from mlpkit.config import config_from_dict
-from mlpkit.data import load_digits
+from mlpkit.config.validate import config_from_dict
+from mlpkit.data.load import load_digits
 from mlpkit.errors import ConfigError
-from mlpkit.build import build_model
-from mlpkit.schedules import lr_at, momentum_at
-from mlpkit.trainer import Trainer
+from mlpkit.train.build import build_model
+from mlpkit.train.schedules import lr_at, momentum_at
+from mlpkit.train.trainer import Trainer
 
 
 def _train(**kw):

@@ -16,9 +16,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit import gradcheck as gc
-from mlpkit import layers, losses, optim, trainer
-from mlpkit.cli import app
+from mlpkit.diagnostics import gradcheck as gc
+from mlpkit.nn import layers
+from mlpkit.nn import losses
+from mlpkit.nn import optim
+from mlpkit.train import trainer
+from mlpkit.app.cli import app
 
 from .conftest import CONFIGS
 

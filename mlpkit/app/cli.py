@@ -1,0 +1,595 @@
+"""The ``mlpkit`` command line: parse options, call the library, render, exit.
+
+Exit codes: 0 success, 1 a check failed or training diverged, 2 bad input
+(config, file, dataset, folder), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import warnings
+from collections.abc import Callable, Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer import rich_utils as typer_rich_utils
+
+from mlpkit import __version__
+from mlpkit.app import api
+from mlpkit.app import render
+from mlpkit.data.cache import dataset_status
+from mlpkit.data.core import summarize
+from mlpkit.data.load import load_dataset
+from mlpkit.data.registry import REGISTRY
+from mlpkit.diagnostics import dropoutreport as dr
+from mlpkit.diagnostics import gradcheck as gc
+from mlpkit.diagnostics import gradprofile as gp
+from mlpkit.app import catalog
+from mlpkit.app import plots
+from mlpkit.app.configfile import load_config
+from mlpkit.data.cache import DataWarning
+from mlpkit.errors import ConfigError, Interrupted, MlpkitError
+from mlpkit.app.interrupts import graceful_stop
+
+app = typer.Typer(
+    name="mlpkit",
+    help=(
+        "Train multilayer perceptrons whose forward and backward passes are written by hand "
+        "in NumPy, and look inside them.\n\n"
+        "Example: [bold]mlpkit train configs/quickstart.yaml[/bold]"
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Options shared by several commands, declared once.
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", "-s", metavar="KEY.PATH=VALUE",
+                 help="Override a config value, e.g. --set train.lr=0.05 --set model.layers[2].dropout=0.3."),
+]
+DataDirOpt = Annotated[
+    Optional[str],
+    typer.Option("--data-dir", metavar="DIR", help="Where datasets are kept and downloaded to (wins over "
+                 "data.data_dir and $MLPKIT_DATA_DIR; default: the platform cache, ~/.cache/mlpkit on Linux)."),
+]
+OfflineOpt = Annotated[bool, typer.Option("--offline", metavar="", help="Never download; use only files already present.")]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON on stdout, for scripts.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No progress bars.")]
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Turn library errors into one line on stderr and their exit code, and warnings into one line each."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataWarning)
+        warnings.showwarning = lambda message, *args, **kwargs: render.warning(str(message))
+        with _error_lines():
+            yield
+
+
+@contextlib.contextmanager
+def _error_lines() -> Iterator[None]:
+    try:
+        yield
+    except Interrupted as e:
+        render.stopped(str(e))
+        raise typer.Exit(e.exit_code) from None
+    except MlpkitError as e:
+        render.error(str(e))
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        render.error("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _show(result: object, json_: bool, human: Callable[..., None], *args: object) -> None:
+    """Results go to stdout: as JSON for scripts, or drawn by the rendering module."""
+    if json_:
+        render.as_json(result)
+    else:
+        human(result, *args)
+
+
+def _source(data_dir: str | None, offline: bool, quiet: bool) -> api.DataSource:
+    return api.DataSource(data_dir, offline, render.DownloadProgress(disable=quiet))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlpkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, metavar="", help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Train and inspect hand-written NumPy MLPs."""
+
+
+@app.command()
+def train(
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config describing data, model and training.",
+                                                     show_default=False)] = None,
+    set_: SetOpt = None,
+    epochs: Annotated[Optional[int], typer.Option(
+        "--epochs", min=1, help="Shortcut for --set train.epochs=N (also extends a resumed run).",
+        show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option(
+        "--lr", help="Shortcut for --set train.lr=X.", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        "--seed", min=0, help="Shortcut for --set seed=N.", show_default=False)] = None,
+    out: Annotated[
+        Optional[str], typer.Option("--out", "-o", metavar="DIR",
+                                    help="Run folder to write (default: runs/<config>-<time>).")
+    ] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", metavar="", help="Replace the run already in --out (its results, checkpoints and weights).")] = False,
+    resume: Annotated[Optional[Path], typer.Option(
+        "--resume", metavar="RUN", help="Continue an interrupted run from its last checkpoint, bit-identically "
+        "(only --set train.epochs=N may change).", show_default=False)] = None,
+    checkpoint_every: Annotated[int, typer.Option(
+        min=0, metavar="N", help="Also checkpoint every N steps (0: only at the end of each epoch).")] = 0,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", metavar="", help="Check the config (or the --resume checkpoint), data and model, then stop; write "
+        "nothing.")] = False,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train the model a YAML config describes, with minibatch SGD.
+
+    Each epoch prints the training loss as trained (dropout on), the
+    inference-mode loss and accuracy on a training sample and on the validation
+    split, the mean gradient norm of each Linear layer, and the time. The run
+    folder gets the resolved config, metrics.jsonl, checkpoints/last.npz and
+    best.npz after every epoch, and the final weights (model.npz).
+
+    Ctrl-C (or SIGTERM) stops after the current step and saves a checkpoint;
+    [bold]--resume RUN[/bold] continues it exactly. A second Ctrl-C quits at once.
+
+    Example: [bold]mlpkit train configs/quickstart.yaml --set train.epochs=5[/bold]
+    """
+    with _errors():
+        set_ = [*(set_ or []), *_shortcuts(epochs=epochs, lr=lr, seed=seed)]
+        source = _source(data_dir, offline, quiet)
+        if out is not None and not out.strip():
+            raise ConfigError("--out: the run folder must not be empty")
+        if resume is not None:
+            if config is not None:
+                raise ConfigError(f"give a CONFIG or --resume {resume}, not both: a resumed run keeps its own config")
+            if dry_run:
+                _, _, plan = api.check_resume(resume, source, tuple(set_ or ()))
+                _show(plan, json_, render.resume_plan)
+                return
+            trainer, writer, plan = api.resume(resume, source, tuple(set_ or ()))
+            for w in plan.warnings:
+                render.warning(w)
+        else:
+            if config is None:
+                raise ConfigError("missing CONFIG: give a YAML config (e.g. configs/quickstart.yaml) or --resume RUN")
+            if dry_run:
+                _show(api.dry_run(load_config(config, tuple(set_ or ())), source), json_, render.dry_run)
+                return
+            trainer, writer = api.start_run(config, tuple(set_ or ()), out, source, force=force)
+        if not json_:
+            render.model_summary(trainer.model.summary(), trainer.model.num_params, trainer.model.in_features)
+        if resume is not None and not json_:
+            render.note(f"resuming {writer.path} at epoch {trainer.epoch + 1}, step {trainer.step}")
+        progress = render.EpochProgress(trainer.cfg.train.epochs, disable=quiet)
+        linear = [f"layers.{i}" for i, _ in trainer.model.linear_layers()]
+        table = None if json_ else render.EpochTable(trainer.cfg.train.epochs, linear,
+                                                     has_dropout=any(d.p > 0 for _, d in trainer.model.dropout_layers()))
+        try:
+            with graceful_stop() as stop:
+                result = api.train_run(trainer, writer, on_step=progress, on_epoch=table,
+                                       checkpoint_every=checkpoint_every, stop_requested=stop)
+        finally:
+            progress.close()
+        _show(result, json_, render.train_summary)
+
+
+def _shortcuts(**values: object) -> list[str]:
+    """--epochs, --lr and --seed as the --set items they stand for (repr keeps a float exact)."""
+    keys = {"epochs": "train.epochs", "lr": "train.lr", "seed": "seed"}
+    return [f"{keys[k]}={v!r}" for k, v in values.items() if v is not None]
+
+
+class SplitName(str, Enum):
+    test = "test"
+    validation = "validation"
+    train = "train"
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run folder (uses its model.npz) or a weights .npz file.",
+                                        show_default=False)],
+    split: Annotated[SplitName, typer.Option(help="Which split of the run's dataset to score.")] = SplitName.test,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Score a saved run: loss, accuracy, per-class accuracy and confusion matrix.
+
+    The model is rebuilt from the config stored in the weights file; the YAML
+    is not needed.
+
+    Example: [bold]mlpkit evaluate runs/quickstart-20261128-101500[/bold]
+    """
+    with _errors():
+        result, path = api.evaluate_run(run, split.value, _source(data_dir, offline, json_))
+        _show(result, json_, render.eval_result, str(path))
+
+
+@app.command()
+def gradcheck(
+    config: Annotated[Optional[Path], typer.Argument(
+        help="Check this config's network and training step on its data; without it, every op and a default "
+             "network.",
+        show_default=False)] = None,
+    eps: Annotated[float, typer.Option(help="Central-difference step h: (f(x+h) − f(x−h)) / 2h.")] = gc.DEFAULT_EPS,
+    rtol: Annotated[float, typer.Option(help="Relative tolerance of the pass rule.")] = gc.DEFAULT_RTOL,
+    atol: Annotated[float, typer.Option(help="Absolute tolerance of the pass rule.")] = gc.DEFAULT_ATOL,
+    samples: Annotated[int, typer.Option(min=1, help="Entries checked per tensor; smaller tensors are checked "
+                                                     "whole.")] = gc.DEFAULT_SAMPLES,
+    batch: Annotated[int, typer.Option(min=1, help="Training examples used with CONFIG.")] = gc.DEFAULT_BATCH,
+    seed: Annotated[int, typer.Option(min=0, help="Seeds the random inputs and the sampled entries.")] = 0,
+    set_: SetOpt = None,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Prove every backward pass and the training step against central finite differences, in float64.
+
+    For each tensor, every entry (or --samples of them) compares the analytic
+    gradient a with the numeric n = (f(x+eps) − f(x−eps)) / 2·eps. A row shows
+    the [bold]max abs error[/bold] max|a − n| and the [bold]rel error[/bold]
+    ‖a − n‖ / (‖a‖ + ‖n‖) (about 1e-10 when right, 1e-2 or more for a wrong
+    formula), and passes when |a − n| ≤ atol + rtol·|n| for every entry.
+    Entries whose ±eps step crosses a ReLU kink are skipped and counted;
+    dropout masks are held fixed. Then three real training steps: each
+    parameter's change against the textbook SGD update (momentum, weight
+    decay, max-norm, a learning-rate change) from central-difference
+    gradients; and the properties finite differences cannot see (dropout's
+    rate and expectation, softmax's sums and loss). Exit 0 if all pass, 1 if
+    any fails.
+
+    Example: [bold]mlpkit gradcheck[/bold]   or   [bold]mlpkit gradcheck configs/mnist-sigmoid.yaml --data-dir DIR[/bold]
+    """
+    with _errors():
+        if not (eps > 0 and rtol >= 0 and atol >= 0):
+            raise ConfigError(f"--eps must be > 0 and --rtol, --atol >= 0; got {eps:g}, {rtol:g}, {atol:g}")
+        cfg = load_config(config, tuple(set_ or ())) if config is not None else None
+        settings = gc.CheckSettings(eps, rtol, atol, samples, seed)
+        data = api.load_data_for(cfg, _source(data_dir, offline, json_)) if cfg is not None else None
+        report = gc.gradcheck(cfg, settings, data=data, batch=batch)
+        _show(report, json_, render.gradcheck_report)
+        if not report.passed:
+            raise typer.Exit(1)
+
+
+TargetArg = Annotated[
+    Path, typer.Argument(help="A YAML config, or a run folder / weights .npz to inspect its trained weights.",
+                         show_default=False),
+]
+
+
+@app.command("inspect-grads")
+def inspect_grads(
+    target: TargetArg,
+    epochs: Annotated[Optional[int], typer.Option(
+        min=0, help="Training epochs to measure after (default: 3 for a config, 0 for a saved run).",
+        show_default=False)] = None,
+    probe: Annotated[int, typer.Option(min=1, help="Training images the gradient is averaged over.")] = 1000,
+    plot: Annotated[Optional[Path], typer.Option(help="Also write a figure (.png/.svg/.pdf); needs matplotlib.",
+                                                 show_default=False)] = None,
+    set_: SetOpt = None,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Show per-layer gradient norms, where sigmoid's vanishing gradient becomes visible.
+
+    For each Linear layer, input to output: ‖dW‖, ‖db‖ (Nielsen's "speed of
+    learning": the bias gradient averaged over a probe of training images),
+    their RMS (norm / sqrt(size), fair across widths) and ‖db‖ relative to the
+    last hidden layer; for each activation, the mean derivative (σ′ ≤ 1/4)
+    and the share of saturated units. Measured at initialization and after each
+    training epoch, with a log-scale bar per layer.
+
+    Example: [bold]mlpkit inspect-grads configs/vanishing-sigmoid.yaml --data-dir DIR[/bold]
+    """
+    with _errors():
+        if plot is not None:
+            plots.require_matplotlib()
+            plots.check_plot_path(plot)
+        trainer = api.trainer_for(target, tuple(set_ or ()), _source(data_dir, offline, quiet))
+        k = epochs if epochs is not None else (0 if api.is_run_path(target) else 3)
+        progress = render.EpochProgress(trainer.epoch + k, disable=quiet)
+        try:
+            profile = gp.grad_profile(trainer, k, probe, description=f"{Path(target).stem}: "
+                                      f"{gp.describe_model(trainer.model)}", on_step=progress,
+                                      trained=api.is_run_path(target))
+        finally:
+            progress.close()
+        _show(profile, json_, render.grad_profile)
+        if plot is not None:
+            where = plots.plot_grad_profile(profile, plot)
+            if not json_:
+                render.note(f"figure written to {where}")
+
+
+@app.command("inspect-dropout")
+def inspect_dropout(
+    target: TargetArg,
+    epochs: Annotated[Optional[int], typer.Option(
+        min=0, help="Training epochs before measuring (default: the config's train.epochs; 0 for a saved run).",
+        show_default=False)] = None,
+    examples: Annotated[int, typer.Option(min=1, help="Examples to measure on.")] = dr.DEFAULT_EXAMPLES,
+    passes: Annotated[int, typer.Option(min=1, help="Training-mode passes for the MC-dropout spread.")] =
+    dr.DEFAULT_PASSES,
+    split: Annotated[SplitName, typer.Option(help="Which split the examples come from.")] = SplitName.test,
+    set_: SetOpt = None,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Show how each Dropout layer behaves in training versus inference mode.
+
+    p is the probability of DROPPING a unit (PyTorch/Keras; the notes this
+    project grew from used p as the keep probability). For each Dropout layer:
+    p, keep probability 1−p, the measured drop rate, and the mean activation in
+    training mode (survivors scaled by 1/(1−p)) versus inference mode (the
+    identity) — their ratio is about 1. Then the model's loss and accuracy in
+    each mode on the same examples, and the spread of its predictions over
+    several training-mode passes (MC dropout). Given a config it trains first
+    (--epochs); given a finished run folder it measures the saved weights.
+
+    Example: [bold]mlpkit inspect-dropout configs/quickstart.yaml[/bold]   or   [bold]mlpkit inspect-dropout runs/RUN[/bold]
+    """
+    with _errors():
+        trainer = api.trainer_for(target, tuple(set_ or ()), _source(data_dir, offline, quiet))
+        k = epochs if epochs is not None else (0 if api.is_run_path(target) else trainer.cfg.train.epochs)
+        if not trainer.model.dropout_layers():
+            k = 0  # nothing to see: say so at once rather than after training
+        progress = render.EpochProgress(trainer.epoch + k, disable=quiet)
+        try:
+            api.train_epochs(trainer, k, progress)
+        finally:
+            progress.close()
+        x, y = api.examples_of(trainer, split.value, examples)
+        report = dr.dropout_report(trainer.model, x, y, passes)
+        _show(report, json_, render.dropout_report)
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="A run folder or weights .npz file.", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Image files (PNG, JPEG, BMP, ...), folders of them, .npy/.npz arrays (N×H×W or N×H·W) or a CSV of "
+             "pixel rows.", show_default=False)],
+    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes shown per input.")] = 3,
+    raw: Annotated[bool, typer.Option("--raw", metavar="", help="Use the images as they are (they must already "
+                                      "be the run's size), without the MNIST-style preparation.")] = False,
+    show_images: Annotated[bool, typer.Option("--show", metavar="", help="Draw each image as the model saw it, in "
+                                              "block characters.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Classify your own digits with a trained run: photos, drawings, scans or arrays.
+
+    Pictures are prepared the way MNIST's digits were made: grayscale, inverted if the background is light, cropped
+    to the ink, the longer side scaled to 20 px (for 28×28; in proportion for other sizes), and centred by the centre
+    of mass. Arrays already of the run's size are used as they are. Prints the top classes with probabilities.
+
+    Example: [bold]mlpkit predict runs/mnist-sigmoid-20261128-101500 my-digit.jpg --show[/bold]
+    """
+    with _errors():
+        result, seen = api.predict(run, list(inputs), top_k=top_k, raw=raw)
+        _show(result, json_, render.predictions, seen if show_images else None)
+
+
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+    safetensors = "safetensors"
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="A run folder or weights .npz file.", show_default=False)],
+    format_: Annotated[ExportFormat, typer.Option("--format", "-f", help="onnx: the inference graph, raw pixels in, "
+                                                  "probabilities out; safetensors: the weights under torch.nn."
+                                                  "Sequential names.")] = ExportFormat.onnx,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The file to write (default: beside the "
+                                                "weights, model.onnx or model.safetensors).", show_default=False)]
+    = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Take a trained model to ONNX Runtime or PyTorch (needs pip install 'mlpkit\\[export]').
+
+    Example: [bold]mlpkit export runs/RUN --format onnx -o digits.onnx[/bold]
+    """
+    with _errors():
+        _show(api.export_run(run, format_.value, out), json_, render.exported)
+
+
+@app.command("runs")
+def runs_(
+    folder: Annotated[Optional[Path], typer.Argument(help="Where to look for runs, 3 levels deep (default: runs/).",
+                                                     show_default=False)] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List the runs in a folder, newest first, with their status and scores.
+
+    For each run: its config, when it started, epochs done of those planned, the best validation accuracy, the
+    test accuracy, and its status (finished, running, interrupted, diverged).
+
+    Example: [bold]mlpkit runs[/bold]   or   [bold]mlpkit runs runs/reproduce[/bold]
+    """
+    with _errors():
+        _show(catalog.list_runs(folder or Path("runs"), missing_ok=folder is None), json_, render.run_list)
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Two or more run folders.", show_default=False)],
+    json_: JsonOpt = False,
+) -> None:
+    """Compare runs: their final metrics side by side, and the config keys whose values differ.
+
+    Example: [bold]mlpkit compare runs/quickstart-20261128-101500 runs/quickstart-20261128-103000[/bold]
+    """
+    with _errors():
+        _show(catalog.compare_runs(list(runs)), json_, render.comparison)
+
+
+@app.command()
+def plot(
+    runs: Annotated[list[Path], typer.Argument(help="One or more run folders, overlaid.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The figure to write: .png, .svg or .pdf.")] = Path(
+        "curves.png"),
+    json_: JsonOpt = False,
+) -> None:
+    """Draw learning curves of one or more runs, overlaid.
+
+    Training loss as trained and in inference mode, validation loss and accuracy, and each Linear layer's mean
+    gradient norm per epoch. Needs matplotlib: pip install 'mlpkit\\[plot]'.
+
+    Example: [bold]mlpkit plot runs/RUN_A runs/RUN_B -o curves.png[/bold]
+    """
+    with _errors():
+        plots.require_matplotlib("mlpkit plot")
+        where = plots.plot_runs(catalog.learning_curves(list(runs)), out)
+        _show({"figure": str(where), "runs": [str(r) for r in runs]}, json_,
+              lambda r: render.console.print(f"figure written to {r['figure']}"))
+
+
+data_app = typer.Typer(
+    help="List, download and describe datasets.\n\nExample: [bold]mlpkit data download mnist[/bold]",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("list")
+def data_list(data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
+    """Every known dataset: size, where it is (or would be) cached, and whether its files are present and intact.
+
+    Example: [bold]mlpkit data list[/bold]
+    """
+    with _errors():
+        rows = [dataset_status(name, data_dir) for name in REGISTRY]
+        _show(rows, json_, render.dataset_list)
+
+
+@data_app.command("download")
+def data_download(
+    name: Annotated[str, typer.Argument(help="mnist, fashion-mnist or kmnist.", show_default=False)],
+    data_dir: DataDirOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Download a dataset into the cache (or --data-dir), verifying every file's SHA-256.
+
+    Mirrors are tried in order; a file is renamed into place only once verified.
+    Files already present and intact are not downloaded again.
+
+    Example: [bold]mlpkit data download fashion-mnist[/bold]
+    """
+    with _errors():
+        progress = render.DownloadProgress(disable=quiet or json_)
+        try:
+            result = api.download_dataset(name, data_dir, progress)
+        finally:
+            progress.close()
+        _show(result, json_, render.downloaded)
+
+
+@data_app.command("preview")
+def data_preview(
+    config: Annotated[Path, typer.Argument(help="A YAML config with data.augment.", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write a PNG grid instead of drawing in the "
+                                                "terminal: originals on top, augmented versions below.",
+                                                show_default=False)] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, max=64, help="Training images shown.")] = 6,
+    versions: Annotated[int, typer.Option(min=1, max=16, help="Augmented versions of each.")] = 2,
+    set_: SetOpt = None,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """See what data.augment does before training for an hour: training images beside augmented copies.
+
+    Example: [bold]mlpkit data preview configs/quickstart.yaml --set data.augment.affine.rotate=15[/bold]
+    """
+    with _errors():
+        p = api.preview_augment(config, tuple(set_ or ()), _source(data_dir, offline, json_), count, versions)
+        if out is not None:
+            where = api.preview_png(p, out)
+            _show({"figure": str(where), "dataset": p.dataset, "settings": p.settings}, json_,
+                  lambda r: render.console.print(f"preview written to {r['figure']}"))
+        else:
+            _show(p, json_, render.augment_preview)
+
+
+@data_app.command("info")
+def data_info(
+    name: Annotated[str, typer.Argument(help="A dataset name or a path to an .npz file.", show_default=False)],
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Shapes, dtype, pixel range and examples per class of a dataset.
+
+    Example: [bold]mlpkit data info mnist[/bold]
+    """
+    with _errors():
+        ds = load_dataset(name, data_dir, offline=offline, progress=render.DownloadProgress(disable=quiet))
+        summary = summarize(ds)
+        _show(summary, json_, render.dataset_info)
+
+
+def _usage_error(e: Exception) -> None:
+    """Click's usage errors (an unknown option, a missing argument, a bad value) as one line on
+    stderr, with the fix where there is one, instead of typer's multi-line panel."""
+    if type(e).__name__ == "NoArgsIsHelpError":
+        return
+    ctx = getattr(e, "ctx", None)
+    cmd = ctx.command_path if ctx is not None else "mlpkit"
+    render.error(f"{cmd}: {e.format_message().rstrip('.')}{_hint(e)}; see {cmd} --help")
+
+
+def _hint(e: Exception) -> str:
+    """For an unknown option named like a config key (--epochs, --batch-size), the --set that sets it."""
+    name = getattr(e, "option_name", None)
+    if type(e).__name__ != "NoSuchOption" or not isinstance(name, str):
+        return ""
+    key = name.lstrip("-").replace("-", "_")
+    from mlpkit.config.schema import Config, DataConfig, ModelConfig, TrainConfig
+
+    for section, cls in (("train", TrainConfig), ("data", DataConfig), ("model", ModelConfig), ("", Config)):
+        if key in {f.name for f in dataclasses.fields(cls)} and key not in ("model", "data", "train"):
+            return f" (use --set {section + '.' if section else ''}{key}=VALUE)"
+    return ""
+
+
+# typer formats every usage error (its click's ClickException) with this function: one line instead of a panel.
+typer_rich_utils.rich_format_error = _usage_error
+
+
+def run() -> None:  # console-script entry point
+    app()

@@ -1,0 +1,111 @@
+"""Figures, where matplotlib is installed (the optional ``plot`` extra)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from mlpkit.errors import MlpkitError
+from mlpkit.atomic import atomic_write
+
+INSTALL_HINT = "pip install 'mlpkit[plot]' (or pip install matplotlib)"
+
+
+def require_matplotlib(what: str = "--plot") -> Any:
+    """Import matplotlib with a headless backend, or explain how to get it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MlpkitError(f"{what} needs matplotlib, which is not installed; install it with {INSTALL_HINT}") from None
+    return plt
+
+
+def check_plot_path(path: str | Path, what: str = "--plot") -> Path:
+    p = Path(path)
+    if p.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise MlpkitError(f"{what} {p}: the file must end in .png, .svg or .pdf")
+    if not p.parent.exists() or not p.parent.is_dir():
+        raise MlpkitError(f"{what} {p}: the folder {p.parent} does not exist")
+    return p
+
+
+def save_figure(fig: Any, path: Path, what: str = "--plot") -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".").lower(), dpi=110, bbox_inches="tight")
+    try:
+        atomic_write(path, buf.getvalue())
+    except OSError as e:
+        raise MlpkitError(f"{what} {path}: cannot be written ({e.strerror or e})") from None
+
+
+# Colors readable on white (matplotlib's tab10 without its light grey and olive): one per run.
+RUN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#0b7285")
+
+
+def plot_runs(curves: list[tuple[str, list[dict]]], path: str | Path) -> Path:
+    """Learning curves of one or more runs, overlaid: losses, accuracies, and per-layer ‖dW‖ per epoch."""
+    plt = require_matplotlib("mlpkit plot")
+    p = check_plot_path(path, "-o")
+    fig, (ax_loss, ax_acc, ax_grad) = plt.subplots(1, 3, figsize=(15, 4.2))
+    for k, (name, rows) in enumerate(curves):
+        color = RUN_COLORS[k % len(RUN_COLORS)]
+        ep = [r.get("epoch") for r in rows]
+        for key, style, label in (("train_loss", "-", "train, as trained"), ("train_eval_loss", "--", "train, eval mode"),
+                                  ("val_loss", ":", "validation")):
+            ys = [r.get(key) for r in rows]
+            if any(isinstance(v, (int, float)) for v in ys):
+                ax_loss.plot(ep, [v if isinstance(v, (int, float)) else float("nan") for v in ys], style,
+                             color=color, label=f"{name}: {label}")
+        for key, style, label in (("train_eval_acc", "--", "train, eval mode"), ("val_acc", "-", "validation")):
+            ys = [r.get(key) for r in rows]
+            if any(isinstance(v, (int, float)) for v in ys):
+                ax_acc.plot(ep, [100 * v if isinstance(v, (int, float)) else float("nan") for v in ys], style,
+                            color=color, label=f"{name}: {label}")
+        layers = sorted({k for r in rows for k in (r.get("grad_norms") or {}) if k.endswith(".W")},
+                        key=lambda n: int(n.split(".")[1]))
+        for j, layer in enumerate(layers):
+            ys = [(r.get("grad_norms") or {}).get(layer) for r in rows]
+            ax_grad.plot(ep, [v if isinstance(v, (int, float)) and v > 0 else float("nan") for v in ys],
+                         ("-", "--", ":", "-.")[j % 4], color=color, marker="o", markersize=3,
+                         label=f"{name}: {layer.removesuffix('.W')}")
+    ax_loss.set(title="loss", xlabel="epoch", ylabel="mean softmax cross-entropy")
+    ax_acc.set(title="accuracy", xlabel="epoch", ylabel="%")
+    ax_grad.set(title="mean ‖dW‖ per Linear layer", xlabel="epoch")
+    ax_grad.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_loss, ax_acc, ax_grad):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    save_figure(fig, p, "-o")
+    plt.close(fig)
+    return p
+
+
+def plot_grad_profile(profile: Any, path: str | Path, title: str | None = None) -> Path:
+    """‖db‖ per Linear layer (log scale), one line per epoch."""
+    plt = require_matplotlib()
+    p = check_plot_path(path)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    cmap = plt.get_cmap("viridis")
+    n = len(profile.snapshots)
+    labels = [s.layer for s in profile.snapshots[0].linear]
+    for k, snap in enumerate(profile.snapshots):
+        ax.plot(range(len(labels)), [s.db_norm for s in snap.linear], marker="o",
+                color=cmap(0.8 * k / max(n - 1, 1)),  # viridis past 0.8 is pale yellow: unreadable on white
+                label="init" if snap.epoch == 0 else f"epoch {snap.epoch}")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(labels)), [f"{s.layer}\n{s.shape[0]}→{s.shape[1]}" for s in profile.snapshots[0].linear],
+                  fontsize=8)
+    ax.set_ylabel("‖db‖  (mean bias gradient on the probe)")
+    ax.set_title(title or profile.description, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure(fig, p)
+    plt.close(fig)
+    return p

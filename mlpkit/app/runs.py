@@ -1,0 +1,493 @@
+"""Run folders and weight files: everything mlpkit writes to disk.
+
+A run folder holds:
+
+- ``config.yaml``    the resolved config (every default filled in);
+- ``metrics.jsonl``  one JSON object per epoch, every reported metric;
+- ``timings.jsonl``  wall time per epoch (kept apart so that two runs of one
+                     seed have byte-identical metrics);
+- ``model.npz``      the final weights, with the config stored inside;
+- ``results.json``   the final test scores.
+
+Every file is written to a temporary name in the same folder, flushed to disk
+and renamed into place, so a crash leaves the old file or the new one, whole.
+Weight files are plain ``.npz`` read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+import numpy as np
+from mlpkit.data import npz as npzio
+from mlpkit.atomic import atomic_write
+from mlpkit.train.threads import blas_threads
+from mlpkit.train.build import build_model, check_size
+from mlpkit.train.checkpoints import validate_state
+from mlpkit.config.schema import MAX_PARAMS, Config
+from mlpkit.config.validate import config_from_dict
+from mlpkit.app.configfile import config_to_yaml
+from mlpkit.errors import CheckpointError, DivergenceError, MlpkitError
+from mlpkit.nn.model import MLP
+from mlpkit.data.npz import npz_bytes
+
+
+CONFIG_KEY = "__config__"
+META_KEY = "__meta__"
+FORMAT = "mlpkit-weights-v1"
+
+
+class OutputError(MlpkitError):
+    """The output folder cannot be created or written."""
+
+
+# --------------------------------------------------------------------------- atomic files
+
+
+
+
+# --------------------------------------------------------------------------- run folder
+
+
+def default_run_dir(config_path: str | Path, root: str | Path = "runs") -> Path:
+    stem = Path(config_path).stem or "run"
+    base = Path(root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+CHECKPOINTS = "checkpoints"
+_RUN_FILES = ("config.yaml", "metrics.jsonl", "timings.jsonl", "model.npz", "results.json", "run.json")
+RUN_MARKERS = ("config.yaml", "metrics.jsonl", "model.npz", CHECKPOINTS)
+LOCK_NAME = ".lock"
+
+
+def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = False) -> Path:
+    """Create the run folder and prove it is writable, before any training.
+
+    A folder that already holds a run is refused unless ``force`` (a new run would mix its
+    files with the old one's) or ``resume``. The write probe is a new file of a random name
+    created exclusively (``tempfile``), so a symlink planted in the folder is never followed.
+    """
+    if not str(path).strip():
+        raise OutputError("the run folder must not be empty; give --out a folder name")
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"{path}: exists and is not a folder; choose another --out")
+        if not resume and path.is_dir() and any((path / m).exists() for m in RUN_MARKERS):
+            if not force:
+                raise OutputError(f"{path}: already holds a run; choose another --out, resume it with "
+                                  f"--resume {path}, or replace it with --force")
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OutputError:
+        raise
+    except OSError as e:
+        raise OutputError(f"{path}: the output folder cannot be written ({e.strerror or e}); choose another --out") from None
+    return path
+
+
+class RunLock:
+    """An exclusive lock on a run folder for the life of the process that writes it.
+
+    ``flock`` on ``<run>/.lock`` (opened without following a symlink), released when
+    closed or when the process ends, however it ends; the file holds the owner's pid.
+    """
+
+    def __init__(self, path: Path) -> None:
+        lock = path / LOCK_NAME
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise OutputError(f"{lock}: cannot be created ({e.strerror or e})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputError(f"{path}: another mlpkit process (pid {owner[:12]}) is writing this run; wait for it "
+                              "to finish or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd: int | None = fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+
+
+def _remove_run_files(path: Path) -> None:
+    """The files an earlier run wrote (only mlpkit's own names; a link is removed, never followed)."""
+    for p in [*(path / n for n in _RUN_FILES), path / CHECKPOINTS / "last.npz", path / CHECKPOINTS / "best.npz"]:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+
+
+def remove_stale_temp_files(path: Path) -> list[Path]:
+    """Temporary files a killed writer left behind (``.<name>.*.tmp``), removed; returns them."""
+    removed = []
+    for folder in (path, path / CHECKPOINTS):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for p in folder.glob(".*.tmp"):
+            if p.name.startswith(tuple(f".{n}." for n in (*_RUN_FILES, "last.npz", "best.npz"))):
+                with contextlib.suppress(OSError):
+                    p.unlink()  # removes a link itself, never its target
+                    removed.append(p)
+    return removed
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    return obj
+
+
+def jsonl(rows: list[Any]) -> str:
+    return "".join(json.dumps(_jsonable(r), sort_keys=False) + "\n" for r in rows)
+
+
+class RunWriter:
+    """Writes a run's files as training proceeds: config, metrics, checkpoints, final weights.
+
+    Args:
+        path: the run folder (created; proven writable before any training).
+        cfg: the run's config.
+        resume: continue an existing run folder (keeps its timings).
+    """
+
+    def __init__(self, path: str | Path, cfg: Config, *, resume: bool = False, force: bool = False,
+                 data: dict | None = None, source: str | None = None) -> None:
+        self.path = prepare_run_dir(path, force=force, resume=resume)
+        self.lock = RunLock(self.path)
+        try:
+            if resume:
+                remove_stale_temp_files(self.path)
+            elif force:
+                _remove_run_files(self.path)  # under the lock: never another process's live run
+            self.cfg = cfg
+            self.data = data  # where the data came from (data_record), stored with every weights file
+            self.times: list[float] = _read_times(self.path / "timings.jsonl") if resume else []
+            ck = self.path / CHECKPOINTS
+            if ck.is_symlink():
+                raise OutputError(f"{ck}: is a symbolic link; a run folder's checkpoints are written only inside it")
+            try:
+                ck.mkdir(exist_ok=True)
+            except OSError as e:
+                raise OutputError(f"{ck}: cannot be created ({e.strerror or e})") from None
+            self._write("config.yaml", config_to_yaml(cfg))
+            info = read_run_info(self.path) if resume else {}
+            self.info = {"format": RUN_FORMAT, "started": info.get("started") or _now(),
+                         "config": info.get("config", source), "data": data, "status": "running",
+                         "pid": os.getpid(), "updated": _now()}
+            self._write(RUN_INFO, json.dumps(self.info, indent=2) + "\n")
+        except BaseException:
+            self.lock.close()
+            raise
+
+    def set_status(self, status: str, **extra: Any) -> None:
+        """Record how the run stands: running, finished, interrupted, diverged."""
+        self.info.update(status=status, updated=_now(), **extra)
+        self._write(RUN_INFO, json.dumps(self.info, indent=2) + "\n")
+
+    def close(self) -> None:
+        """Release the run folder's lock (also released when the process ends)."""
+        self.lock.close()
+
+    def _write(self, name: str, data: bytes | str) -> None:
+        try:
+            atomic_write(self.path / name, data)
+        except OSError as e:
+            raise OutputError(f"{self.path / name}: cannot be written ({e.strerror or e})") from None
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.path / CHECKPOINTS / "last.npz"
+
+    def checkpoint(self, trainer: Any) -> bytes:
+        """Write checkpoints/last.npz: weights, optimizer, position, metrics, random states."""
+        data = checkpoint_bytes(trainer, self.data)
+        self._write(f"{CHECKPOINTS}/last.npz", data)
+        return data
+
+    def epoch_done(self, trainer: Any, epoch_time: float) -> None:
+        """After an epoch: checkpoint (last, and best when the validation accuracy improved), then metrics."""
+        m = trainer.history[-1]
+        data = self.checkpoint(trainer)
+        if trainer.improved:
+            self._write(f"{CHECKPOINTS}/best.npz", data)
+        self.write_metrics(trainer.history)
+        self.times = self.times[: m.epoch - 1] + [epoch_time]
+        self._write("timings.jsonl", jsonl([{"epoch": i + 1, "time_s": t} for i, t in enumerate(self.times)]))
+
+    def write_metrics(self, history: list[Any]) -> None:
+        self._write("metrics.jsonl", jsonl(history))
+
+    def finish(self, model: MLP, results: Any) -> None:
+        self._write("model.npz", weights_bytes(model, self.cfg, data=self.data))
+        self._write("results.json", json.dumps(_jsonable(results), indent=2) + "\n")
+        self.set_status("finished")
+
+
+RUN_INFO = "run.json"
+RUN_FORMAT = "mlpkit-run-v1"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def small_text(p: Path, limit: int = 64 << 20) -> str | None:
+    """A run file's text, or None when it is missing, a link, larger than ``limit`` bytes or not UTF-8."""
+    try:
+        if p.is_symlink() or not p.is_file() or p.stat().st_size > limit:
+            return None
+        return p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def read_run_info(path: Path) -> dict:
+    """The run's run.json, or {} when it is missing or unreadable (older runs have none)."""
+    text = small_text(path / RUN_INFO, 1 << 20)
+    try:
+        info = json.loads(text) if text is not None else {}
+    except (ValueError, RecursionError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def data_record(cfg: Config, ds: Any) -> dict:
+    """Where a run's data came from, stored with its weights: the run folder alone is enough to score it
+    again or resume it. ``location`` is the absolute folder of IDX files or the .npz file (None: embedded)."""
+    pixel_max = ds.pixel_max
+    return {"dataset": cfg.data.dataset, "location": ds.location, "scale": ds.scale, "shift": ds.shift,
+            "image_shape": list(ds.image_shape), "pixel_max": pixel_max, "class_names": list(ds.class_names)}
+
+
+def _read_times(path: Path) -> list[float]:
+    try:
+        return [float(json.loads(line)["time_s"]) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def weights_bytes(model: MLP, cfg: Config, extra: dict[str, np.ndarray] | None = None,
+                  data: dict | None = None) -> bytes:
+    """An .npz of the named parameters, with the config and the data's origin as JSON inside."""
+    arrays = dict(model.named_params())
+    arrays[CONFIG_KEY] = np.array(json.dumps(cfg.to_dict()))
+    arrays[META_KEY] = np.array(json.dumps({"format": FORMAT, "in_features": model.in_features, "data": data}))
+    if extra:
+        arrays.update(extra)
+    return npz_bytes(arrays)
+
+
+def resolve_weights_path(run: str | Path) -> Path:
+    """A run folder (its model.npz, or its last checkpoint if unfinished) or a weights file."""
+    p = Path(run)
+    if p.is_dir():
+        for cand in (p / "model.npz", p / CHECKPOINTS / "last.npz"):
+            if cand.is_file():
+                return cand
+        raise CheckpointError(_no_checkpoint(p, "model.npz or {CHECKPOINTS}/last.npz"))
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such run folder or weights file")
+    return p
+
+
+def _no_checkpoint(p: Path, wanted: str) -> str:
+    if (p / "config.yaml").is_file():  # a run stopped before its first checkpoint was written
+        return (f"{p}: the run was stopped before its first checkpoint was written, so there is nothing to resume or "
+                "score; train it again")
+    return f"{p}: has no {wanted.format(CHECKPOINTS=CHECKPOINTS)}; is it an mlpkit run folder?"
+
+
+MAX_WEIGHT_BYTES = 2 * 8 * MAX_PARAMS  # float64 weights and their optimizer state
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of a weights or checkpoint file, sizes checked before reading (``npzio``)."""
+    return npzio.read_npz(path, CheckpointError, "an mlpkit weights file", MAX_WEIGHT_BYTES)
+
+
+def stored_data(path: Path, meta: dict) -> dict | None:
+    """The data record of a weights file's metadata (None in files written before it was kept), every
+    field checked: it decides how inputs are scaled (``predict``, ``export``) and where data is read."""
+    d = meta.get("data")
+    if d is None:
+        return None
+
+    def number(v: Any, positive: bool = False) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (v > 0 or not positive)
+
+    ok = (isinstance(d, dict) and isinstance(d.get("dataset"), str) and 0 < len(d["dataset"]) <= 4096
+          and (d.get("location") is None or (isinstance(d["location"], str) and 0 < len(d["location"]) <= 4096
+                                             and "\x00" not in d["location"])))
+    if ok and "scale" in d:  # records since image inputs were kept: all of these, or the file is malformed
+        shape, names = d.get("image_shape"), d.get("class_names")
+        ok = (number(d.get("scale"), positive=True) and number(d.get("shift")) and number(d.get("pixel_max"), True)
+              and isinstance(shape, list) and 1 <= len(shape) <= 3
+              and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100_000 for v in shape)
+              and isinstance(names, list) and len(names) <= 100_000
+              and all(isinstance(v, str) and len(v) <= 256 for v in names))
+    if not ok:
+        raise CheckpointError(f"{path}: its record of where the data came from is malformed")
+    return d
+
+
+def _stored(path: Path, arrays: dict[str, np.ndarray]) -> tuple[dict, Config, int]:
+    """The metadata, config and input width stored in a weights file; popped from ``arrays``."""
+    if CONFIG_KEY not in arrays or META_KEY not in arrays:
+        raise CheckpointError(f"{path}: is not an mlpkit weights file (no stored config)")
+    meta = npzio.json_of(arrays, META_KEY, CheckpointError, path)
+    cfg_dict = npzio.json_of(arrays, CONFIG_KEY, CheckpointError, path)
+    del arrays[META_KEY], arrays[CONFIG_KEY]
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: is not an mlpkit weights file of format {FORMAT}")
+    in_features = meta.get("in_features")
+    if isinstance(in_features, bool) or not isinstance(in_features, int) or not 0 < in_features <= 10_000_000:
+        raise CheckpointError(f"{path}: its stored input width is not valid")
+    cfg = config_from_dict(cfg_dict, f"{path} (stored config)")
+    check_size(cfg.model, in_features)
+    return meta, cfg, in_features
+
+
+def check_arrays(path: Path, own: dict[str, np.ndarray], arrays: dict[str, np.ndarray], optim_ok: bool) -> None:
+    """Every parameter present with its shape, floats, finite; nothing unexpected (optimizer state and
+    early stopping's best weights, ``optim.*`` and ``best.*``, if allowed)."""
+    for name, p in own.items():
+        if name not in arrays:
+            raise CheckpointError(f"{path}: is missing the array {name}")
+    for name, a in arrays.items():
+        base = name.removeprefix("optim.").removeprefix("best.")
+        if base not in own or (base != name and not optim_ok):
+            raise CheckpointError(f"{path}: holds an unexpected array {npzio._short(name, 60)}")
+        if a.shape != own[base].shape or a.dtype.kind != "f":
+            raise CheckpointError(f"{path}: array {name} is {a.dtype} {a.shape} but its config needs "
+                                  f"{own[base].dtype} {own[base].shape}")
+        if not np.isfinite(a).all():
+            raise CheckpointError(f"{path}: array {name} holds NaN or infinite values")
+
+
+@dataclasses.dataclass(frozen=True)
+class Saved:
+    """A model rebuilt from a weights file (a run's model.npz or a checkpoint)."""
+
+    cfg: Config
+    model: MLP
+    path: Path
+    data: dict | None  # where its data came from (``data_record``); None in older files
+    epoch: int | None  # epochs trained: from a checkpoint's state or the run's metrics; None if unknown
+
+
+def load_weights(run: str | Path, *, dtype: str | None = None) -> Saved:
+    """Rebuild the model of a run folder or weights file, without the YAML.
+
+    Raises:
+        CheckpointError: naming the file and what is missing, inconsistent or not finite.
+    """
+    path = resolve_weights_path(run)
+    arrays = read_npz(path)
+    meta, cfg, in_features = _stored(path, arrays)
+    model = build_model(cfg.model, in_features, np.random.default_rng(0), dtype=dtype)
+    own = model.named_params()
+    check_arrays(path, own, arrays, optim_ok=True)
+    for name, p in own.items():
+        p[...] = arrays[name]
+    epoch = None
+    trainer = meta.get("trainer")
+    if isinstance(trainer, dict) and isinstance(trainer.get("epoch"), int):
+        epoch = trainer["epoch"]
+    elif path.name == "model.npz" and (path.parent / "metrics.jsonl").is_file():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            epoch = sum(1 for line in (path.parent / "metrics.jsonl").read_text().splitlines() if line.strip())
+    return Saved(cfg, model, path, stored_data(path, meta), epoch)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_bytes(trainer: Any, data: dict | None = None) -> bytes:
+    """A weights file plus the optimizer state and the trainer's position and random states.
+
+    Raises:
+        DivergenceError: a weight or the optimizer state is NaN or infinite; nothing is written, so
+            the last checkpoint on disk stays the last good one.
+    """
+    arrays, state = trainer.state()
+    for name, a in arrays.items():
+        if not np.isfinite(a).all():
+            where = f"epoch {trainer.epoch + 1}, step {trainer.step}" if trainer.step else f"epoch {trainer.epoch}"
+            raise DivergenceError(f"{name} became NaN or infinite by {where}; try a {trainer.advice()}")
+    meta = {"format": FORMAT, "kind": "checkpoint", "in_features": trainer.model.in_features,
+            "trainer": state, "data": data, "blas_threads": blas_threads()}
+    arrays[CONFIG_KEY] = np.array(json.dumps(trainer.cfg.to_dict()))
+    arrays[META_KEY] = np.array(json.dumps(meta))
+    return npz_bytes(arrays)
+
+
+def resolve_checkpoint_path(run: str | Path) -> Path:
+    """A run folder (its checkpoints/last.npz) or a checkpoint file."""
+    p = Path(run)
+    if p.is_dir():
+        cand = p / CHECKPOINTS / "last.npz"
+        if not cand.is_file():
+            raise CheckpointError(_no_checkpoint(p, "{CHECKPOINTS}/last.npz to resume from"))
+        return cand
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such run folder or checkpoint file")
+    return p
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint read and checked for form; ``check_checkpoint_fits`` checks it against the trainer."""
+
+    path: Path
+    cfg: Config
+    arrays: dict[str, np.ndarray]
+    state: dict
+    data: dict | None
+    blas_threads: int | None
+
+
+def read_checkpoint(run: str | Path) -> Checkpoint:
+    """The config, arrays and trainer state of a checkpoint, checked for form (not yet against the model)."""
+    path = resolve_checkpoint_path(run)
+    arrays = read_npz(path)
+    meta, cfg, _ = _stored(path, arrays)
+    if meta.get("kind") != "checkpoint":
+        raise CheckpointError(f"{path}: holds final weights only, not a checkpoint to resume from")
+    state = meta.get("trainer")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: has no trainer state")
+    threads = meta.get("blas_threads")
+    threads = threads if isinstance(threads, int) and not isinstance(threads, bool) else None
+    return Checkpoint(path, cfg, arrays, state, stored_data(path, meta), threads)
+
+
+def check_checkpoint_fits(ck: Checkpoint, trainer: Any) -> None:
+    """Everything the trainer will use, checked before any work: arrays against the model, the
+    trainer state against its schema (``checkpoints.validate_state``)."""
+    check_arrays(ck.path, trainer.model.named_params(), ck.arrays, optim_ok=True)
+    validate_state(ck.path, ck.state, ck.cfg, trainer, ck.arrays)

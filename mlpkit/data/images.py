@@ -1,0 +1,219 @@
+"""Users' own digits: image files, folders and arrays, prepared the way MNIST's were made.
+
+MNIST's digits (LeCun et al.) were size-normalized to fit a 20×20 box keeping
+their aspect ratio, anti-aliased to grey levels, and centred by their centre of
+mass in a 28×28 image: white ink on black. ``prepare`` does the same to any
+picture of a digit:
+
+1. grayscale;
+2. inverted when the background is light (dark ink on white paper, the usual
+   photo or drawing), judged by the median of the border pixels;
+3. the background level subtracted, then cropped to the ink's bounding box
+   (pixels above a quarter of the brightest);
+4. the longer side scaled to 20 px (for a 28×28 model; in proportion for other
+   sizes), keeping the aspect ratio, with an anti-aliasing filter;
+5. pasted into the model's square so that the centre of mass sits at its centre.
+
+The result is in [0, 1]; the caller scales it to the run's stored pixel range.
+Every file is checked before it is decoded: its size, and its pixel count
+against a decompression bomb.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import warnings
+from pathlib import Path
+import numpy as np
+from mlpkit.errors import DataError
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+ARRAY_SUFFIXES = (".npy", ".npz", ".csv")
+MAX_FILE_BYTES = 64 << 20
+MAX_PIXELS = 25_000_000  # a 5000×5000 photo; anything larger is refused, not decoded
+MAX_ITEMS = 100_000
+
+
+def _pil():
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        raise DataError("reading images needs Pillow; install it with pip install pillow") from None
+    return Image
+
+
+def read_image(path: Path) -> np.ndarray:
+    """A grayscale (H, W) float array in [0, 255]; one DataError naming the file for anything unreadable."""
+    image_mod = _pil()
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+    if size == 0:
+        raise DataError(f"{path}: is empty")
+    if size > MAX_FILE_BYTES:
+        raise DataError(f"{path}: is {size:,} bytes; an image is at most {MAX_FILE_BYTES:,}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", image_mod.DecompressionBombWarning)
+            with image_mod.open(path) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise DataError(f"{path}: is {w}×{h} pixels; at most {MAX_PIXELS:,} are decoded")
+                im.load()
+                gray = im.convert("L")
+                return np.asarray(gray, dtype=np.float32)
+    except DataError:
+        raise
+    except (image_mod.DecompressionBombError, image_mod.DecompressionBombWarning):
+        raise DataError(f"{path}: claims more pixels than an image may have (a decompression bomb?)") from None
+    except Exception as e:  # noqa: BLE001 - Pillow raises many kinds for broken files: one line, never a traceback
+        raise DataError(f"{path}: is not a readable image ({type(e).__name__})") from None
+
+
+def prepare(gray: np.ndarray, side: int = 28, source: str = "image") -> np.ndarray:
+    """A digit picture (H, W) in [0, 255] as the model's (side, side) input in [0, 1] (see the module doc)."""
+    image_mod = _pil()
+    a = np.asarray(gray, dtype=np.float32)
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    if np.median(border) > 127:  # dark ink on a light background: make it MNIST's white on black
+        a = 255.0 - a
+        border = 255.0 - border
+    a = np.clip(a - np.median(border), 0, None)
+    peak = float(a.max())
+    if peak <= 0:
+        raise DataError(f"{source}: is blank (no ink to recognize)")
+    ink = a > 0.25 * peak
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    crop = a[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1] / peak * 255.0
+    box = max(1, round(side * 20 / 28))
+    h, w = crop.shape
+    scale = box / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = image_mod.fromarray(np.clip(crop, 0, 255).astype(np.uint8)).resize((nw, nh), image_mod.LANCZOS)
+    digit = np.asarray(small, dtype=np.float32) / 255.0
+    total = digit.sum()
+    if total <= 0:
+        raise DataError(f"{source}: is blank (no ink to recognize)")
+    cy = float((digit.sum(axis=1) * np.arange(nh)).sum() / total)
+    cx = float((digit.sum(axis=0) * np.arange(nw)).sum() / total)
+    top, left = round(side / 2 - cy), round(side / 2 - cx)  # MNIST: the centre of mass at (14, 14)
+    top, left = min(max(top, 0), side - nh), min(max(left, 0), side - nw)
+    out = np.zeros((side, side), dtype=np.float32)
+    out[top: top + nh, left: left + nw] = digit
+    return np.clip(out, 0.0, 1.0)
+
+
+def _array_items(arr: np.ndarray, side: int, name: str) -> list[tuple[str, np.ndarray, bool]]:
+    """Rows of an array: (label, image, already in the model's format)."""
+    if arr.dtype.kind not in "uif" or arr.size == 0:
+        raise DataError(f"{name}: must hold numbers, got {arr.dtype} of shape {arr.shape}")
+    if arr.ndim == 2 and arr.shape[1] == side * side:
+        arr = arr.reshape(-1, side, side)
+    elif arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise DataError(f"{name}: must be N×H×W or N×{side * side} images, got shape {arr.shape}")
+    if len(arr) > MAX_ITEMS:
+        raise DataError(f"{name}: holds {len(arr):,} images; at most {MAX_ITEMS:,} at a time")
+    a = arr.astype(np.float32)
+    if not np.isfinite(a).all():
+        raise DataError(f"{name}: holds NaN or infinite values")
+    hi = 255.0 if arr.dtype.kind in "ui" or a.max() > 1.0 else 1.0
+    if a.min() < 0 or a.max() > hi:
+        raise DataError(f"{name}: pixels must lie in [0, 255] (integers) or [0, 1] (floats)")
+    a = a / hi * 255.0
+    ready = a.shape[1:] == (side, side)
+    return [(f"{name}[{i}]", img, ready) for i, img in enumerate(a)]
+
+
+def _csv_rows(path: Path, side: int) -> np.ndarray:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise DataError(f"{path}: is larger than {MAX_FILE_BYTES:,} bytes")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: is not a readable CSV file ({type(e).__name__})") from None
+    rows = []
+    for i, row in enumerate(csv.reader(io.StringIO(text))):
+        if not row or (i == 0 and not is_number(row[0])):
+            continue  # a header
+        if len(row) not in (side * side, side * side + 1):
+            raise DataError(f"{path}: row {i + 1} has {len(row)} values; a {side}×{side} image needs {side * side} "
+                            f"(or one more: a label first)")
+        try:
+            rows.append([float(v) for v in row[-side * side:]])
+        except ValueError:
+            raise DataError(f"{path}: row {i + 1} holds a value that is not a number") from None
+    if not rows:
+        raise DataError(f"{path}: holds no rows of pixels")
+    return np.asarray(rows, dtype=np.float32)
+
+
+def is_number(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
+
+
+def load_inputs(inputs: list[str | Path], side: int) -> list[tuple[str, np.ndarray, bool]]:
+    """Every image the inputs name, as (label, (H, W) array in [0, 255], already the model's size)."""
+    from mlpkit.data import npz as npzio
+
+    items: list[tuple[str, np.ndarray, bool]] = []
+    for inp in inputs:
+        p = Path(inp)
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not files:
+                raise DataError(f"{p}: holds no image files ({', '.join(IMAGE_SUFFIXES[:4])}, ...)")
+            items += [(str(f), read_image(f), False) for f in files]
+        elif not p.exists():
+            raise DataError(f"{p}: no such file or folder")
+        elif p.suffix.lower() == ".npz":
+            arrays = npzio.read_npz(p, DataError, "a readable .npz of images", max_bytes=4 * MAX_FILE_BYTES)
+            if not arrays:
+                raise DataError(f"{p}: holds no arrays")
+            key = "x" if "x" in arrays else ("x_test" if "x_test" in arrays else next(iter(arrays)))
+            items += _array_items(arrays[key], side, f"{p}:{key}")
+        elif p.suffix.lower() == ".npy":
+            items += _array_items(_read_npy(p), side, str(p))
+        elif p.suffix.lower() == ".csv":
+            items += _array_items(_csv_rows(p, side), side, str(p))
+        else:
+            items.append((str(p), read_image(p), False))
+        if len(items) > MAX_ITEMS:
+            raise DataError(f"{p}: more than {MAX_ITEMS:,} images at a time")
+    return items
+
+
+def _read_npy(p: Path) -> np.ndarray:
+    """A .npy file's array, its header checked before its data is read (never unpickled)."""
+    try:
+        arr = np.load(p, mmap_mode="r", allow_pickle=False)
+        if not isinstance(arr, np.ndarray) or arr.dtype.hasobject:
+            raise ValueError("not a plain array")
+        if arr.nbytes > MAX_FILE_BYTES * 4:
+            raise DataError(f"{p}: holds {arr.nbytes:,} bytes of images; at most {MAX_FILE_BYTES * 4:,}")
+        return np.array(arr)
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any malformed header or data: one line
+        raise DataError(f"{p}: is not a readable .npy array ({type(e).__name__})") from None
+
+
+def to_model_input(img01: np.ndarray, record: dict) -> np.ndarray:
+    """An image in [0, 1] in the run's units: stored pixels (0..pixel_max) · scale + shift."""
+    stored = np.round(img01 * record["pixel_max"]) if record["pixel_max"] != 1.0 else img01
+    return stored * record["scale"] + record["shift"]
+
+
+def block_art(img01: np.ndarray) -> str:
+    """The image in the terminal: one character per pixel, from blank to full block."""
+    ramp = " ░▒▓█"
+    return "\n".join("".join(ramp[min(4, math.floor(v * 5))] * 2 for v in row) for row in img01)

@@ -1,0 +1,19 @@
+"""The math: layers, the softmax-cross-entropy head, the MLP, SGD and the initializers.
+
+Every backward pass here is written by hand and proven against finite
+differences (``mlpkit.diagnostics.gradcheck``). The package knows nothing of
+configs, files or screens.
+
+May import: numpy, scipy and ``mlpkit.errors``; nothing else of mlpkit.
+``_blas`` is the fast path's private kernel module (SciPy's BLAS called with
+transpose flags and memory orders); the layers read as the textbook does and
+leave the arithmetic to it.
+"""
+
+from mlpkit.nn.layers import Dropout, Layer, Linear, ReLU, Sigmoid, Tanh
+from mlpkit.nn.losses import SoftmaxCrossEntropy, softmax, softmax_cross_entropy
+from mlpkit.nn.model import MLP
+from mlpkit.nn.optim import SGD
+
+__all__ = ["MLP", "SGD", "Dropout", "Layer", "Linear", "ReLU", "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "softmax",
+           "softmax_cross_entropy"]

@@ -1,0 +1,410 @@
+"""Layers with hand-written forward and backward passes.
+
+The contract every layer keeps (see docs/math.md for the derivations):
+
+- ``params`` and ``grads`` are dicts with the same keys and shapes.
+- ``forward(x)`` returns the output and caches exactly what ``backward`` needs.
+- ``backward(dout)`` receives dL/d(out), *overwrites* ``grads`` and returns
+  dL/dx. Calling it before ``forward`` raises :class:`StateError`. After a
+  training step ``grads`` hold that step's gradients: the optimizer reads them
+  and never changes them.
+- ``train()`` / ``eval()`` switch the mode; only Dropout behaves differently.
+- Randomness comes only from the ``numpy.random.Generator`` a layer is given.
+
+Shape letters: N batch, D input features, C output features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+
+import numpy as np
+
+from mlpkit.nn import _blas as blas
+from mlpkit.errors import ShapeError, StateError
+from mlpkit.nn.init import init_bias, init_weight
+
+
+class Layer:
+    """Base class: no parameters, train/eval mode, forward/backward contract."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: MutableMapping[str, np.ndarray] = {}
+        self.training = True
+
+    def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def train(self, mode: bool = True) -> Layer:
+        self.training = mode
+        return self
+
+    def eval(self) -> Layer:
+        return self.train(False)
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    def out_features(self, in_features: int) -> int:
+        """Width of the output for an input of width ``in_features``."""
+        return in_features
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def grad_sqnorm(self, key: str) -> float:
+        """‖grads[key]‖² (Frobenius), for the gradient-norm diagnostics."""
+        return blas.sqnorm(self.grads[key])
+
+    def apply_constraints(self) -> None:
+        """Constraints on the parameters, applied by the optimizer after each update (none here)."""
+
+    def kink_pattern(self) -> np.ndarray | None:
+        """Which side of each non-differentiable point the last forward fell on.
+
+        None for smooth layers. Gradient checks compare it across a finite
+        difference to skip entries whose ±eps step crosses a kink.
+        """
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def _require(self, cached: np.ndarray | None) -> np.ndarray:
+        if cached is None:
+            raise StateError(f"{type(self).__name__}.backward() called before forward()")
+        return cached
+
+
+class LinearGrads(MutableMapping):
+    """A Linear layer's ``grads``: ``"b"`` written by backward, ``"W"`` = xᵀ·dout formed when read.
+
+    Backward keeps the two factors of the weight gradient, x (N, D) and dout
+    (N, C), and the first read of ``grads["W"]`` multiplies them into the
+    buffer (one GEMM). The optimizer can instead apply ``W ← βW + α·xᵀ·dout``
+    straight from the factors (``factors()``) in one accumulating GEMM, without
+    writing the gradient and reading it back: measured in ``docs/math.md``
+    ("the training step"). Either way, reading ``grads["W"]`` after a step gives
+    that step's gradient. The factors are the arrays backward received; they
+    are not copied, so they must not be changed in place before the read.
+    """
+
+    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
+        self._arrays = {"W": W, "b": b}
+        self._factors: tuple[np.ndarray, np.ndarray] | None = None
+
+    def factors(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(x, dout) with dW = xᵀ·dout while dW is not yet formed; None once it is."""
+        return self._factors
+
+    def set_factors(self, x: np.ndarray, dout: np.ndarray) -> None:
+        self._factors = (x, dout)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key == "W" and self._factors is not None:
+            x, dout = self._factors
+            blas.matmul_tn_acc(self._arrays["W"], x, dout)  # (D, N) @ (N, C) -> (D, C)
+            self._factors = None
+        return self._arrays[key]
+
+    def __setitem__(self, key: str, value: np.ndarray) -> None:
+        if key not in self._arrays or value.shape != self._arrays[key].shape:
+            raise ShapeError(f"Linear grads: cannot set {key!r} to an array of shape {value.shape}")
+        self._arrays[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("Linear grads keep their keys")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+
+class Linear(Layer):
+    """Fully connected layer: ``out = x @ W + b``.
+
+    Args:
+        in_features, out_features: widths D and C.
+        rng: generator for the initial weights.
+        init: weight initializer (see ``mlpkit.nn.init``); ``init_std`` for ``normal``.
+        bias_init, bias_std: ``zeros`` or ``normal`` (N(0, bias_std²)).
+        max_norm: cap on each unit's incoming weight norm (see ``apply_constraints``).
+        dtype: float32 for training, float64 for gradient checks.
+        order: memory order of W, "F" (column-major) or "C" (see ``blas``, ``build.weight_order``).
+        out_order: memory order of the layer's outputs and input gradients (the activations'); by
+            default W's.
+
+    Shape:
+        x: (N, D) -> out: (N, C).  W: (D, C), b: (C,) — one bias per output
+        unit, broadcast over the batch (not one per sample, as the seed notes had).
+    Cache: x.
+    Grads: W = xᵀ·dout (D, C); b = column sums of dout over the batch (C,).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        rng: np.random.Generator,
+        init: str = "xavier",
+        init_std: float = 1.0,
+        bias_init: str = "zeros",
+        bias_std: float = 1.0,
+        max_norm: float | None = None,
+        dtype: np.dtype | type = np.float32,
+        order: str = "C",
+        out_order: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.max_norm = max_norm
+        self.in_features = in_features
+        self._out_features = out_features
+        W = init_weight(init, in_features, out_features, rng, std=init_std, dtype=dtype)
+        W = np.asfortranarray(W) if order == "F" else np.ascontiguousarray(W)
+        b = init_bias(bias_init, out_features, rng, std=bias_std, dtype=dtype)
+        self.params = {"W": W, "b": b}
+        self.grads = LinearGrads(np.zeros_like(W), np.zeros_like(b))  # zeros_like keeps W's order
+        self.out_order = out_order or order
+        self._x: np.ndarray | None = None
+
+    def out_features(self, in_features: int) -> int:
+        return self._out_features
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ShapeError(
+                f"Linear({self.in_features}, {self._out_features}) expects input of shape "
+                f"(N, {self.in_features}), got {x.shape}"
+            )
+        self._x = x
+        # (N, D) @ (D, C) + b -> (N, C)
+        return blas.matmul(x, self.params["W"], bias=self.params["b"], order=self.out_order)
+
+    def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
+        """Write dW = xᵀ·dout and db = Σ_n dout; return dx = dout·Wᵀ unless ``need_dx`` is False.
+
+        dW is kept as its two factors and formed when ``grads["W"]`` is read
+        (see ``LinearGrads``). The first layer of a network passes
+        ``need_dx=False``: nobody reads the gradient of the input images.
+        """
+        x = self._require(self._x)
+        self.grads.set_factors(x, dout)  # dW = xᵀ·dout: (D, N) @ (N, C) -> (D, C)
+        blas.colsum(dout, self.grads["b"])  # (C,): sum over the batch
+        if not need_dx:
+            return None
+        return blas.matmul_nt(dout, self.params["W"], self.out_order)  # (N, C) @ (C, D) -> (N, D)
+
+    def grad_sqnorm(self, key: str) -> float:
+        """‖grads[key]‖², without forming dW when the batch is smaller than the layer.
+
+        Then ‖xᵀ·dout‖² comes from two (N, N) Gram matrices (``blas.tn_sqnorm``),
+        N²·(D + C) multiply-adds instead of N·D·C.
+        """
+        factors = self.grads.factors() if key == "W" else None
+        if factors is not None:
+            x, dout = factors
+            n, (d, c) = x.shape[0], self.params["W"].shape
+            if n * (d + c) < d * c:
+                return blas.tn_sqnorm(x, dout)
+        return blas.sqnorm(self.grads[key])
+
+    def apply_constraints(self) -> None:
+        """Max-norm (Srivastava et al. 2014): rescale each unit's incoming weights, a
+        column of W, whose L2 norm exceeds ``max_norm`` down to that norm."""
+        if self.max_norm is None:
+            return
+        W = self.params["W"]
+        norms = np.sqrt(np.einsum("ij,ij->j", W, W))  # (C,) column norms, no temporary (D, C) array
+        over = np.flatnonzero(norms > self.max_norm)
+        if over.size:
+            W[:, over] *= (self.max_norm / norms[over]).astype(W.dtype)
+
+    def extra_repr(self) -> str:
+        extra = f", max_norm={self.max_norm:g}" if self.max_norm is not None else ""
+        return f"{self.in_features}, {self._out_features}{extra}"
+
+
+_HALF = {np.dtype(t): t(0.5) for t in (np.float32, np.float64)}
+
+
+class Sigmoid(Layer):
+    """Logistic sigmoid ``out = 1 / (1 + exp(-x))``.
+
+    Computed as ``0.5 * tanh(0.5 * x) + 0.5``: the same function, never
+    overflows (exp(-x) does for x < -88 in float32) and is cheaper.
+
+    Shape: any -> same.  Cache: out.
+    Backward: dx = dout · out · (1 − out), which is at most dout / 4.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        # 0.5 as a scalar of x's dtype, made once: a Python float is converted in each of the three calls
+        # (1.9 against 2.2 µs for 10×100 float32).
+        half = _HALF.get(x.dtype) or x.dtype.type(0.5)
+        out = np.multiply(x, half)
+        np.tanh(out, out=out)
+        out *= half
+        out += half
+        self._out = out
+        return out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        out = self._require(self._out)
+        dx = 1.0 - out  # (1 - y)
+        dx *= out  # y (1 - y) = σ'(s)
+        dx *= dout
+        return dx
+
+    def derivative(self) -> np.ndarray:
+        """σ'(s) = y (1 − y) at the last forward, elementwise (at most 1/4)."""
+        out = self._require(self._out)
+        return out * (1.0 - out)
+
+
+class Tanh(Layer):
+    """Hyperbolic tangent.  Cache: out.  Backward: dx = dout · (1 − out²)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._out = np.tanh(x)
+        return self._out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        out = self._require(self._out)
+        dx = out * out
+        np.subtract(1.0, dx, out=dx)
+        dx *= dout
+        return dx
+
+    def derivative(self) -> np.ndarray:
+        """tanh'(s) = 1 − y² at the last forward, elementwise (at most 1)."""
+        out = self._require(self._out)
+        return 1.0 - out * out
+
+
+class ReLU(Layer):
+    """Rectified linear unit ``max(x, 0)``.
+
+    Cache: out.  Backward: dx = dout where out > 0, else 0 (the kink at 0
+    takes the subgradient 0, as PyTorch does).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._out = np.maximum(x, 0)
+        return self._out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        out = self._require(self._out)
+        return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)
+
+    def grad_sqnorm(self, key: str) -> float:
+        """‖grads[key]‖² (Frobenius), for the gradient-norm diagnostics."""
+        return blas.sqnorm(self.grads[key])
+
+    def apply_constraints(self) -> None:
+        """Constraints on the parameters, applied by the optimizer after each update (none here)."""
+
+    def kink_pattern(self) -> np.ndarray | None:
+        return None if self._out is None else self._out > 0
+
+    def derivative(self) -> np.ndarray:
+        """1 where the unit was active at the last forward, else 0."""
+        return (self._require(self._out) > 0).astype(self._out.dtype)
+
+
+def keep_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, order: str = "C") -> np.ndarray:
+    """A boolean array of ``shape``, True (keep) with probability 1 − p, each entry independent.
+
+    Equivalent to ``rng.random(shape) >= p`` — a uniform draw u, kept when
+    u ≥ p — with u drawn at the coarsest resolution that still represents p:
+    one random bit per entry when p = 1/2, a byte when p is a multiple of
+    1/256, 16 bits for a multiple of 2⁻¹⁶, and 32 bits otherwise. In the
+    first three cases the drop probability is exactly p; with 32 bits it is
+    p rounded to a multiple of 2⁻³² (at most 1.2e-10 off). Raw generator bytes
+    are the cheapest source there is: on layer B of ``scripts/bench.py``
+    (128×1024, p = 1/2) masks took 0.42 s per epoch from ``rng.random`` and
+    0.15 s from bits.
+    """
+    n = int(np.prod(shape))
+    if p == 0.5:
+        bits = np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), dtype=np.uint8), count=n)
+        return bits.reshape(shape, order=order).view(bool)  # 1 = keep, probability 1/2
+    for nbytes, dtype in ((1, np.uint8), (2, np.uint16), (4, np.uint32)):
+        levels = 1 << (8 * nbytes)
+        if nbytes == 4 or float(p * levels).is_integer():
+            threshold = min(round(p * levels), levels - 1)  # u < threshold, probability threshold / levels, drops
+            raw = np.frombuffer(rng.bytes(nbytes * n), dtype=dtype)
+            return raw.reshape(shape, order=order) >= threshold
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Dropout(Layer):
+    """Inverted dropout.
+
+    Args:
+        p: probability of *dropping* a unit (PyTorch/Keras convention; the seed
+           notes and cs231n-2019 use p as the keep probability). Must be in [0, 1).
+        rng: generator the masks are drawn from (see ``keep_mask``).
+
+    Training: mask ~ Bernoulli(1 − p); out = x · mask / (1 − p), so E[out] = x.
+    Inference: out = x, no rescaling needed.
+
+    Shape: any -> same.  Cache: the scaled mask, 0 or 1/(1 − p) (training mode only).
+    Backward: dx = dout · mask / (1 − p) in training mode, dout in inference.
+    """
+
+    def __init__(self, p: float = 0.5, *, rng: np.random.Generator) -> None:
+        super().__init__()
+        if not (isinstance(p, (int, float)) and not isinstance(p, bool) and 0.0 <= p < 1.0):
+            raise ValueError(f"dropout probability has to be in [0, 1), but got {p!r}")
+        self.p = float(p)
+        self.rng = rng
+        self.scale = 1.0 / (1.0 - self.p)  # survivors' factor, exactly as the user's p gives it
+        self._mask: np.ndarray | None = None
+        self._eval_cached = False
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if not self.training or self.p == 0.0:
+            self._mask, self._eval_cached = None, True
+            return x
+        keep = keep_mask(self.rng, x.shape, self.p, blas.order_of(x))  # the mask follows x's layout
+        mask = np.multiply(keep, self.scale, dtype=x.dtype)  # 0 or 1/(1-p)
+        self._mask, self._eval_cached = mask, False
+        return x * mask
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """The scaled mask (0 or 1/(1−p)) of the last training-mode forward; None otherwise."""
+        return self._mask
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        if self._mask is None:
+            if not self._eval_cached:
+                raise StateError("Dropout.backward() called before forward()")
+            return dout
+        return dout * self._mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}"
