@@ -114,7 +114,7 @@ def test_whole_network_backward_matches_finite_differences(rng):
 def test_narrow_layers_keep_row_major_weights_from_batch_32_and_activations_stay_column_major(batch, orders):
     """build.weight_order: the 10-unit output layer's weights are row-major when the trainer's batch is 32 or
     more; every layer's outputs and input gradients stay column-major whatever its weights' order."""
-    from mlpkit.nn import _blas as blas
+    from mlpkit.nn import _kernels as blas
     from mlpkit.train.build import build_model, weight_order
     from mlpkit.config.validate import config_from_dict
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlpkit.nn import _blas as blas
+from mlpkit.nn import _kernels as blas
 from mlpkit.train.build import build_model
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.core import Dataset, to_float

@@ -48,6 +48,6 @@ def test_the_cli_only_parses_calls_and_renders():
 
 def test_no_learning_rate_outside_the_optimizer():
     """The lr lives in optim.SGD (the trainer sets it from the schedule): no layer, loss or model code names it."""
-    for name in ("layers.py", "losses.py", "model.py", "_blas.py"):
+    for name in ("layers.py", "losses.py", "model.py", "_kernels.py"):
         names = _names(PKG / "nn" / name)
         assert not names & {"lr", "learning_rate", "backward_scale", "step_fused", "defer_dW"}, name

@@ -24,7 +24,7 @@ import numpy as np
 
 from mlpkit.atomic import atomic_write
 from mlpkit.errors import MlpkitError
-from mlpkit.nn.layers import Dropout, Linear, ReLU, Sigmoid, Tanh
+from mlpkit.nn.layers import Linear, kind_of
 
 OPSET = 17
 EXTRA_HINT = "pip install 'mlpkit[export]'"
@@ -48,10 +48,11 @@ def architecture(model: Any) -> list[dict]:
     """The stack as plain data: what ``torch.nn.Sequential`` needs to rebuild it."""
     out = []
     for layer in model.layers:
-        if isinstance(layer, Linear):
+        role = kind_of(layer).role
+        if role == "linear":
             out.append({"type": "Linear", "in_features": layer.in_features,
                         "out_features": layer.params["W"].shape[1]})
-        elif isinstance(layer, Dropout):
+        elif role == "dropout":
             out.append({"type": "Dropout", "p": layer.p})
         else:
             out.append({"type": type(layer).__name__})
@@ -70,7 +71,6 @@ def to_onnx(model: Any, record: dict, name: str = "mlpkit") -> bytes:
     nodes.append(helper.make_node("Mul", ["pixels", "input_scale"], ["scaled"], name="input_scale"))
     nodes.append(helper.make_node("Add", ["scaled", "input_shift"], ["x0"], name="input_shift"))
     current = "x0"
-    ops = {Sigmoid: "Sigmoid", ReLU: "Relu", Tanh: "Tanh"}
     linears = [i for i, layer in enumerate(model.layers) if isinstance(layer, Linear)]
     for i, layer in enumerate(model.layers):
         out = "logits" if i == linears[-1] else f"x{i + 1}"
@@ -81,10 +81,11 @@ def to_onnx(model: Any, record: dict, name: str = "mlpkit") -> bytes:
             nodes.append(helper.make_node("Gemm", [current, f"layers.{i}.W", f"layers.{i}.b"], [out],
                                           name=f"layers.{i}"))
             c = W.shape[1]
-        elif isinstance(layer, Dropout):
-            continue  # the identity at inference
         else:
-            nodes.append(helper.make_node(ops[type(layer)], [current], [out], name=f"layers.{i}"))
+            op = kind_of(layer).onnx_op
+            if op is None:
+                continue  # the identity at inference (Dropout)
+            nodes.append(helper.make_node(op, [current], [out], name=f"layers.{i}"))
         current = out
         if i == linears[-1]:
             break

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import MISSING, asdict, dataclass, field, replace
 from typing import Any
 from mlpkit.nn.init import BIAS_INITS, WEIGHT_INITS
+from mlpkit.nn.layers import LAYERS
 
 
 # Limits that keep a typo from allocating the machine away.
@@ -18,7 +19,7 @@ MAX_PARAMS = 200_000_000  # 800 MB of float32 weights
 MAX_EPOCHS = 100_000
 MAX_BATCH = 1_000_000
 
-LAYER_TYPES = ("linear", "sigmoid", "relu", "tanh", "dropout")
+LAYER_TYPES = tuple(LAYERS)  # linear, sigmoid, relu, tanh, dropout: the registry in mlpkit.nn.layers
 DTYPES = ("float32", "float64")
 HEADS = ("softmax_ce",)
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
@@ -39,7 +40,7 @@ def _f(default: Any = MISSING, *, help: str, **check: Any) -> Any:
 class LayerSpec:
     """One entry of ``model.layers``. Options left as None take the model's defaults."""
 
-    type: str = _f(help="linear | sigmoid | relu | tanh | dropout", choices=LAYER_TYPES)
+    type: str = _f(help=" | ".join(LAYER_TYPES), choices=LAYER_TYPES)
     out_features: int | None = _f(None, help="linear: output width", min=1, max=MAX_WIDTH)
     p: float | None = _f(None, help="dropout: probability of dropping a unit, in [0, 1)", min=0.0, max_excl=1.0)
     init: str | None = _f(None, help="linear: weight init (overrides model.init)", choices=WEIGHT_INITS)
@@ -49,15 +50,9 @@ class LayerSpec:
     max_norm: float | None = _f(None, help="linear: cap on each unit's incoming weight norm", min_excl=0.0)
 
 
-# The option each layer type takes in the short form, and the options it allows.
-_MAIN_OPTION = {"linear": "out_features", "dropout": "p"}
-_LAYER_OPTIONS = {
-    "linear": ("out_features", "init", "init_std", "bias_init", "bias_std", "max_norm"),
-    "dropout": ("p",),
-    "sigmoid": (),
-    "relu": (),
-    "tanh": (),
-}
+# The option each layer type takes in the short form, and the options it allows (from the layer registry).
+_MAIN_OPTION = {name: kind.options[0] for name, kind in LAYERS.items() if kind.options}
+_LAYER_OPTIONS = {name: kind.options for name, kind in LAYERS.items()}
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlpkit.nn._blas import order_of
+from mlpkit.nn import order_of
 from mlpkit.train.build import build_model, check_model_fits_data
 from mlpkit.config.schema import Config
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.core import Dataset, to_float
-from mlpkit.nn.layers import Dropout, Layer, Linear, ReLU, Sigmoid, Tanh
+from mlpkit.nn.layers import Dropout, Layer, Linear, activations
 from mlpkit.nn.losses import SoftmaxCrossEntropy, cross_entropy_per_sample, log_softmax, softmax, softmax_cross_entropy
 from mlpkit.nn.model import MLP
 from mlpkit.diagnostics.numgrad import central_differences, rel_error
@@ -228,7 +228,7 @@ def check_layer(layer: Layer, x: np.ndarray, s: CheckSettings, rng: np.random.Ge
         rewind()
         return float(np.sum(layer.forward(x) * g))
 
-    kinks = (lambda: [layer.kink_pattern()]) if isinstance(layer, ReLU) else None
+    kinks = _kinks_of([layer])
     rows = [check_tensor(f"{label}.x", f, x, dx, s, rng, kinks)]
     for k, p in layer.params.items():
         rows.append(check_tensor(f"{label}.{k}", f, p, grads[k], s, rng, kinks))
@@ -257,7 +257,7 @@ def check_ops(s: CheckSettings) -> CheckGroup:
         lin = Linear(d, c, rng=rng, bias_init="normal", dtype=np.float64)
         rows += check_layer(lin, rng.standard_normal((n, d)), s, rng)
     for shape in ((4, 6), (2, 3)):
-        for act in (Sigmoid(), Tanh(), ReLU()):
+        for act in (kind.cls() for kind in activations()):
             rows += check_layer(act, 2.0 * rng.standard_normal(shape), s, rng)
     for p in (0.5, 0.2):
         rows += check_layer(Dropout(p, rng=np.random.default_rng(rng.integers(2**32))), rng.standard_normal((4, 6)),
@@ -271,9 +271,9 @@ def check_ops(s: CheckSettings) -> CheckGroup:
 # --------------------------------------------------------------------------- whole network
 
 
-def _kinks_of(model: MLP) -> Callable[[], list[np.ndarray]] | None:
-    relus = [layer for layer in model.layers if isinstance(layer, ReLU)]
-    return (lambda: [r.kink_pattern() for r in relus]) if relus else None
+def _kinks_of(layers: list[Layer]) -> Callable[[], list[np.ndarray]]:
+    """The kink patterns of the non-smooth layers (ReLU) at their last forward; none for smooth ones."""
+    return lambda: [k for k in (layer.kink_pattern() for layer in layers) if k is not None]
 
 
 def check_model(model: MLP, x: np.ndarray, y: np.ndarray, s: CheckSettings, title: str) -> CheckGroup:
@@ -281,7 +281,7 @@ def check_model(model: MLP, x: np.ndarray, y: np.ndarray, s: CheckSettings, titl
     rng = np.random.default_rng(s.seed + 1)
     model.train()
     rewind = _frozen_dropout(model.layers)
-    kinks = _kinks_of(model)
+    kinks = _kinks_of(model.layers)
 
     def f() -> float:
         rewind()
@@ -319,7 +319,7 @@ def check_training_steps(trainer: Trainer, x: np.ndarray, y: np.ndarray, s: Chec
     rng = np.random.default_rng(s.seed + 3)
     params = model.named_params()
     idx = {name: _sample(p.size, s, rng) for name, p in params.items()}
-    kinks = _kinks_of(model)
+    kinks = _kinks_of(model.layers)
     velocity = {name: np.zeros(p.shape) for name, p in params.items()}
     real: dict[str, list[np.ndarray]] = {name: [] for name in params}
     book: dict[str, list[np.ndarray]] = {name: [] for name in params}
@@ -438,7 +438,7 @@ def diagnostic_properties(seed: int, eps: float) -> list[PropertyCheck]:
     of its forward pass) and the gradient norms (both routes of ``Linear.grad_sqnorm`` against the formed ‖dW‖²)."""
     rng = np.random.default_rng(seed)
     rows = []
-    for act in (Sigmoid(), Tanh(), ReLU()):
+    for act in (kind.cls() for kind in activations()):
         x = 2.0 * rng.standard_normal((6, 5))
         x[np.abs(x) < 10 * eps] += 0.1  # away from ReLU's kink
         act.forward(x)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlpkit.data.core import Split, to_float
-from mlpkit.nn.layers import ReLU, Sigmoid, Tanh
+from mlpkit.nn.layers import LAYERS, kind_of
 from mlpkit.nn.model import MLP
 from mlpkit.train.metrics import EpochMetrics, StepInfo
 from mlpkit.train.trainer import Trainer
@@ -25,7 +25,6 @@ from mlpkit.train.trainer import Trainer
 DEFAULT_PROBE = 1000
 SATURATED = 0.01  # a unit whose activation derivative is below this barely passes a gradient
 
-_ACTS = {Sigmoid: "sigmoid", Tanh: "tanh", ReLU: "relu"}
 
 
 @dataclass(frozen=True)
@@ -88,11 +87,11 @@ def grad_snapshot(model: MLP, x: np.ndarray, y: np.ndarray, epoch: int) -> GradS
             ))
         acts = []
         for i, layer in enumerate(model.layers):
-            kind = _ACTS.get(type(layer))
-            if kind is None:
+            kind = kind_of(layer)
+            if kind.role != "activation":
                 continue
             d = layer.derivative().astype(np.float64)
-            acts.append(ActivationStats(f"layers.{i}", kind, float(d.mean()), float((d < SATURATED).mean())))
+            acts.append(ActivationStats(f"layers.{i}", kind.name, float(d.mean()), float((d < SATURATED).mean())))
     return GradSnapshot(epoch, loss, stats, acts)
 
 
@@ -135,7 +134,7 @@ def reading(snaps: list[GradSnapshot]) -> str:
         return f"a layer's bias gradient is exactly 0 {when}: its units pass no gradient at all"
     ratio = last / first
     if kinds == {"sigmoid"}:
-        return (f"each sigmoid multiplies the backward signal by σ′ ≤ 1/4, so the gradient shrinks layer by layer: "
+        return (f"each sigmoid multiplies the backward signal by {LAYERS['sigmoid'].derivative_bound}, so the gradient shrinks layer by layer: "
                 f"{when} the first hidden layer's ‖db‖ is {ratio:.3g}× smaller than the last hidden layer's "
                 "(it learns that much more slowly)")
     change = f"{ratio:.3g}× smaller" if ratio >= 1 else f"{1 / ratio:.3g}× larger"
@@ -146,7 +145,7 @@ def reading(snaps: list[GradSnapshot]) -> str:
 def describe_model(model: MLP) -> str:
     """'784-30-30-10 sigmoid' style one-liner."""
     widths = [str(model.in_features)] + [str(layer.params["W"].shape[1]) for _, layer in model.linear_layers()]
-    acts = sorted({_ACTS[type(layer)] for layer in model.layers if type(layer) in _ACTS})
+    acts = sorted({kind_of(layer).name for layer in model.layers if kind_of(layer).role == "activation"})
     drops = [f"{d.p:g}" for _, d in model.dropout_layers()]
     text = "-".join(widths) + (" " + "/".join(acts) if acts else "")
     return text + (f", dropout {'/'.join(drops)}" if drops else "")

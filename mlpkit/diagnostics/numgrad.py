@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from mlpkit.nn._blas import order_of
+from mlpkit.nn import order_of
 
 
 def central_differences(

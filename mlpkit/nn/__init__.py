@@ -5,15 +5,16 @@ differences (``mlpkit.diagnostics.gradcheck``). The package knows nothing of
 configs, files or screens.
 
 May import: numpy, scipy and ``mlpkit.errors``; nothing else of mlpkit.
-``_blas`` is the fast path's private kernel module (SciPy's BLAS called with
+``_kernels`` is the fast path's private module (SciPy's BLAS called with
 transpose flags and memory orders); the layers read as the textbook does and
 leave the arithmetic to it.
 """
 
-from mlpkit.nn.layers import Dropout, Layer, Linear, ReLU, Sigmoid, Tanh
+from mlpkit.nn._kernels import matmul, order_of  # the products other packages need, through the same BLAS
+from mlpkit.nn.layers import LAYERS, Dropout, Layer, LayerKind, Linear, ReLU, Sigmoid, Tanh, kind_of
 from mlpkit.nn.losses import SoftmaxCrossEntropy, softmax, softmax_cross_entropy
 from mlpkit.nn.model import MLP
 from mlpkit.nn.optim import SGD
 
-__all__ = ["MLP", "SGD", "Dropout", "Layer", "Linear", "ReLU", "Sigmoid", "SoftmaxCrossEntropy", "Tanh", "softmax",
-           "softmax_cross_entropy"]
+__all__ = ["LAYERS", "MLP", "SGD", "Dropout", "Layer", "LayerKind", "Linear", "ReLU", "Sigmoid", "SoftmaxCrossEntropy",
+           "Tanh", "kind_of", "matmul", "order_of", "softmax", "softmax_cross_entropy"]

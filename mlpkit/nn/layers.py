@@ -4,10 +4,12 @@ The contract every layer keeps (see docs/math.md for the derivations):
 
 - ``params`` and ``grads`` are dicts with the same keys and shapes.
 - ``forward(x)`` returns the output and caches exactly what ``backward`` needs.
-- ``backward(dout)`` receives dL/d(out), *overwrites* ``grads`` and returns
-  dL/dx. Calling it before ``forward`` raises :class:`StateError`. After a
-  training step ``grads`` hold that step's gradients: the optimizer reads them
-  and never changes them.
+- ``backward(dout, *, need_dx=True)`` receives dL/d(out), *overwrites*
+  ``grads`` and returns dL/dx; with ``need_dx=False`` it returns None and may
+  skip that product (nobody reads the gradient of the input images). Calling it
+  before ``forward`` raises :class:`StateError`. After a training step
+  ``grads`` hold that step's gradients: the optimizer reads them and never
+  changes them.
 - ``train()`` / ``eval()`` switch the mode; only Dropout behaves differently.
 - Randomness comes only from the ``numpy.random.Generator`` a layer is given.
 
@@ -16,12 +18,14 @@ Shape letters: N batch, D input features, C output features.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
+from dataclasses import dataclass
 
 import numpy as np
 
-from mlpkit.nn import _blas as blas
 from mlpkit.errors import ShapeError, StateError
+from mlpkit.nn import _kernels as kernels
+from mlpkit.nn._kernels import LinearGrads, keep_mask
 from mlpkit.nn.init import init_bias, init_weight
 
 
@@ -36,7 +40,8 @@ class Layer:
     def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+    def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:  # pragma: no cover
+        """dL/dx for dL/d(out) ``dout``, after writing ``grads``; None when ``need_dx`` is False."""
         raise NotImplementedError
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -62,10 +67,14 @@ class Layer:
 
     def grad_sqnorm(self, key: str) -> float:
         """‖grads[key]‖² (Frobenius), for the gradient-norm diagnostics."""
-        return blas.sqnorm(self.grads[key])
+        return kernels.sqnorm(self.grads[key])
 
     def apply_constraints(self) -> None:
         """Constraints on the parameters, applied by the optimizer after each update (none here)."""
+
+    def derivative(self) -> np.ndarray:
+        """An activation's elementwise derivative d(out)/dx at the last forward (activations only)."""
+        raise TypeError(f"{type(self).__name__} is not an elementwise activation")
 
     def kink_pattern(self) -> np.ndarray | None:
         """Which side of each non-differentiable point the last forward fell on.
@@ -82,52 +91,6 @@ class Layer:
         if cached is None:
             raise StateError(f"{type(self).__name__}.backward() called before forward()")
         return cached
-
-
-class LinearGrads(MutableMapping):
-    """A Linear layer's ``grads``: ``"b"`` written by backward, ``"W"`` = xᵀ·dout formed when read.
-
-    Backward keeps the two factors of the weight gradient, x (N, D) and dout
-    (N, C), and the first read of ``grads["W"]`` multiplies them into the
-    buffer (one GEMM). The optimizer can instead apply ``W ← βW + α·xᵀ·dout``
-    straight from the factors (``factors()``) in one accumulating GEMM, without
-    writing the gradient and reading it back: measured in ``docs/math.md``
-    ("the training step"). Either way, reading ``grads["W"]`` after a step gives
-    that step's gradient. The factors are the arrays backward received; they
-    are not copied, so they must not be changed in place before the read.
-    """
-
-    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
-        self._arrays = {"W": W, "b": b}
-        self._factors: tuple[np.ndarray, np.ndarray] | None = None
-
-    def factors(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(x, dout) with dW = xᵀ·dout while dW is not yet formed; None once it is."""
-        return self._factors
-
-    def set_factors(self, x: np.ndarray, dout: np.ndarray) -> None:
-        self._factors = (x, dout)
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        if key == "W" and self._factors is not None:
-            x, dout = self._factors
-            blas.matmul_tn_acc(self._arrays["W"], x, dout)  # (D, N) @ (N, C) -> (D, C)
-            self._factors = None
-        return self._arrays[key]
-
-    def __setitem__(self, key: str, value: np.ndarray) -> None:
-        if key not in self._arrays or value.shape != self._arrays[key].shape:
-            raise ShapeError(f"Linear grads: cannot set {key!r} to an array of shape {value.shape}")
-        self._arrays[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        raise TypeError("Linear grads keep their keys")
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._arrays)
-
-    def __len__(self) -> int:
-        return len(self._arrays)
 
 
 class Linear(Layer):
@@ -189,7 +152,7 @@ class Linear(Layer):
             )
         self._x = x
         # (N, D) @ (D, C) + b -> (N, C)
-        return blas.matmul(x, self.params["W"], bias=self.params["b"], order=self.out_order)
+        return kernels.matmul(x, self.params["W"], bias=self.params["b"], order=self.out_order)
 
     def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
         """Write dW = xᵀ·dout and db = Σ_n dout; return dx = dout·Wᵀ unless ``need_dx`` is False.
@@ -200,15 +163,15 @@ class Linear(Layer):
         """
         x = self._require(self._x)
         self.grads.set_factors(x, dout)  # dW = xᵀ·dout: (D, N) @ (N, C) -> (D, C)
-        blas.colsum(dout, self.grads["b"])  # (C,): sum over the batch
+        kernels.colsum(dout, self.grads["b"])  # (C,): sum over the batch
         if not need_dx:
             return None
-        return blas.matmul_nt(dout, self.params["W"], self.out_order)  # (N, C) @ (C, D) -> (N, D)
+        return kernels.matmul_nt(dout, self.params["W"], self.out_order)  # (N, C) @ (C, D) -> (N, D)
 
     def grad_sqnorm(self, key: str) -> float:
         """‖grads[key]‖², without forming dW when the batch is smaller than the layer.
 
-        Then ‖xᵀ·dout‖² comes from two (N, N) Gram matrices (``blas.tn_sqnorm``),
+        Then ‖xᵀ·dout‖² comes from two (N, N) Gram matrices (``kernels.tn_sqnorm``),
         N²·(D + C) multiply-adds instead of N·D·C.
         """
         factors = self.grads.factors() if key == "W" else None
@@ -216,8 +179,8 @@ class Linear(Layer):
             x, dout = factors
             n, (d, c) = x.shape[0], self.params["W"].shape
             if n * (d + c) < d * c:
-                return blas.tn_sqnorm(x, dout)
-        return blas.sqnorm(self.grads[key])
+                return kernels.tn_sqnorm(x, dout)
+        return kernels.sqnorm(self.grads[key])
 
     def apply_constraints(self) -> None:
         """Max-norm (Srivastava et al. 2014): rescale each unit's incoming weights, a
@@ -263,8 +226,10 @@ class Sigmoid(Layer):
         self._out = out
         return out
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
         out = self._require(self._out)
+        if not need_dx:
+            return None
         dx = 1.0 - out  # (1 - y)
         dx *= out  # y (1 - y) = σ'(s)
         dx *= dout
@@ -287,8 +252,10 @@ class Tanh(Layer):
         self._out = np.tanh(x)
         return self._out
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
         out = self._require(self._out)
+        if not need_dx:
+            return None
         dx = out * out
         np.subtract(1.0, dx, out=dx)
         dx *= dout
@@ -315,16 +282,11 @@ class ReLU(Layer):
         self._out = np.maximum(x, 0)
         return self._out
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
+    def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
         out = self._require(self._out)
+        if not need_dx:
+            return None
         return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)
-
-    def grad_sqnorm(self, key: str) -> float:
-        """‖grads[key]‖² (Frobenius), for the gradient-norm diagnostics."""
-        return blas.sqnorm(self.grads[key])
-
-    def apply_constraints(self) -> None:
-        """Constraints on the parameters, applied by the optimizer after each update (none here)."""
 
     def kink_pattern(self) -> np.ndarray | None:
         return None if self._out is None else self._out > 0
@@ -332,32 +294,6 @@ class ReLU(Layer):
     def derivative(self) -> np.ndarray:
         """1 where the unit was active at the last forward, else 0."""
         return (self._require(self._out) > 0).astype(self._out.dtype)
-
-
-def keep_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, order: str = "C") -> np.ndarray:
-    """A boolean array of ``shape``, True (keep) with probability 1 − p, each entry independent.
-
-    Equivalent to ``rng.random(shape) >= p`` — a uniform draw u, kept when
-    u ≥ p — with u drawn at the coarsest resolution that still represents p:
-    one random bit per entry when p = 1/2, a byte when p is a multiple of
-    1/256, 16 bits for a multiple of 2⁻¹⁶, and 32 bits otherwise. In the
-    first three cases the drop probability is exactly p; with 32 bits it is
-    p rounded to a multiple of 2⁻³² (at most 1.2e-10 off). Raw generator bytes
-    are the cheapest source there is: on layer B of ``scripts/bench.py``
-    (128×1024, p = 1/2) masks took 0.42 s per epoch from ``rng.random`` and
-    0.15 s from bits.
-    """
-    n = int(np.prod(shape))
-    if p == 0.5:
-        bits = np.unpackbits(np.frombuffer(rng.bytes((n + 7) // 8), dtype=np.uint8), count=n)
-        return bits.reshape(shape, order=order).view(bool)  # 1 = keep, probability 1/2
-    for nbytes, dtype in ((1, np.uint8), (2, np.uint16), (4, np.uint32)):
-        levels = 1 << (8 * nbytes)
-        if nbytes == 4 or float(p * levels).is_integer():
-            threshold = min(round(p * levels), levels - 1)  # u < threshold, probability threshold / levels, drops
-            raw = np.frombuffer(rng.bytes(nbytes * n), dtype=dtype)
-            return raw.reshape(shape, order=order) >= threshold
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class Dropout(Layer):
@@ -389,7 +325,7 @@ class Dropout(Layer):
         if not self.training or self.p == 0.0:
             self._mask, self._eval_cached = None, True
             return x
-        keep = keep_mask(self.rng, x.shape, self.p, blas.order_of(x))  # the mask follows x's layout
+        keep = keep_mask(self.rng, x.shape, self.p, kernels.order_of(x))  # the mask follows x's layout
         mask = np.multiply(keep, self.scale, dtype=x.dtype)  # 0 or 1/(1-p)
         self._mask, self._eval_cached = mask, False
         return x * mask
@@ -399,12 +335,57 @@ class Dropout(Layer):
         """The scaled mask (0 or 1/(1−p)) of the last training-mode forward; None otherwise."""
         return self._mask
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        if self._mask is None:
-            if not self._eval_cached:
-                raise StateError("Dropout.backward() called before forward()")
-            return dout
-        return dout * self._mask
+    def backward(self, dout: np.ndarray, *, need_dx: bool = True) -> np.ndarray | None:
+        if self._mask is None and not self._eval_cached:
+            raise StateError("Dropout.backward() called before forward()")
+        if not need_dx:
+            return None
+        return dout if self._mask is None else dout * self._mask
 
     def extra_repr(self) -> str:
         return f"p={self.p:g}"
+
+
+# -- the layer registry ----------------------------------------------------------
+@dataclass(frozen=True)
+class LayerKind:
+    """Everything mlpkit knows about one kind of layer, so that a new layer touches this file only.
+
+    Attributes:
+        name: its name in a config (``- sigmoid``, ``- linear: 100``).
+        cls: the class.
+        role: "linear" (has weights), "activation" (elementwise, has ``derivative()``) or "dropout".
+        options: the config options of its long form; the first is also its short form's value.
+        onnx_op: the ONNX operator at inference; None for the identity (left out of the graph).
+        derivative_bound: what bounds the activation's derivative, for inspect-grads' reading.
+    """
+
+    name: str
+    cls: type[Layer]
+    role: str
+    options: tuple[str, ...] = ()
+    onnx_op: str | None = None
+    derivative_bound: str = ""
+
+
+LAYERS: dict[str, LayerKind] = {
+    k.name: k for k in (
+        LayerKind("linear", Linear, "linear", ("out_features", "init", "init_std", "bias_init", "bias_std", "max_norm"),
+                  "Gemm"),
+        LayerKind("sigmoid", Sigmoid, "activation", onnx_op="Sigmoid", derivative_bound="σ′ ≤ 1/4"),
+        LayerKind("relu", ReLU, "activation", onnx_op="Relu", derivative_bound="ReLU′ ∈ {0, 1}"),
+        LayerKind("tanh", Tanh, "activation", onnx_op="Tanh", derivative_bound="tanh′ ≤ 1"),
+        LayerKind("dropout", Dropout, "dropout", ("p",)),
+    )
+}
+_BY_CLASS = {k.cls: k for k in LAYERS.values()}
+
+
+def kind_of(layer: Layer) -> LayerKind:
+    """The registry entry of a layer object."""
+    return _BY_CLASS[type(layer)]
+
+
+def activations() -> list[LayerKind]:
+    """The registered elementwise activations, in registry order."""
+    return [k for k in LAYERS.values() if k.role == "activation"]

@@ -79,15 +79,14 @@ class MLP:
         parameters skips that product, which nobody reads during training, and
         the layers below it (e.g. an input Dropout) are not visited.
         """
-        dout = self.head.backward()  # (N, C) = (softmax − onehot) / N
+        grad = self.head.backward()  # (N, C) = (softmax − onehot) / N
         stop = 0 if need_dx else self._first_param_layer
         for i in range(len(self.layers) - 1, stop - 1, -1):
-            layer = self.layers[i]
-            if isinstance(layer, Linear):
-                dout = layer.backward(dout, need_dx=need_dx or i > stop)
-            else:
-                dout = layer.backward(dout)
-        return dout
+            dx = self.layers[i].backward(grad, need_dx=need_dx or i > stop)
+            if dx is None:  # the lowest layer visited, asked for no dx
+                return None
+            grad = dx
+        return grad
 
     # -- parameters ----------------------------------------------------------
     def parameters(self) -> tuple[tuple[str, Layer, str], ...]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlpkit.nn import _blas as blas
+from mlpkit.nn import _kernels as blas
 from mlpkit.nn.model import MLP
 
 

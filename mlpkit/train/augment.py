@@ -39,7 +39,7 @@ import functools
 import math
 import numpy as np
 from scipy import ndimage
-from mlpkit.nn import _blas as blas
+from mlpkit.nn import matmul
 
 
 FLOAT_INDEX_LIMIT = 2**24  # float32 holds every integer below 2²⁴ exactly
@@ -154,12 +154,12 @@ class Augmenter:
             # The noise is (H, 2·B·W), so that each smoothing pass is one GEMM over all images (half the time of
             # a 28 × 28 product per image); the transpose back to (2, B, H, W) rides on the next addition.
             # Through SciPy's BLAS, like the training step: with np.matmul (NumPy's own OpenBLAS, whose threads
-            # fight SciPy's; see blas.py) an epoch took 4.4 s instead of 1.7 s.
+            # fight SciPy's; see mlpkit/nn/_kernels.py) an epoch took 4.4 s instead of 1.7 s.
             noise = work["noise"]
             raw = rng.bit_generator.random_raw(-(-noise.size // 4)).view(np.uint16)
             np.copyto(noise, raw[: noise.size].reshape(noise.shape), casting="unsafe")
-            smooth = blas.matmul(self.gh_u, noise, out=work["smooth"])  # along rows: (H, H) @ (H, 2BW)
-            field = blas.matmul(smooth.reshape(h * 2 * b, w), self.gwt, out=work["field"])  # along columns
+            smooth = matmul(self.gh_u, noise, out=work["smooth"])  # along rows: (H, H) @ (H, 2BW)
+            field = matmul(smooth.reshape(h * 2 * b, w), self.gwt, out=work["field"])  # along columns
             field = field.reshape(h, 2, b, w).transpose(1, 2, 0, 3)  # (2, B, H, W) view
             if on.all():
                 np.add(field, self.base[:, None], out=coords)  # + identity − drift, (2, 1, H, W)

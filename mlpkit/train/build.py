@@ -5,11 +5,8 @@ from __future__ import annotations
 import numpy as np
 from mlpkit.config.schema import MAX_PARAMS, Config, ModelConfig
 from mlpkit.errors import ConfigError
-from mlpkit.nn.layers import Dropout, Layer, Linear, ReLU, Sigmoid, Tanh
+from mlpkit.nn.layers import LAYERS, Dropout, Layer, Linear
 from mlpkit.nn.model import MLP
-
-
-ACTIVATIONS: dict[str, type[Layer]] = {"sigmoid": Sigmoid, "relu": ReLU, "tanh": Tanh}
 
 
 def count_params(cfg: ModelConfig, in_features: int) -> int:
@@ -33,7 +30,7 @@ def summarize_config(cfg: ModelConfig, in_features: int) -> list[tuple[str, str,
         elif spec.type == "dropout":
             rows.append((str(i), f"Dropout(p={spec.p:g})", f"(N, {width})", 0))
         else:
-            rows.append((str(i), f"{ACTIVATIONS[spec.type].__name__}()", f"(N, {width})", 0))
+            rows.append((str(i), f"{LAYERS[spec.type].cls.__name__}()", f"(N, {width})", 0))
     return rows
 
 
@@ -140,5 +137,5 @@ def build_model(
         elif spec.type == "dropout":
             layers.append(Dropout(spec.p, rng=drng))
         else:
-            layers.append(ACTIVATIONS[spec.type]())
+            layers.append(LAYERS[spec.type].cls())  # an activation: no options
     return MLP(layers, in_features, layout)
