@@ -27,6 +27,10 @@ class CheckpointError(MlpkitError):
     """A run folder or checkpoint is missing, truncated or inconsistent."""
 
 
+class OutputError(MlpkitError):
+    """The output folder or file cannot be created or written."""
+
+
 class ShapeError(MlpkitError):
     """An array has the wrong shape for the operation."""
 

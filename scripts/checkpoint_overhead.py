@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from mlpkit.app import api
-from mlpkit.app.runs import RunWriter
+from mlpkit.app.rundir import RunWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 

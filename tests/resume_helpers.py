@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlpkit.app.runs import RunWriter
+from mlpkit.app.rundir import RunWriter
 from mlpkit.train.trainer import Trainer
 
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mlpkit.app.cli import app
-from mlpkit.app.runs import CONFIG_KEY, META_KEY
+from mlpkit.app.runfiles import CONFIG_KEY, META_KEY
 from mlpkit.data.npz import npz_bytes
 
 from .conftest import CONFIGS

@@ -23,11 +23,12 @@ from typer.testing import CliRunner
 
 from mlpkit.app import api
 from mlpkit.data import npz as npzio
-from mlpkit.app import runs
+from mlpkit.app import runfiles
 from mlpkit.app.cli import app
 from mlpkit.app.configfile import parse_yaml
 from mlpkit.errors import CheckpointError, ConfigError, MlpkitError
-from mlpkit.app.runs import CONFIG_KEY, META_KEY, RunLock
+from mlpkit.app.runfiles import CONFIG_KEY, META_KEY
+from mlpkit.app.locking import RunLock
 from mlpkit.data.npz import npz_bytes
 
 from .conftest import CONFIGS
@@ -114,7 +115,7 @@ def test_1_checkpoint_bytes_refuses_non_finite_weights():
     trainer = api.prepare(Q)
     trainer.model.layers[0].params["W"][0, 0] = np.nan
     with pytest.raises(DivergenceError, match="layers.0.W became NaN or infinite"):
-        runs.checkpoint_bytes(trainer)
+        runfiles.checkpoint_bytes(trainer)
 
 
 # --------------------------------------------------------------------------- 2, 13: YAML
@@ -244,7 +245,7 @@ def test_3_the_weight_reader_raises_only_checkpoint_errors(tmp_path_factory, mem
     p = tmp_path_factory.mktemp("fuzz") / "w.npz"
     p.write_bytes(_zip(members))
     try:
-        runs.load_weights(p)
+        runfiles.load_weights(p)
     except MlpkitError as e:
         assert str(p) in str(e) and "\n" not in str(e)
 

@@ -18,7 +18,7 @@ from mlpkit.app import api
 from mlpkit.app.cli import app
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.load import load_digits
-from mlpkit.app.runs import read_checkpoint
+from mlpkit.app.runfiles import read_checkpoint
 from mlpkit.train.trainer import Trainer, fit
 
 from .resume_helpers import stop_run_at

@@ -18,7 +18,7 @@ from mlpkit.app import catalog
 from mlpkit.config import schema, validate
 from mlpkit.app.cli import app
 from mlpkit.errors import Interrupted
-from mlpkit.app.runs import RunLock
+from mlpkit.app.locking import RunLock
 
 from .conftest import CONFIGS, ROOT
 from .idx_files import register, write_idx_dataset

@@ -13,7 +13,7 @@ import mlpkit
 
 PKG = Path(mlpkit.__file__).parent
 OUTSIDE_THE_MATH = ["yaml", "urllib.request", "http.client", "platformdirs", "typer", "rich", "tqdm", "mlpkit.config.validate",
-                    "mlpkit.data.load", "mlpkit.app.runs", "mlpkit.app.cli", "mlpkit.app.render"]
+                    "mlpkit.data.load", "mlpkit.app.rundir", "mlpkit.app.cli", "mlpkit.app.render"]
 
 
 @pytest.mark.parametrize("module", ["mlpkit.nn.layers", "mlpkit.nn.losses", "mlpkit.nn.model", "mlpkit.nn.optim"])

@@ -26,7 +26,8 @@ from mlpkit.data.load import load_dataset
 from mlpkit.data.download import Progress
 from mlpkit.data.folders import FolderOptions
 from mlpkit.errors import CheckpointError, ConfigError, DataError, DivergenceError, Interrupted
-from mlpkit.app.runs import CHECKPOINTS, Checkpoint, RunWriter, check_checkpoint_fits, data_record, default_run_dir, load_weights, prepare_run_dir, read_checkpoint
+from mlpkit.app.runfiles import CHECKPOINTS, Checkpoint, check_checkpoint_fits, load_weights, read_checkpoint
+from mlpkit.app.rundir import RunWriter, data_record, default_run_dir, prepare_run_dir
 from mlpkit.train.metrics import EpochMetrics, EvalResult, StepInfo
 from mlpkit.train.trainer import Stopped, Trainer, TrainResult, early_stop_summary, fit
 from mlpkit.train.evaluate import evaluate

@@ -9,9 +9,7 @@ never the listing fail.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +17,8 @@ from typing import Any
 
 from mlpkit.app.configfile import parse_yaml
 from mlpkit.errors import CheckpointError, ConfigError
-from mlpkit.app.runs import CHECKPOINTS, LOCK_NAME, RUN_INFO, read_run_info, small_text
+from mlpkit.app.runfiles import CHECKPOINTS, RUN_INFO, read_run_info, small_text
+from mlpkit.app.locking import is_locked
 
 MAX_DEPTH = 3  # runs/<name>, runs/<group>/<name>, ...
 
@@ -68,21 +67,6 @@ def read_config(run: Path) -> dict:
         data = parse_yaml(text, str(run / "config.yaml"))
         return data if isinstance(data, dict) else {}
     return {}
-
-
-def is_locked(run: Path) -> bool:
-    """Whether a process holds the run's lock, i.e. is training it now."""
-    try:
-        fd = os.open(run / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # also releases a lock we just took
-    return False
 
 
 def is_run(p: Path) -> bool:

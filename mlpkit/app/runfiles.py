@@ -1,41 +1,26 @@
-"""Run folders and weight files: everything mlpkit writes to disk.
+"""A run folder's files and their formats: names, the weights file, the checkpoint, reading and checking them.
 
-A run folder holds:
-
-- ``config.yaml``    the resolved config (every default filled in);
-- ``metrics.jsonl``  one JSON object per epoch, every reported metric;
-- ``timings.jsonl``  wall time per epoch (kept apart so that two runs of one
-                     seed have byte-identical metrics);
-- ``model.npz``      the final weights, with the config stored inside;
-- ``results.json``   the final test scores.
-
-Every file is written to a temporary name in the same folder, flushed to disk
-and renamed into place, so a crash leaves the old file or the new one, whole.
-Weight files are plain ``.npz`` read with ``allow_pickle=False``.
+Weight files are plain ``.npz`` read by ``mlpkit.data.npz`` (sizes checked before anything is
+allocated, never unpickled), with the config and the data's origin stored inside as JSON. A
+checkpoint adds the optimizer's velocity, the trainer's position, metrics and random states.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import math
-import os
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 import numpy as np
 from mlpkit.data import npz as npzio
-from mlpkit.atomic import atomic_write
 from mlpkit.train.threads import blas_threads
 from mlpkit.train.build import build_model, check_size
 from mlpkit.train.checkpoints import validate_state
 from mlpkit.config.schema import MAX_PARAMS, Config
 from mlpkit.config.validate import config_from_dict
-from mlpkit.app.configfile import config_to_yaml
-from mlpkit.errors import CheckpointError, DivergenceError, MlpkitError
+from mlpkit.errors import CheckpointError, DivergenceError
 from mlpkit.nn.model import MLP
 from mlpkit.data.npz import npz_bytes
 
@@ -45,212 +30,13 @@ META_KEY = "__meta__"
 FORMAT = "mlpkit-weights-v1"
 
 
-class OutputError(MlpkitError):
-    """The output folder cannot be created or written."""
-
-
-# --------------------------------------------------------------------------- atomic files
-
-
-
-
-# --------------------------------------------------------------------------- run folder
-
-
-def default_run_dir(config_path: str | Path, root: str | Path = "runs") -> Path:
-    stem = Path(config_path).stem or "run"
-    base = Path(root) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
-
-
 CHECKPOINTS = "checkpoints"
 _RUN_FILES = ("config.yaml", "metrics.jsonl", "timings.jsonl", "model.npz", "results.json", "run.json")
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "model.npz", CHECKPOINTS)
-LOCK_NAME = ".lock"
-
-
-def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = False) -> Path:
-    """Create the run folder and prove it is writable, before any training.
-
-    A folder that already holds a run is refused unless ``force`` (a new run would mix its
-    files with the old one's) or ``resume``. The write probe is a new file of a random name
-    created exclusively (``tempfile``), so a symlink planted in the folder is never followed.
-    """
-    if not str(path).strip():
-        raise OutputError("the run folder must not be empty; give --out a folder name")
-    path = Path(path)
-    try:
-        if path.exists() and not path.is_dir():
-            raise OutputError(f"{path}: exists and is not a folder; choose another --out")
-        if not resume and path.is_dir() and any((path / m).exists() for m in RUN_MARKERS):
-            if not force:
-                raise OutputError(f"{path}: already holds a run; choose another --out, resume it with "
-                                  f"--resume {path}, or replace it with --force")
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path, prefix=".write-test-"):
-            pass
-    except OutputError:
-        raise
-    except OSError as e:
-        raise OutputError(f"{path}: the output folder cannot be written ({e.strerror or e}); choose another --out") from None
-    return path
-
-
-class RunLock:
-    """An exclusive lock on a run folder for the life of the process that writes it.
-
-    ``flock`` on ``<run>/.lock`` (opened without following a symlink), released when
-    closed or when the process ends, however it ends; the file holds the owner's pid.
-    """
-
-    def __init__(self, path: Path) -> None:
-        lock = path / LOCK_NAME
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        except OSError as e:
-            raise OutputError(f"{lock}: cannot be created ({e.strerror or e})") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            raise OutputError(f"{path}: another mlpkit process (pid {owner[:12]}) is writing this run; wait for it "
-                              "to finish or choose another --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd: int | None = fd
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # releases the flock
-            self._fd = None
-
-
-def _remove_run_files(path: Path) -> None:
-    """The files an earlier run wrote (only mlpkit's own names; a link is removed, never followed)."""
-    for p in [*(path / n for n in _RUN_FILES), path / CHECKPOINTS / "last.npz", path / CHECKPOINTS / "best.npz"]:
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
-
-
-def remove_stale_temp_files(path: Path) -> list[Path]:
-    """Temporary files a killed writer left behind (``.<name>.*.tmp``), removed; returns them."""
-    removed = []
-    for folder in (path, path / CHECKPOINTS):
-        if not folder.is_dir() or folder.is_symlink():
-            continue
-        for p in folder.glob(".*.tmp"):
-            if p.name.startswith(tuple(f".{n}." for n in (*_RUN_FILES, "last.npz", "best.npz"))):
-                with contextlib.suppress(OSError):
-                    p.unlink()  # removes a link itself, never its target
-                    removed.append(p)
-    return removed
-
-
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        return dataclasses.asdict(obj)
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    return obj
-
-
-def jsonl(rows: list[Any]) -> str:
-    return "".join(json.dumps(_jsonable(r), sort_keys=False) + "\n" for r in rows)
-
-
-class RunWriter:
-    """Writes a run's files as training proceeds: config, metrics, checkpoints, final weights.
-
-    Args:
-        path: the run folder (created; proven writable before any training).
-        cfg: the run's config.
-        resume: continue an existing run folder (keeps its timings).
-    """
-
-    def __init__(self, path: str | Path, cfg: Config, *, resume: bool = False, force: bool = False,
-                 data: dict | None = None, source: str | None = None) -> None:
-        self.path = prepare_run_dir(path, force=force, resume=resume)
-        self.lock = RunLock(self.path)
-        try:
-            if resume:
-                remove_stale_temp_files(self.path)
-            elif force:
-                _remove_run_files(self.path)  # under the lock: never another process's live run
-            self.cfg = cfg
-            self.data = data  # where the data came from (data_record), stored with every weights file
-            self.times: list[float] = _read_times(self.path / "timings.jsonl") if resume else []
-            ck = self.path / CHECKPOINTS
-            if ck.is_symlink():
-                raise OutputError(f"{ck}: is a symbolic link; a run folder's checkpoints are written only inside it")
-            try:
-                ck.mkdir(exist_ok=True)
-            except OSError as e:
-                raise OutputError(f"{ck}: cannot be created ({e.strerror or e})") from None
-            self._write("config.yaml", config_to_yaml(cfg))
-            info = read_run_info(self.path) if resume else {}
-            self.info = {"format": RUN_FORMAT, "started": info.get("started") or _now(),
-                         "config": info.get("config", source), "data": data, "status": "running",
-                         "pid": os.getpid(), "updated": _now()}
-            self._write(RUN_INFO, json.dumps(self.info, indent=2) + "\n")
-        except BaseException:
-            self.lock.close()
-            raise
-
-    def set_status(self, status: str, **extra: Any) -> None:
-        """Record how the run stands: running, finished, interrupted, diverged."""
-        self.info.update(status=status, updated=_now(), **extra)
-        self._write(RUN_INFO, json.dumps(self.info, indent=2) + "\n")
-
-    def close(self) -> None:
-        """Release the run folder's lock (also released when the process ends)."""
-        self.lock.close()
-
-    def _write(self, name: str, data: bytes | str) -> None:
-        try:
-            atomic_write(self.path / name, data)
-        except OSError as e:
-            raise OutputError(f"{self.path / name}: cannot be written ({e.strerror or e})") from None
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.path / CHECKPOINTS / "last.npz"
-
-    def checkpoint(self, trainer: Any) -> bytes:
-        """Write checkpoints/last.npz: weights, optimizer, position, metrics, random states."""
-        data = checkpoint_bytes(trainer, self.data)
-        self._write(f"{CHECKPOINTS}/last.npz", data)
-        return data
-
-    def epoch_done(self, trainer: Any, epoch_time: float) -> None:
-        """After an epoch: checkpoint (last, and best when the validation accuracy improved), then metrics."""
-        m = trainer.history[-1]
-        data = self.checkpoint(trainer)
-        if trainer.improved:
-            self._write(f"{CHECKPOINTS}/best.npz", data)
-        self.write_metrics(trainer.history)
-        self.times = self.times[: m.epoch - 1] + [epoch_time]
-        self._write("timings.jsonl", jsonl([{"epoch": i + 1, "time_s": t} for i, t in enumerate(self.times)]))
-
-    def write_metrics(self, history: list[Any]) -> None:
-        self._write("metrics.jsonl", jsonl(history))
-
-    def finish(self, model: MLP, results: Any) -> None:
-        self._write("model.npz", weights_bytes(model, self.cfg, data=self.data))
-        self._write("results.json", json.dumps(_jsonable(results), indent=2) + "\n")
-        self.set_status("finished")
 
 
 RUN_INFO = "run.json"
 RUN_FORMAT = "mlpkit-run-v1"
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def small_text(p: Path, limit: int = 64 << 20) -> str | None:
@@ -271,21 +57,6 @@ def read_run_info(path: Path) -> dict:
     except (ValueError, RecursionError):
         return {}
     return info if isinstance(info, dict) else {}
-
-
-def data_record(cfg: Config, ds: Any) -> dict:
-    """Where a run's data came from, stored with its weights: the run folder alone is enough to score it
-    again or resume it. ``location`` is the absolute folder of IDX files or the .npz file (None: embedded)."""
-    pixel_max = ds.pixel_max
-    return {"dataset": cfg.data.dataset, "location": ds.location, "scale": ds.scale, "shift": ds.shift,
-            "image_shape": list(ds.image_shape), "pixel_max": pixel_max, "class_names": list(ds.class_names)}
-
-
-def _read_times(path: Path) -> list[float]:
-    try:
-        return [float(json.loads(line)["time_s"]) for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
 
 
 # --------------------------------------------------------------------------- weights
