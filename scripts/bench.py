@@ -115,7 +115,7 @@ def worker_mlpkit(arch: str, reps: int, data_dir: str | None) -> dict:
     t = Trainer(mlpkit_config(arch), ds)
     # warm-up: WARMUP_STEPS steps of the real trainer, then back to its initial state
     arrays, state = t.state()
-    t.train_epoch(after_step=lambda tr: tr.step >= WARMUP_STEPS)
+    t.train_epoch(after_step=lambda tr: tr.epoch_step >= WARMUP_STEPS)
     t.load_state(arrays, state)
     del arrays
     times = []

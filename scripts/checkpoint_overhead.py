@@ -38,7 +38,7 @@ def main() -> None:
         in_writer = []  # seconds spent writing, measured directly (immune to the noise between epochs)
 
         def after_step(t) -> bool:
-            if every and t.step % every == 0:
+            if every and t.epoch_step % every == 0:
                 t0 = time.perf_counter()
                 writer.checkpoint(t)
                 in_writer.append(time.perf_counter() - t0)

@@ -40,11 +40,11 @@ def _trainer(arch: str, data_dir: str | None) -> trainer.Trainer:
 
 def _epoch_steps(t: trainer.Trainer, steps: int, after_warmup=lambda: None) -> float:
     """Seconds per step over ``steps`` steps of the real epoch loop (after a warm-up)."""
-    t.train_epoch(after_step=lambda tr: tr.step >= 100)
-    t.step = 0
+    t.train_epoch(after_step=lambda tr: tr.epoch_step >= 100)
+    t.epoch_step = 0
     after_warmup()
     t0 = time.perf_counter()
-    t.train_epoch(after_step=lambda tr: tr.step >= steps)
+    t.train_epoch(after_step=lambda tr: tr.epoch_step >= steps)
     return (time.perf_counter() - t0) / steps
 
 

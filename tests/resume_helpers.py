@@ -13,7 +13,7 @@ def stop_run_at(trainer: Trainer, run: Path, stop_at: tuple[int, int]) -> None:
     writer = RunWriter(run, trainer.cfg)
 
     def after_step(tr):
-        if (tr.epoch + 1, tr.step) == stop_at:
+        if (tr.epoch + 1, tr.epoch_step) == stop_at:
             writer.checkpoint(tr)
             return True
         return False

@@ -138,7 +138,7 @@ def test_augmented_runs_resume_exactly(tmp_path, stop_at):
     stop_run_at(t, tmp_path / "run", stop_at)
     resumed, w2, _ = api.resume(tmp_path / "run")
     w2.close()
-    assert (resumed.epoch + 1, resumed.step) == stop_at
+    assert (resumed.epoch + 1, resumed.epoch_step) == stop_at
     fit(resumed)
     assert {k: v.tobytes() for k, v in resumed.model.named_params().items()} == \
         {k: v.tobytes() for k, v in ref.model.named_params().items()}

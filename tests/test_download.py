@@ -225,7 +225,9 @@ def test_stalled_or_slow_mirrors_give_up_in_time(served, monkeypatch, mode, env,
     elapsed = time.monotonic() - t0
     assert r.exit_code == 2 and "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
     assert expect in r.output.replace("$", ""), r.output
-    assert elapsed < 4, elapsed
+    # Well under the defaults' stall window (30 s) and deadline: the limits set above were what ended it, however
+    # busy the machine (they ended it in about 0.5 s here).
+    assert elapsed < 15, elapsed
     assert not [p for p in _files(folder) if p.endswith(".part")]
 
 

@@ -58,7 +58,7 @@ def test_stop_and_resume_in_process_is_bit_identical(reference, tmp_path, stop_a
     del t
     resumed, w2, plan = api.resume(tmp_path / "run")
     w2.close()
-    assert (resumed.epoch + 1, resumed.step) == stop_at and plan.warnings == []
+    assert (resumed.epoch + 1, resumed.epoch_step) == stop_at and plan.warnings == []
     fit(resumed)
     assert _params_bytes(resumed.model) == _params_bytes(reference.model)
     assert resumed.history == reference.history

@@ -6,14 +6,13 @@ import dataclasses
 import json
 
 import numpy as np
-
-import mlpkit.train.trainer as trainer_mod
 import pytest
 
 from mlpkit.app import api
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.load import load_digits
 from mlpkit.errors import DivergenceError
+from mlpkit.train import divergence
 from mlpkit.train.trainer import Trainer, fit
 
 from .conftest import CONFIGS
@@ -83,18 +82,34 @@ def test_divergence_names_epoch_and_step(monkeypatch):
     cfg = config_from_dict({"model": {"layers": [{"linear": 64}, {"linear": 64}, {"linear": 10}]},
                             "train": {"lr": 1e6}})
     t = Trainer(cfg, load_digits())
+    snapshots = []  # the parameters after every completed step, i.e. before the next one
+
+    def snapshot(tr: Trainer) -> bool:
+        snapshots.append({k: v.copy() for k, v in tr.model.named_params().items()})
+        velocity = tr.optimizer.state_dict()
+        snapshots[-1].update({f"v.{k}": v for k, v in velocity.items()})
+        return False
+
     with pytest.raises(DivergenceError, match=r"the loss exploded to [\d.e+]+ at epoch 1, step 2, over 100× that of a "
                        r"uniform guess \(layers.2.W holds weights up to \|w\| = [\d.e+]+\); try a smaller learning rate "
                        r"\(train.lr is 1e\+06\)"):
-        fit(t)
-    before = {k: v.copy() for k, v in t.model.named_params().items()}
-    for k, v in t.model.named_params().items():  # the exploding step changed nothing
-        np.testing.assert_array_equal(v, before[k])
-    monkeypatch.setattr(trainer_mod, "EXPLOSION_FACTOR", float("inf"))  # without the rule: NaN a step later
+        fit(t, after_step=snapshot)
+    assert len(snapshots) == 1  # step 1 completed, step 2 exploded
+    after = {k: v for k, v in t.model.named_params().items()}
+    after.update({f"v.{k}": v for k, v in t.optimizer.state_dict().items()})
+    assert after.keys() == snapshots[0].keys()
+    for k, v in after.items():  # the exploding step changed neither the weights nor the optimizer's state
+        np.testing.assert_array_equal(v, snapshots[0][k], err_msg=k)
+    assert any(not np.array_equal(v, t.model.named_params()[k]) for k, v in _initial(cfg).items())  # step 1 moved
+    monkeypatch.setattr(divergence, "EXPLOSION_FACTOR", float("inf"))  # without the rule: NaN a step later
     t = Trainer(cfg, load_digits())
     with pytest.raises(DivergenceError, match=r"at epoch 1, step \d+ \(the output of layers.2 Linear\(64, 10\) "
                        r"overflowed\); try a smaller learning rate"):
         fit(t)
+
+
+def _initial(cfg) -> dict:
+    return {k: v.copy() for k, v in Trainer(cfg, load_digits()).model.named_params().items()}
 
 
 def test_explosion_rule_is_100_times_a_uniform_guess():

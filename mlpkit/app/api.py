@@ -20,7 +20,7 @@ from mlpkit.config.schema import Config, with_train
 from mlpkit.app.configfile import load_config, resume_epochs
 from mlpkit.train.threads import blas_threads
 from mlpkit.data.registry import DATA_DIR_ENV, REGISTRY, is_path_dataset
-from mlpkit.data.core import Dataset, Split, prepare_splits, to_float
+from mlpkit.data.core import Dataset, prepare_splits, select_split
 from mlpkit.data.cache import ensure_idx_dataset
 from mlpkit.data.load import load_dataset
 from mlpkit.data.download import Progress
@@ -149,7 +149,7 @@ def train_run(
 
     def after_step(t: Trainer) -> bool:
         stop = bool(stop_requested and stop_requested())
-        if writer is not None and (stop or (checkpoint_every and t.step % checkpoint_every == 0)):
+        if writer is not None and (stop or (checkpoint_every and t.epoch_step % checkpoint_every == 0)):
             writer.checkpoint(t)
         return stop
 
@@ -174,7 +174,7 @@ def train_run(
         if writer is not None:
             writer.set_status("interrupted")
         sig = stop_requested() if stop_requested else 0
-        where = f"epoch {trainer.epoch + 1}, step {trainer.step}" if trainer.step else f"the end of epoch {trainer.epoch}"
+        where = f"epoch {trainer.epoch + 1}, step {trainer.epoch_step}" if trainer.epoch_step else f"the end of epoch {trainer.epoch}"
         saved = f"checkpoint saved to {writer.last_checkpoint}; resume with: mlpkit train --resume " \
             f"{shlex.quote(str(writer.path))}" \
             if writer is not None else "nothing saved (no run folder)"
@@ -227,7 +227,7 @@ def check_resume(run: str | Path, data: DataSource | str | None = None, override
                         f"it continues correctly, but not bit-identically to an uninterrupted run (set "
                         f"OPENBLAS_NUM_THREADS={ck.blas_threads} for that)")
     run_dir = ck.path.parent.parent if ck.path.parent.name == CHECKPOINTS else ck.path.parent
-    plan = ResumePlan(str(run_dir), str(ck.path), trainer.epoch, trainer.step, cfg.train.epochs, warnings)
+    plan = ResumePlan(str(run_dir), str(ck.path), trainer.epoch, trainer.epoch_step, cfg.train.epochs, warnings)
     return trainer, ck, plan
 
 
@@ -268,16 +268,10 @@ def train_epochs(trainer: Trainer, epochs: int, on_step: Callable[[StepInfo], No
 def examples_of(trainer: Trainer, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` examples of a split as model inputs and labels."""
     d = trainer.data
-    if split == "test":
-        s = Split(d.x_test, d.y_test)
-    elif split == "validation":
-        if trainer.val_split is None:
-            raise ConfigError(f"{d.name}: there is no validation split (data.validation is 0); use --split test")
-        s = trainer.val_split
-    else:
-        s = trainer.train_split
-    k = min(n, len(s))
-    return to_float(s.x[:k], d.scale, trainer.model.dtype, shift=d.shift), s.y[:k]
+    s = select_split(split, trainer.train_split, trainer.val_split, d.test)
+    if s is None:
+        raise ConfigError(f"{d.name}: there is no validation split (data.validation is 0); use --split test")
+    return d.inputs(s, n, trainer.model.dtype)
 
 
 def evaluate_run(run: str | Path, split: str = "test", source: DataSource | str | None = None
@@ -288,15 +282,9 @@ def evaluate_run(run: str | Path, split: str = "test", source: DataSource | str 
     # Normalized with the training split's statistics, as when the run was trained.
     data, train, val = prepare_splits(load_data_for(cfg, source, stored=True, record=saved.data), cfg.data.validation,
                                       cfg.data.normalize)
-    if split == "test":
-        s = Split(data.x_test, data.y_test)
-    else:
-        if split == "validation":
-            if val is None:
-                raise ConfigError(f"{path}: the run held out no validation split (data.validation is 0)")
-            s = val
-        else:
-            s = train
+    s = select_split(split, train, val, data.test)
+    if s is None:
+        raise ConfigError(f"{path}: the run held out no validation split (data.validation is 0)")
     if data.num_features != model.in_features:
         raise CheckpointError(
             f"{path}: the model takes {model.in_features} inputs but {data.name} has {data.num_features} features"

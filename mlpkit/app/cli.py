@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from enum import Enum
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer import rich_utils as typer_rich_utils
+from typer.core import TyperGroup
 
 from mlpkit import __version__
 from mlpkit.app import api
@@ -34,7 +35,28 @@ from mlpkit.data.cache import DataWarning
 from mlpkit.errors import ConfigError, Interrupted, MlpkitError
 from mlpkit.app.interrupts import graceful_stop
 
+class _OneLineUsageErrors(TyperGroup):
+    """The root command, run with ``standalone_mode=False`` so that usage errors (an unknown option, a
+    missing argument, a bad value) reach us: printed as one line on stderr with the fix where there is one,
+    instead of typer's multi-line panel, and exit code 2 (click's)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,  # type: ignore[no-untyped-def]
+             windows_expand_args=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except typer.TyperException as e:  # click's ClickException (typer >= 0.29 carries its own click)
+            _usage_error(e)
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            render.error("aborted")
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)  # a typer.Exit's code, else success
+
+
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     name="mlpkit",
     help=(
         "Train multilayer perceptrons whose forward and backward passes are written by hand "
@@ -185,7 +207,7 @@ def train(
         if not json_:
             render.model_summary(trainer.model.summary(), trainer.model.num_params, trainer.model.in_features)
         if resume is not None and not json_:
-            render.note(f"resuming {writer.path} at epoch {trainer.epoch + 1}, step {trainer.step}")
+            render.note(f"resuming {writer.path} at epoch {trainer.epoch + 1}, step {trainer.epoch_step}")
         progress = render.EpochProgress(trainer.cfg.train.epochs, disable=quiet)
         linear = [f"layers.{i}" for i, _ in trainer.model.linear_layers()]
         table = None if json_ else render.EpochTable(trainer.cfg.train.epochs, linear,
@@ -563,10 +585,10 @@ def data_info(
         _show(summary, json_, render.dataset_info)
 
 
-def _usage_error(e: Exception) -> None:
+def _usage_error(e: typer.TyperException) -> None:
     """Click's usage errors (an unknown option, a missing argument, a bad value) as one line on
-    stderr, with the fix where there is one, instead of typer's multi-line panel."""
-    if type(e).__name__ == "NoArgsIsHelpError":
+    stderr, with the fix where there is one. No line for a bare command: its help was printed."""
+    if type(e).__name__ == "NoArgsIsHelpError":  # click >= 8.2 has it; older ones print help themselves
         return
     ctx = getattr(e, "ctx", None)
     cmd = ctx.command_path if ctx is not None else "mlpkit"
@@ -586,9 +608,6 @@ def _hint(e: Exception) -> str:
             return f" (use --set {section + '.' if section else ''}{key}=VALUE)"
     return ""
 
-
-# typer formats every usage error (its click's ClickException) with this function: one line instead of a panel.
-typer_rich_utils.rich_format_error = _usage_error
 
 
 def run() -> None:  # console-script entry point

@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import filelock
-
 from mlpkit.errors import OutputError
 
 LOCK_NAME = ".lock"
@@ -28,10 +26,13 @@ class RunLock:
             fd = os.open(lock, os.O_RDWR | _OPEN, 0o644)
         except OSError as e:
             raise OutputError(f"{lock}: cannot be created ({e.strerror or e})") from None
+        import filelock  # here, not at import: where the OS has no lock call, only locking fails, not `mlpkit --help`
+
         try:
-            locked = filelock.lock_descriptor(fd, blocking=False)
-        except OSError:
-            locked = False
+            locked = filelock.lock_descriptor(fd, blocking=False)  # False: another process holds it
+        except OSError as e:
+            os.close(fd)
+            raise OutputError(f"{lock}: cannot be locked ({e.strerror or e})") from None
         if not locked:
             owner = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
@@ -49,6 +50,8 @@ class RunLock:
 
 def is_locked(run: Path) -> bool:
     """Whether a process holds the run's lock, i.e. is training it now."""
+    import filelock
+
     try:
         fd = os.open(run / LOCK_NAME, os.O_RDONLY | _OPEN & ~os.O_CREAT)
     except OSError:

@@ -56,8 +56,9 @@ def show(t: Table) -> None:
     if t.title:
         console.print(Text(str(t.title), style="bold"))
     headers = [Text.from_markup(str(c.header)).plain.strip() for c in t.columns]
+    columns = [list(c.cells) for c in t.columns]  # Column.cells: the public view of a column's cells
     for r in range(t.row_count):
-        cells = [_plain_cell(c._cells[r]) for c in t.columns]
+        cells = [_plain_cell(col[r]) for col in columns]
         label, pairs = cells[0], [f"{h} {v}" if h else v for h, v in zip(headers[1:], cells[1:]) if v]
         lines, line = [], label
         for pair in pairs:

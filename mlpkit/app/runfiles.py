@@ -208,7 +208,7 @@ def checkpoint_bytes(trainer: Any, data: dict | None = None) -> bytes:
     arrays, state = trainer.state()
     for name, a in arrays.items():
         if not np.isfinite(a).all():
-            where = f"epoch {trainer.epoch + 1}, step {trainer.step}" if trainer.step else f"epoch {trainer.epoch}"
+            where = f"epoch {trainer.epoch + 1}, step {trainer.epoch_step}" if trainer.epoch_step else f"epoch {trainer.epoch}"
             raise DivergenceError(f"{name} became NaN or infinite by {where}; try a {trainer.advice()}")
     meta = {"format": FORMAT, "kind": "checkpoint", "in_features": trainer.model.in_features,
             "trainer": state, "data": data, "blas_threads": blas_threads()}

@@ -42,6 +42,16 @@ class Dataset:
     def num_features(self) -> int:
         return int(self.x_train.shape[1])
 
+    @property
+    def test(self) -> Split:
+        return Split(self.x_test, self.y_test)
+
+    def inputs(self, split: Split, n: int | None = None, dtype: np.dtype | type = np.float32, order: str = "C"
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``n`` examples of ``split`` (all with None) as model inputs (N, D) in ``dtype``, and their labels."""
+        k = len(split) if n is None else min(n, len(split))
+        return to_float(split.x[:k], self.scale, dtype, order, self.shift), split.y[:k]
+
 
 @dataclass(frozen=True)
 class Split:
@@ -52,6 +62,14 @@ class Split:
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
+
+
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+def select_split(name: str, train: Split, validation: Split | None, test: Split) -> Split | None:
+    """The split called ``name`` (one of SPLIT_NAMES); None for "validation" when none was held out."""
+    return {"train": train, "validation": validation, "test": test}[name]
 
 
 def to_float(x: np.ndarray, scale: float, dtype: np.dtype | type, order: str = "C", shift: float = 0.0

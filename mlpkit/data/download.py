@@ -8,7 +8,6 @@ the cache that looks complete.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import http.client
@@ -158,15 +157,14 @@ def _fetch_one(url: str, dest: Path, f: RemoteFile, progress: Progress | None, c
     """Download ``url`` to ``dest`` via a verified temporary file; raises on any failure."""
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     clock.start_connection()
+    # urlopen's timeout bounds every recv of this connection (the socket keeps it): a silent server fails within
+    # the stall window; a trickle is caught by the stall rule and the deadline after each read.
     with replacing(dest, suffix=".part") as out, urllib.request.urlopen(req, timeout=clock.timeout()) as resp:
         h = hashlib.sha256()
         done = 0
         length = resp.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else f.size
         while True:
-            if resp.fp is not None and getattr(resp.fp, "raw", None) is not None:
-                with contextlib.suppress(OSError, AttributeError):
-                    resp.fp.raw._sock.settimeout(clock.timeout())  # each recv: within the stall window
             block = resp.read1(CHUNK)  # returns what one recv brought: a trickle cannot block us
             clock.received(len(block))
             if not block:

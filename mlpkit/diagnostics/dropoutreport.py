@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlpkit.nn.layers import Dropout
-from mlpkit.nn.losses import cross_entropy_per_sample, softmax
+from mlpkit.nn.losses import softmax
+from mlpkit.train.evaluate import logit_scores
 from mlpkit.nn.model import MLP
 
 DEFAULT_EXAMPLES = 1000
@@ -55,8 +56,8 @@ class DropoutReport:
 
 
 def _scores(logits: np.ndarray, y: np.ndarray) -> ModeScores:
-    return ModeScores(float(cross_entropy_per_sample(logits, y).mean(dtype=np.float64)),
-                      float((logits.argmax(axis=1) == y).mean()))
+    loss, acc, _ = logit_scores(logits, y)
+    return ModeScores(loss, acc)
 
 
 def _forward_capturing(model: MLP, x: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]]:

@@ -45,7 +45,7 @@ from mlpkit.nn import order_of
 from mlpkit.train.build import build_model, check_model_fits_data
 from mlpkit.config.schema import Config
 from mlpkit.config.validate import config_from_dict
-from mlpkit.data.core import Dataset, to_float
+from mlpkit.data.core import Dataset
 from mlpkit.nn.layers import Dropout, Layer, Linear, activations
 from mlpkit.nn.losses import SoftmaxCrossEntropy, cross_entropy_per_sample, log_softmax, softmax, softmax_cross_entropy
 from mlpkit.nn.model import MLP
@@ -555,9 +555,8 @@ def config_checks(cfg: Config, data: Dataset, s: CheckSettings, batch: int) -> l
     n = min(batch, len(data.y_train))
     trainer = Trainer(_float64(cfg, n), data)  # the run's own preparation: split, normalization, initial weights
     model, d, opt = trainer.model, trainer.data, trainer.optimizer
-    n = min(n, len(trainer.train_split))
-    x = to_float(trainer.train_split.x[:n], d.scale, np.float64, model.layout, d.shift)
-    y = trainer.train_split.y[:n]
+    x, y = d.inputs(trainer.train_split, n, np.float64, model.layout)
+    n = len(y)
     groups = [check_model(model, x, y, s, f"{cfg.data.dataset} network, end to end: {_describe(model)} → "
                                            f"softmax-CE, first {n} training examples")]
     groups.append(check_training_steps(

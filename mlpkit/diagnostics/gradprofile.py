@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlpkit.data.core import Split, to_float
 from mlpkit.nn.layers import LAYERS, kind_of
 from mlpkit.nn.model import MLP
 from mlpkit.train.metrics import EpochMetrics, StepInfo
@@ -95,13 +94,6 @@ def grad_snapshot(model: MLP, x: np.ndarray, y: np.ndarray, epoch: int) -> GradS
     return GradSnapshot(epoch, loss, stats, acts)
 
 
-def probe_batch(split: Split, scale: float, n: int, dtype: np.dtype, shift: float = 0.0
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """The first ``n`` examples of a split as model inputs."""
-    k = min(n, len(split))
-    return to_float(split.x[:k], scale, dtype, shift=shift), split.y[:k]
-
-
 def grad_profile(
     trainer: Trainer,
     epochs: int,
@@ -112,7 +104,7 @@ def grad_profile(
     trained: bool = False,
 ) -> GradProfile:
     """Snapshot at the trainer's current weights, then after each of ``epochs`` training epochs."""
-    x, y = probe_batch(trainer.train_split, trainer.data.scale, probe, trainer.model.dtype, trainer.data.shift)
+    x, y = trainer.data.inputs(trainer.train_split, probe, trainer.model.dtype)
     start = trainer.epoch
     snaps = [grad_snapshot(trainer.model, x, y, start)]
     for _ in range(epochs):

@@ -18,7 +18,7 @@ Three reasons this is not plain ``numpy.matmul``:
   weight-update products take 0.99 + 1.16 + 0.93 ms, against 1.12 + 1.24 + 1.14
   ms (plus a 0.5 ms update pass) with ``numpy.matmul`` on row-major arrays; at
   batch 10, x·W for 784×100 takes 18 µs column-major against 28 µs with these
-  wrappers on row-major arrays (``build.layout_for`` has whole steps). The
+  wrappers on row-major arrays (``train.build.build_model`` has whole steps). The
   exception is a narrow layer's weights (``build.weight_order``). Every product
   goes through ``_gemm``, which takes operands and output in any memory order
   and reads each operand as it is or transposed, without copies.

@@ -1,5 +1,8 @@
-"""Training and evaluation loops. No files, no screens: results are dataclasses,
-progress goes through callbacks.
+"""The training loop: a Trainer owns a model, its optimizer and a run's random streams, and trains it epoch by
+epoch, resumably. No files, no screens: results are dataclasses, progress goes through callbacks.
+
+Beside it: ``evaluate`` (scoring), ``early_stopping`` (the best epoch), ``divergence`` (what went wrong),
+``checkpoints`` (checking a saved state), ``pipeline`` (augmented batches).
 """
 
 from __future__ import annotations
@@ -11,26 +14,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 import numpy as np
-from mlpkit.train.build import build_model, check_model_fits_data, layout_for
+
 from mlpkit.config.schema import Config
 from mlpkit.data.core import Dataset, Split, prepare_splits, to_float
-from mlpkit.errors import ConfigError, DivergenceError
+from mlpkit.errors import ConfigError
 from mlpkit.nn.optim import SGD
+from mlpkit.train import divergence
+from mlpkit.train.build import build_model, check_model_fits_data
+from mlpkit.train.early_stopping import EarlyStop, EarlyStopping
+from mlpkit.train.evaluate import evaluate, loss_and_accuracy
+from mlpkit.train.metrics import EpochMetrics, EvalResult, StepInfo
 from mlpkit.train.rngs import Rngs
 from mlpkit.train.schedules import lr_at, momentum_at
-from mlpkit.train.metrics import EpochMetrics
-from mlpkit.train.metrics import EvalResult
-from mlpkit.train.metrics import StepInfo
-from mlpkit.train.evaluate import _loss_acc, evaluate
 
 if TYPE_CHECKING:
     from mlpkit.train.pipeline import AugmentedBatches
-
-
-# Divergence also means explosion: a minibatch's mean loss above EXPLOSION_FACTOR × log C, i.e. 100 times
-# the loss of a uniform guess over C classes (230 for 10 classes). A training run does not come back from
-# there; NaN follows a few steps later, after the weights have been ruined.
-EXPLOSION_FACTOR = 100.0
 
 
 def iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
@@ -55,23 +53,17 @@ class Trainer:
         self.train_eval_split = Split(self.train_split.x[:k], self.train_split.y[:k]) if k else None
         self.rngs = Rngs.from_seed(cfg.seed)
         self.model = build_model(cfg.model, self.data.num_features, self.rngs.init, self.rngs.dropout,
-                                 layout=layout_for(cfg.train.batch_size), batch_size=cfg.train.batch_size)
+                                 batch_size=cfg.train.batch_size)
         t = cfg.train
         # Nielsen's L2 term (λ/2n)·Σw² on the mean loss is weight decay λ/n.
         wd = t.weight_decay if not t.l2 else t.l2 / len(self.train_split)
         self.optimizer = SGD(self.model, lr_at(t, 0), momentum_at(t, 0), wd)
         self._biases = [(name, layer) for name, layer, key in self.model.parameters() if key == "b"]
-        # The loss above which training has exploded: EXPLOSION_FACTOR × log C.
-        self.explosion_loss = EXPLOSION_FACTOR * math.log(max(2, self.data.num_classes))
+        self.explosion_loss = divergence.explosion_loss(self.data.num_classes)
         self.epoch = 0  # epochs completed
-        self.step = 0  # steps completed in the current epoch (0 at an epoch boundary)
+        self.epoch_step = 0  # steps completed in the current epoch (0 at an epoch boundary)
         self.history: list[EpochMetrics] = []
-        # The best validation accuracy so far (checkpoints/best.npz), and early stopping's count.
-        self.best_val_acc: float | None = None
-        self.best_epoch = 0
-        self.bad_epochs = 0  # epochs since the best one
-        self.improved = False  # whether the last finished epoch set a new best
-        self.best_params: dict[str, np.ndarray] | None = None  # kept with early stopping only
+        self.early_stopping = EarlyStopping(cfg.train.early_stopping)  # and the best epoch (checkpoints/best.npz)
         aug = cfg.data.augment
         self._augmenter = None
         if aug is not None:
@@ -119,7 +111,7 @@ class Trainer:
         self.optimizer.lr = lr_at(cfg.train, self.epoch)  # the epoch's schedule values
         self.optimizer.momentum = momentum_at(cfg.train, self.epoch)
         self._shuffle_start = self._epoch_stream(self.rngs.shuffle, self._shuffle_start)
-        if self.step == 0:
+        if self.epoch_step == 0:
             self._loss_sum = 0.0
             self._norm_sums = dict.fromkeys(self._norm_sums, 0.0)
             self._norm_count = 0
@@ -129,7 +121,7 @@ class Trainer:
         # Looked up once, not per step (model.dtype, norm_every: properties that compute).
         scale, shift, dtype, norm_every = self.data.scale, self.data.shift, model.dtype, self.norm_every
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is caught by value, in _step
-            for step in range(self.step + 1, len(batches) + 1):
+            for step in range(self.epoch_step + 1, len(batches) + 1):
                 idx = batches[step - 1]
                 if feed is not None:
                     xb = feed.get(step)  # (B, D), augmented and converted
@@ -141,22 +133,22 @@ class Trainer:
                 if step % norm_every == 0:
                     self._measure_grad_norms(epoch, step)
                 self._loss_sum += loss * len(idx)
-                self.step = step
+                self.epoch_step = step
                 if on_step is not None:
                     on_step(StepInfo(epoch, step, len(batches), loss))
                 if after_step is not None and step < len(batches) and after_step(self):
                     return None
         grad_norms = {k: v / self._norm_count for k, v in self._norm_sums.items()}
         metrics = self._epoch_metrics(epoch, self._loss_sum / len(y), grad_norms)
-        self.epoch, self.step = epoch, 0
+        self.epoch, self.epoch_step = epoch, 0
         self.history.append(metrics)
-        self._track_best(metrics)
+        self.early_stopping.update(metrics, self.model)
         return metrics
 
     def _epoch_stream(self, gen: np.random.Generator, saved: dict) -> dict:
         """A generator's state as the current epoch began: recorded at the epoch's start, put back when
         resuming mid-epoch, so that the epoch's draws (its order, its augmentation seed) repeat exactly."""
-        if self.step == 0:
+        if self.epoch_step == 0:
             return gen.bit_generator.state
         gen.bit_generator.state = saved
         return saved
@@ -173,53 +165,36 @@ class Trainer:
         return AugmentedBatches(self._augmenter, self.train_split.x, batches, seed, scale=self.data.scale,
                                 shift=self.data.shift, dtype=self.model.dtype)
 
-    def _track_best(self, m: EpochMetrics) -> None:
-        """A new best validation accuracy (by more than early stopping's min_delta), or one more epoch without."""
-        es = self.cfg.train.early_stopping
-        self.improved = m.val_acc is not None and (
-            self.best_val_acc is None or m.val_acc > self.best_val_acc + (es.min_delta if es else 0.0))
-        if self.improved:
-            self.best_val_acc, self.best_epoch, self.bad_epochs = m.val_acc, m.epoch, 0
-            if es is not None:
-                self.best_params = {k: v.copy() for k, v in self.model.named_params().items()}
-        elif m.val_acc is not None:
-            self.bad_epochs += 1
+    @property
+    def improved(self) -> bool:
+        """Whether the last finished epoch set a new best validation accuracy (checkpoints/best.npz)."""
+        return self.early_stopping.improved
 
     @property
     def stopped_early(self) -> bool:
         """Early stopping's patience has run out: no more epochs."""
-        es = self.cfg.train.early_stopping
-        return es is not None and self.bad_epochs >= es.patience
-
-    def restore_best(self) -> bool:
-        """With early stopping, put the best epoch's weights back into the model (Keras's
-        ``restore_best_weights``); returns whether it did."""
-        if self.cfg.train.early_stopping is None or self.best_params is None:
-            return False
-        self.model.load_params(self.best_params)
-        return True
+        return self.early_stopping.stopped
 
     # -- state for checkpoints -------------------------------------------------
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
         """Everything needed to continue bit-identically: arrays and JSON-able data."""
         arrays = {k: v.copy() for k, v in self.model.named_params().items()}
         arrays.update({f"optim.{k}": v for k, v in self.optimizer.state_dict().items()})
-        arrays.update({f"best.{k}": v.copy() for k, v in (self.best_params or {}).items()})
-        shuffle_state = self._shuffle_start if self.step else self.rngs.shuffle.bit_generator.state
+        best_arrays, best_meta = self.early_stopping.state()
+        arrays.update(best_arrays)
+        shuffle_state = self._shuffle_start if self.epoch_step else self.rngs.shuffle.bit_generator.state
         meta = {
             "epoch": self.epoch,
-            "step": self.step,
+            "step": self.epoch_step,
             "shuffle_rng": shuffle_state,
             "dropout_rng": self.rngs.dropout.bit_generator.state,
-            "augment_rng": self._augment_start if self.step else self.rngs.augment.bit_generator.state,
+            "augment_rng": self._augment_start if self.epoch_step else self.rngs.augment.bit_generator.state,
             "loss_sum": self._loss_sum,
             "lr": self.optimizer.lr,
             "norm_sums": self._norm_sums,
             "norm_count": self._norm_count,
             "history": [dataclasses.asdict(m) for m in self.history],
-            "best_val_acc": self.best_val_acc,
-            "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
+            **best_meta,  # best_val_acc, best_epoch, bad_epochs
         }
         return arrays, meta
 
@@ -227,7 +202,7 @@ class Trainer:
         """Restore what ``state`` returned (the caller has checked names and shapes)."""
         self.model.load_params(arrays)
         self.optimizer.load_state_dict({k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")})
-        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
+        self.epoch, self.epoch_step = int(meta["epoch"]), int(meta["step"])
         self.rngs.shuffle.bit_generator.state = meta["shuffle_rng"]
         self._shuffle_start = meta["shuffle_rng"]
         self.rngs.dropout.bit_generator.state = meta["dropout_rng"]
@@ -237,10 +212,7 @@ class Trainer:
         self._norm_sums = {k: float(v) for k, v in meta["norm_sums"].items()}
         self._norm_count = int(meta.get("norm_count", 0))
         self.history = [EpochMetrics(**m) for m in meta["history"]]
-        self.best_val_acc, self.best_epoch = meta["best_val_acc"], int(meta["best_epoch"])
-        self.bad_epochs = int(meta["bad_epochs"])
-        best = {k[len("best."):]: v for k, v in arrays.items() if k.startswith("best.")}
-        self.best_params = {k: v.astype(self.model.dtype) for k, v in best.items()} or None
+        self.early_stopping.load_state(arrays, meta, self.model.dtype)
 
     def train_step(self, xb: np.ndarray, yb: np.ndarray, epoch: int = 0, step: int = 0) -> float:
         """One SGD step on the minibatch xb (B, D) float, yb (B,): forward, backward, update.
@@ -255,23 +227,12 @@ class Trainer:
         """
         model = self.model
         loss = model.loss(xb, yb)
-        if not math.isfinite(loss):
-            raise DivergenceError(
-                f"the loss became {loss} at epoch {epoch}, step {step} ({self._where_nonfinite(xb)}); try a "
-                f"{self.advice()}"
-            )
-        if loss > self.explosion_loss:
-            raise DivergenceError(
-                f"the loss exploded to {loss:.3g} at epoch {epoch}, step {step}, over {EXPLOSION_FACTOR:g}× that of a "
-                f"uniform guess ({self._largest_weight()}); try a {self.advice()}"
-            )
+        if not (math.isfinite(loss) and loss <= self.explosion_loss):
+            raise divergence.loss_error(loss, model, xb, epoch, step, self.advice())
         model.backward()
         for name, layer in self._biases:
             if not math.isfinite(layer.grad_sqnorm("b")):  # cheap: one value per unit
-                raise DivergenceError(
-                    f"the gradient of {name} became NaN or infinite at epoch {epoch}, step {step}; try a "
-                    f"{self.advice()}"
-                )
+                raise divergence.gradient_error(name, epoch, step, self.advice())
         self.optimizer.step()
         return loss
 
@@ -280,53 +241,25 @@ class Trainer:
         for name, layer, key in self.model.parameters():
             v = layer.grad_sqnorm(key)
             if not math.isfinite(v):
-                raise DivergenceError(
-                    f"the gradient of {name} became NaN or infinite at epoch {epoch}, step {step}; try a "
-                    f"{self.advice()}"
-                )
+                raise divergence.gradient_error(name, epoch, step, self.advice())
             self._norm_sums[name] += math.sqrt(v)
         self._norm_count += 1
 
     def advice(self) -> str:
         """What to change after a divergence."""
-        t = self.cfg.train
-        wd = self.optimizer.weight_decay
-        if self.optimizer.lr * wd >= 1:
-            return (f"smaller learning rate or weight decay (train.lr × weight decay is {self.optimizer.lr * wd:g}; "
-                    "at 1 or more each step overshoots zero)")
-        return f"smaller learning rate (train.lr is {t.lr:g})"
-
-    def _largest_weight(self) -> str:
-        """The Linear layer holding the largest weight, and how large it is."""
-        sizes = {f"layers.{i}.W": float(np.abs(layer.params["W"]).max()) for i, layer in self.model.linear_layers()}
-        name = max(sizes, key=sizes.__getitem__)
-        return f"{name} holds weights up to |w| = {sizes[name]:.3g}"
-
-    def _where_nonfinite(self, xb: np.ndarray) -> str:
-        """Name the first parameter, or else the first layer output, that is NaN or infinite."""
-        for name, p in self.model.named_params().items():
-            if not np.isfinite(p).all():
-                return f"{name} holds NaN or infinite values"
-        out = xb
-        with np.errstate(all="ignore"):
-            for i, layer in enumerate(self.model.layers):
-                out = layer.forward(out)
-                if not np.isfinite(out).all():
-                    return f"the output of layers.{i} {layer!r} overflowed"
-        return "the logits are too large for the loss"
+        return divergence.advice(self.optimizer, self.cfg.train.lr)
 
     def _epoch_metrics(self, epoch: int, train_loss: float, grad_norms: dict[str, float]) -> EpochMetrics:
         te_loss = te_acc = v_loss = v_acc = None
         if self.train_eval_split is not None:
-            te_loss, te_acc, _ = _loss_acc(self.model, self.train_eval_split, self.data.scale, self.data.shift)
+            te_loss, te_acc, _ = loss_and_accuracy(self.model, self.train_eval_split, self.data.scale, self.data.shift)
         if self.val_split is not None:
-            v_loss, v_acc, _ = _loss_acc(self.model, self.val_split, self.data.scale, self.data.shift)
+            v_loss, v_acc, _ = loss_and_accuracy(self.model, self.val_split, self.data.scale, self.data.shift)
         return EpochMetrics(epoch, train_loss, te_loss, te_acc, v_loss, v_acc, grad_norms, self.optimizer.lr)
 
     def evaluate_test(self) -> EvalResult:
         d = self.data
-        return evaluate(self.model, Split(d.x_test, d.y_test), d.scale, d.num_classes, "test", d.class_names,
-                        d.shift)
+        return evaluate(self.model, d.test, d.scale, d.num_classes, "test", d.class_names, d.shift)
 
 
 @dataclass(frozen=True)
@@ -339,16 +272,6 @@ class TrainResult:
     epoch_times: list[float]
     num_params: int
     early_stopping: EarlyStop | None = None
-
-
-@dataclass(frozen=True)
-class EarlyStop:
-    """How early stopping ended a run; the final weights are those of ``best_epoch``."""
-
-    best_epoch: int
-    best_val_acc: float
-    epochs_trained: int
-    stopped_early: bool  # patience ran out before train.epochs
 
 
 class Stopped(Exception):
@@ -376,12 +299,10 @@ def fit(
         times.append(time.perf_counter() - t0)
         if on_epoch is not None:
             on_epoch(m, times[-1])
-    trainer.restore_best()  # early stopping: the best epoch's weights are the result
+    trainer.early_stopping.restore_best(trainer.model)  # early stopping: the best epoch's weights are the result
     return times, trainer.evaluate_test()
 
 
 def early_stop_summary(trainer: Trainer) -> EarlyStop | None:
     """What early stopping did, for the output and results.json (None when it is off)."""
-    if trainer.cfg.train.early_stopping is None or trainer.best_val_acc is None:
-        return None
-    return EarlyStop(trainer.best_epoch, trainer.best_val_acc, trainer.epoch, trainer.stopped_early)
+    return trainer.early_stopping.summary(trainer.epoch)
