@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlpkit.nn import _kernels as blas
-from mlpkit.train.build import build_model
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.core import Dataset, to_float
+from mlpkit.nn import _kernels as blas
 from mlpkit.nn.layers import Linear
 from mlpkit.nn.model import MLP
 from mlpkit.nn.optim import SGD
+from mlpkit.nn.reference import sgd_step
+from mlpkit.train.build import build_model
 from mlpkit.train.rngs import Rngs
 from mlpkit.train.schedules import lr_at, momentum_at
 from mlpkit.train.trainer import Trainer, iterate_minibatches
@@ -25,17 +26,7 @@ def _model(layout="C", layers=LAYERS, d=5, **model_opts):
                        layout=layout)
 
 
-def _textbook(params, grads, vel, lr, mu, wd, caps=None):
-    """PyTorch's SGD written out: g' = g + wd·W (weights), v = μv + g', p − lr·v; then max-norm."""
-    out = {}
-    for k, p in params.items():
-        g = grads[k] + (wd * p if k.endswith(".W") else 0.0)
-        vel[k] = mu * vel[k] + g if mu else g
-        out[k] = p - lr * vel[k]
-    for k, cap in (caps or {}).items():
-        norms = np.sqrt((out[k] ** 2).sum(axis=0))
-        out[k] = out[k] * np.where(norms > cap, cap / norms, 1.0)
-    return out
+
 
 
 @pytest.mark.parametrize("layout", ["C", "F"])
@@ -58,7 +49,7 @@ def test_step_equals_the_textbook_update(layout, formed, momentum, wd):
             m.named_grads()  # reading forms every dW
         grads = {k: v.copy() for k, v in m.named_grads().items()}
         opt.step()
-        ref = _textbook(ref, grads, vel, opt.lr, momentum, wd)
+        ref = sgd_step(ref, grads, vel, opt.lr, momentum, wd)
         for k, v in m.named_params().items():
             np.testing.assert_allclose(v, ref[k], rtol=1e-13, atol=1e-14, err_msg=f"step {step} {k}")
         for k, g in m.named_grads().items():  # the step reads the gradients and leaves them as they were
@@ -77,7 +68,7 @@ def test_max_norm_is_applied_after_the_update():
         m.backward()
         grads = {k: v.copy() for k, v in m.named_grads().items()}
         opt.step()
-        ref = _textbook(ref, grads, vel, 0.5, 0.5, 0.0, caps={"layers.0.W": 0.5})
+        ref = sgd_step(ref, grads, vel, 0.5, 0.5, 0.0, max_norm={"layers.0.W": 0.5})
     for k, v in m.named_params().items():
         np.testing.assert_allclose(v, ref[k], rtol=1e-13, atol=1e-14, err_msg=k)
     assert np.sqrt((m.named_params()["layers.0.W"] ** 2).sum(axis=0)).max() <= 0.5 + 1e-12
@@ -179,7 +170,7 @@ def test_trainer_epochs_equal_the_textbook_loop(option, batch):
             ref.load_params(params)
             ref.loss(to_float(x[idx], data.scale, np.float64, layout), y[idx])
             ref.backward()
-            params = _textbook(params, {k: v.copy() for k, v in ref.named_grads().items()}, vel, lr, mu, wd, caps)
+            params = sgd_step(params, {k: v.copy() for k, v in ref.named_grads().items()}, vel, lr, mu, wd, caps)
         for k, v in trainer.model.named_params().items():
             np.testing.assert_allclose(v, params[k], rtol=1e-11, atol=1e-13, err_msg=f"{option} epoch {epoch} {k}")
 

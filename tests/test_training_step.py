@@ -1,12 +1,13 @@
 """gradcheck proves the training step: mistakes injected into the training path (not only into
 backward) make it fail, and only its training-step or property rows fail.
 
-Each mistake is a one-token edit of the real source (the way a mutation-testing tool makes them),
+Each mistake is a one-node edit of the real code's syntax tree (the way a mutation-testing tool makes them),
 compiled and patched in for the test.
 """
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import sys
@@ -26,22 +27,45 @@ from mlpkit.app.cli import app
 from .conftest import CONFIGS
 
 
+def _patterns(old: str, new: str) -> tuple[ast.AST, ast.AST | list[ast.stmt]]:
+    """The ASTs of a mistake's two snippets: expressions when both are one, else statements."""
+    a, b = (ast.parse(textwrap.dedent(code)).body for code in (old, new))
+    if len(a) == len(b) == 1 and isinstance(a[0], ast.Expr) and isinstance(b[0], ast.Expr):
+        return a[0].value, b[0].value
+    assert len(a) == 1, f"{old!r}: one statement"
+    return a[0], b if len(b) > 1 else b[0]
+
+
 def _mutated(obj, old: str, new: str):
-    """``obj`` (a function, or a class's method) recompiled from its source with ``old`` replaced by ``new``."""
-    src = textwrap.dedent(inspect.getsource(obj))
-    assert src.count(old) == 1, f"{old!r} must occur once in {obj.__qualname__}"
+    """``obj`` (a function, or a class's method) recompiled with the one AST node equal to ``old``'s replaced by
+    ``new``'s. Nodes are compared by structure (``ast.dump``), so formatting, comments and edits elsewhere in the
+    source do not matter; a change to the code the mistake is made in does (the mistake must still apply once)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+    pattern, replacement = _patterns(old, new)
+    want = ast.dump(pattern)
+    found = []
+
+    class Replace(ast.NodeTransformer):
+        def visit(self, node):
+            if ast.dump(node) == want:
+                found.append(node)
+                return replacement
+            return super().visit(node)
+
+    tree = ast.fix_missing_locations(Replace().visit(tree))
+    assert len(found) == 1, f"{old!r} must occur once in {obj.__qualname__} (found {len(found)})"
     module = sys.modules[obj.__module__]
     namespace = dict(vars(module))
-    exec(compile(src.replace(old, new), f"<mutated {obj.__qualname__}>", "exec"), namespace)  # noqa: S102
+    exec(compile(tree, f"<mutated {obj.__qualname__}>", "exec"), namespace)  # noqa: S102
     return namespace[obj.__name__]
 
 
 # (label, owner, attribute, old text, new text, the kind of row that must fail)
 TRAINING_PATH_MISTAKES = [
-    ("fused update: wrong sign", optim.SGD, "step", "*factors, -lr, 1.0 - lr * wd)", "*factors, lr, 1.0 - lr * wd)",
-     "step"),
-    ("fused update: lr applied twice", optim.SGD, "step", "*factors, -lr, 1.0 - lr * wd)",
-     "*factors, -lr * lr, 1.0 - lr * wd)", "step"),
+    ("fused update: wrong sign", optim.SGD, "step", "blas.matmul_tn_acc(p, *factors, -lr, 1.0 - lr * wd)",
+     "blas.matmul_tn_acc(p, *factors, lr, 1.0 - lr * wd)", "step"),
+    ("fused update: lr applied twice", optim.SGD, "step", "blas.matmul_tn_acc(p, *factors, -lr, 1.0 - lr * wd)",
+     "blas.matmul_tn_acc(p, *factors, -lr * lr, 1.0 - lr * wd)", "step"),
     ("weight decay: wrong sign", optim.SGD, "step", "blas.axpy(wd, p, v)", "blas.axpy(-wd, p, v)", "step"),
     ("weight decay: applied to biases", optim.SGD, "step", 'wd = self.weight_decay if key == "W" else 0.0',
      "wd = self.weight_decay", "step"),

@@ -41,15 +41,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlpkit.nn import order_of
-from mlpkit.train.build import build_model, check_model_fits_data
 from mlpkit.config.schema import Config
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.core import Dataset
+from mlpkit.diagnostics.numgrad import central_differences, rel_error
+from mlpkit.nn import order_of
 from mlpkit.nn.layers import Dropout, Layer, Linear, activations
 from mlpkit.nn.losses import SoftmaxCrossEntropy, cross_entropy_per_sample, log_softmax, softmax, softmax_cross_entropy
 from mlpkit.nn.model import MLP
-from mlpkit.diagnostics.numgrad import central_differences, rel_error
+from mlpkit.nn.reference import sgd_step
+from mlpkit.train.build import build_model, check_model_fits_data
 from mlpkit.train.rngs import Rngs
 from mlpkit.train.trainer import Trainer
 
@@ -345,14 +346,8 @@ def check_training_steps(trainer: Trainer, x: np.ndarray, y: np.ndarray, s: Chec
                 num, kinked = central_differences(f, p, idx[name], s.eps, crossed)
                 grads[name].reshape(-1, order=order_of(grads[name]))[idx[name][~kinked]] = num[~kinked]
                 skipped[name] += int(kinked.sum())
-            for name, w in before.items():  # the textbook update
-                g = grads[name] + (wd * w if name.endswith(".W") else 0.0)
-                velocity[name] = mu * velocity[name] + g if mu else g
-                book[name].append(w - lr * velocity[name])
-            for name, cap in constrained.items():  # max-norm: columns of W longer than cap scaled down to it
-                w = book[name][-1]
-                norms = np.sqrt((w * w).sum(axis=0))
-                w *= np.where(norms > cap, cap / np.where(norms > 0, norms, 1.0), 1.0)
+            for name, w in sgd_step(before, grads, velocity, lr, mu, wd, constrained).items():  # the textbook update
+                book[name].append(w)
             rewind()
             trainer.train_step(x, y, 0, t + 1)
             for name, p in params.items():
