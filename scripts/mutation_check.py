@@ -1,6 +1,6 @@
 """Mutation testing of the math: does `mlpkit gradcheck` catch every change that changes training?
 
-    python scripts/mutation_check.py [--files layers.py losses.py optim.py model.py] [--limit N]
+    python scripts/mutation_check.py [--files nn/layers.py nn/losses.py ...] [--limit N]
 
 One mutation at a time — an arithmetic operator swapped (+ ↔ −, × ↔ ÷) or a unary minus
 dropped — is made in a copy of the package. For each, a fresh process runs `mlpkit gradcheck`
@@ -104,7 +104,8 @@ def probe(pkg_root: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--files", nargs="+", default=["layers.py", "losses.py", "optim.py", "model.py"])
+    ap.add_argument("--files", nargs="+", default=["nn/layers.py", "nn/losses.py", "nn/optim.py", "nn/model.py",
+                                                     "nn/_kernels.py"])
     ap.add_argument("--limit", type=int, default=0, help="at most this many mutations per file (0: all)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit.diagnostics import gradcheck as gc
+from mlpkit.diagnostics import checks, gradcheck
 from mlpkit.app.cli import app
 from mlpkit.nn.layers import Dropout, Linear, ReLU, Sigmoid
 from mlpkit.nn.losses import SoftmaxCrossEntropy
@@ -24,7 +24,7 @@ def _rows(report):
 
 
 def test_every_op_and_default_network_pass_tightly():
-    report = gc.gradcheck()
+    report = gradcheck.gradcheck()
     assert report.passed
     rows = _rows(report)
     names = {r.name for r in rows}
@@ -50,8 +50,8 @@ def test_every_op_and_default_network_pass_tightly():
 
 
 def test_large_tensors_are_sampled(rng):
-    s = gc.CheckSettings(samples=7)
-    rows = gc.check_layer(Linear(30, 20, rng=rng, dtype=np.float64), rng.standard_normal((5, 30)), s, rng)
+    s = checks.CheckSettings(samples=7)
+    rows = gradcheck.check_layer(Linear(30, 20, rng=rng, dtype=np.float64), rng.standard_normal((5, 30)), s, rng)
     assert [(r.name, r.checked) for r in rows] == [("Linear(30, 20).x", 7), ("Linear(30, 20).W", 7),
                                                    ("Linear(30, 20).b", 7)]
     assert all(r.passed for r in rows)
@@ -60,12 +60,12 @@ def test_large_tensors_are_sampled(rng):
 def test_relu_kinks_are_skipped_not_failed(rng):
     x = rng.standard_normal((3, 4))
     x[0, 0], x[1, 2], x[2, 3] = 0.0, 3e-6, -2e-6  # within eps (1e-5) of the kink
-    rows = gc.check_layer(ReLU(), x, gc.CheckSettings(), rng)
+    rows = gradcheck.check_layer(ReLU(), x, checks.CheckSettings(), rng)
     assert rows[0].passed and rows[0].skipped == 3 and rows[0].checked == 9
 
 
 def test_dropout_mask_is_held_fixed(rng):
-    rows = gc.check_layer(Dropout(0.5, rng=np.random.default_rng(1)), rng.standard_normal((6, 6)), gc.CheckSettings(),
+    rows = gradcheck.check_layer(Dropout(0.5, rng=np.random.default_rng(1)), rng.standard_normal((6, 6)), checks.CheckSettings(),
                           rng)
     assert rows[0].passed and rows[0].rel_err < 1e-9
 

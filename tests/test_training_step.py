@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit.diagnostics import gradcheck as gc
+from mlpkit.diagnostics import gradcheck, properties
 from mlpkit.nn import layers
 from mlpkit.nn import losses
 from mlpkit.nn import optim
@@ -103,7 +103,7 @@ def _patch(monkeypatch, owner, attr, old, new):
                          ids=[m[0] for m in TRAINING_PATH_MISTAKES])
 def test_gradcheck_catches_training_path_mistakes(monkeypatch, label, owner, attr, old, new, kind):
     _patch(monkeypatch, owner, attr, old, new)
-    report = gc.gradcheck()
+    report = gradcheck.gradcheck()
     assert not report.passed, label
     failed = [r for g in report.groups for r in g.rows if not r.passed]
     assert failed and {r.kind for r in failed} == {kind}, [(r.name, r.kind) for r in failed]
@@ -146,15 +146,15 @@ def test_the_step_group_uses_the_real_trainer_step(monkeypatch):
         return real(self, xb, yb, epoch, step)
 
     monkeypatch.setattr(trainer.Trainer, "train_step", spy)
-    assert gc.gradcheck().passed
-    assert calls == ([(6, 8)] * gc.TRAIN_STEPS + [(32, 8)] * gc.TRAIN_STEPS) * 2
+    assert gradcheck.gradcheck().passed
+    assert calls == ([(6, 8)] * gradcheck.TRAIN_STEPS + [(32, 8)] * gradcheck.TRAIN_STEPS) * 2
 
 
 def test_the_default_steps_exercise_max_norm():
     """Max-norm is proved only if the check's steps clip some columns and leave others."""
-    cfg = gc.config_from_dict(gc.DEFAULT_NETWORK)
-    t = trainer.Trainer(gc._float64(cfg, 6), gc._synthetic(32, gc.DEFAULT_IN, 10, 0))
-    x, y = np.random.default_rng(2).standard_normal((6, gc.DEFAULT_IN)), np.arange(6)
+    cfg = gradcheck.config_from_dict(gradcheck.DEFAULT_NETWORK)
+    t = trainer.Trainer(gradcheck._float64(cfg, 6), gradcheck._synthetic(32, gradcheck.DEFAULT_IN, 10, 0))
+    x, y = np.random.default_rng(2).standard_normal((6, gradcheck.DEFAULT_IN)), np.arange(6)
     t.train_step(x, y)
     norms = np.concatenate([np.linalg.norm(layer.params["W"], axis=0) for _, layer in t.model.linear_layers()[:-1]])
     cap = cfg.model.max_norm
@@ -162,7 +162,7 @@ def test_the_default_steps_exercise_max_norm():
 
 
 def test_dropout_properties_bound_is_statistical():
-    rows = gc.dropout_properties(0.2, seed=0)
+    rows = properties.dropout_properties(0.2, seed=0)
     rate, mean, ident = rows
     assert rate.passed and mean.passed and ident.passed
     assert rate.bound == pytest.approx(5 * np.sqrt(0.2 * 0.8 / 1e6))

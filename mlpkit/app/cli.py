@@ -25,9 +25,10 @@ from mlpkit.data.cache import dataset_status
 from mlpkit.data.core import summarize
 from mlpkit.data.load import load_dataset
 from mlpkit.data.registry import REGISTRY
-from mlpkit.diagnostics import dropoutreport as dr
-from mlpkit.diagnostics import gradcheck as gc
-from mlpkit.diagnostics import gradprofile as gp
+from mlpkit.diagnostics.checks import DEFAULT_ATOL, DEFAULT_EPS, DEFAULT_RTOL, DEFAULT_SAMPLES, CheckSettings
+from mlpkit.diagnostics.dropoutreport import DEFAULT_EXAMPLES, DEFAULT_PASSES, dropout_report
+from mlpkit.diagnostics.gradcheck import DEFAULT_BATCH, gradcheck
+from mlpkit.diagnostics.gradprofile import describe_model, grad_profile
 from mlpkit.app import catalog
 from mlpkit.app import plots
 from mlpkit.app.configfile import load_config
@@ -254,18 +255,18 @@ def evaluate(
         _show(result, json_, render.eval_result, str(path))
 
 
-@app.command()
-def gradcheck(
+@app.command("gradcheck")
+def gradcheck_command(
     config: Annotated[Optional[Path], typer.Argument(
         help="Check this config's network and training step on its data; without it, every op and a default "
              "network.",
         show_default=False)] = None,
-    eps: Annotated[float, typer.Option(help="Central-difference step h: (f(x+h) − f(x−h)) / 2h.")] = gc.DEFAULT_EPS,
-    rtol: Annotated[float, typer.Option(help="Relative tolerance of the pass rule.")] = gc.DEFAULT_RTOL,
-    atol: Annotated[float, typer.Option(help="Absolute tolerance of the pass rule.")] = gc.DEFAULT_ATOL,
+    eps: Annotated[float, typer.Option(help="Central-difference step h: (f(x+h) − f(x−h)) / 2h.")] = DEFAULT_EPS,
+    rtol: Annotated[float, typer.Option(help="Relative tolerance of the pass rule.")] = DEFAULT_RTOL,
+    atol: Annotated[float, typer.Option(help="Absolute tolerance of the pass rule.")] = DEFAULT_ATOL,
     samples: Annotated[int, typer.Option(min=1, help="Entries checked per tensor; smaller tensors are checked "
-                                                     "whole.")] = gc.DEFAULT_SAMPLES,
-    batch: Annotated[int, typer.Option(min=1, help="Training examples used with CONFIG.")] = gc.DEFAULT_BATCH,
+                                                     "whole.")] = DEFAULT_SAMPLES,
+    batch: Annotated[int, typer.Option(min=1, help="Training examples used with CONFIG.")] = DEFAULT_BATCH,
     seed: Annotated[int, typer.Option(min=0, help="Seeds the random inputs and the sampled entries.")] = 0,
     set_: SetOpt = None,
     data_dir: DataDirOpt = None,
@@ -293,9 +294,9 @@ def gradcheck(
         if not (eps > 0 and rtol >= 0 and atol >= 0):
             raise ConfigError(f"--eps must be > 0 and --rtol, --atol >= 0; got {eps:g}, {rtol:g}, {atol:g}")
         cfg = load_config(config, tuple(set_ or ())) if config is not None else None
-        settings = gc.CheckSettings(eps, rtol, atol, samples, seed)
+        settings = CheckSettings(eps, rtol, atol, samples, seed)
         data = api.load_data_for(cfg, _source(data_dir, offline, json_)) if cfg is not None else None
-        report = gc.gradcheck(cfg, settings, data=data, batch=batch)
+        report = gradcheck(cfg, settings, data=data, batch=batch)
         _show(report, json_, render.gradcheck_report)
         if not report.passed:
             raise typer.Exit(1)
@@ -341,8 +342,8 @@ def inspect_grads(
         k = epochs if epochs is not None else (0 if api.is_run_path(target) else 3)
         progress = render.EpochProgress(trainer.epoch + k, disable=quiet)
         try:
-            profile = gp.grad_profile(trainer, k, probe, description=f"{Path(target).stem}: "
-                                      f"{gp.describe_model(trainer.model)}", on_step=progress,
+            profile = grad_profile(trainer, k, probe, description=f"{Path(target).stem}: "
+                                      f"{describe_model(trainer.model)}", on_step=progress,
                                       trained=api.is_run_path(target))
         finally:
             progress.close()
@@ -359,9 +360,9 @@ def inspect_dropout(
     epochs: Annotated[Optional[int], typer.Option(
         min=0, help="Training epochs before measuring (default: the config's train.epochs; 0 for a saved run).",
         show_default=False)] = None,
-    examples: Annotated[int, typer.Option(min=1, help="Examples to measure on.")] = dr.DEFAULT_EXAMPLES,
+    examples: Annotated[int, typer.Option(min=1, help="Examples to measure on.")] = DEFAULT_EXAMPLES,
     passes: Annotated[int, typer.Option(min=1, help="Training-mode passes for the MC-dropout spread.")] =
-    dr.DEFAULT_PASSES,
+    DEFAULT_PASSES,
     split: Annotated[SplitName, typer.Option(help="Which split the examples come from.")] = SplitName.test,
     set_: SetOpt = None,
     data_dir: DataDirOpt = None,
@@ -393,7 +394,7 @@ def inspect_dropout(
         finally:
             progress.close()
         x, y = api.examples_of(trainer, split.value, examples)
-        report = dr.dropout_report(trainer.model, x, y, passes)
+        report = dropout_report(trainer.model, x, y, passes)
         _show(report, json_, render.dropout_report)
 
 
