@@ -1,87 +1,39 @@
-"""The library functions the commands call: config and data in, plain results out."""
+"""The library functions the commands call: config and data in, plain results out.
+
+This module holds a run's life (prepare, train, resume, evaluate) and re-exports the rest of the
+programmatic surface from the modules that implement it: data sources (``sources``), prediction
+(``predict``), export (``export``), augmentation previews (``preview``) and saved weights (``runfiles``).
+"""
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import io
-import math
-import os
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 import numpy as np
-
 from mlpkit.train.build import check_model_fits_data, check_size, summarize_config
 from mlpkit.config.schema import Config, with_train
 from mlpkit.app.configfile import load_config, resume_epochs
 from mlpkit.train.threads import blas_threads
-from mlpkit.data.registry import DATA_DIR_ENV, REGISTRY, is_path_dataset
-from mlpkit.data.core import Dataset, prepare_splits, select_split
-from mlpkit.data.cache import ensure_idx_dataset
-from mlpkit.data.load import load_dataset
-from mlpkit.data.download import Progress
-from mlpkit.data.folders import FolderOptions
-from mlpkit.errors import CheckpointError, ConfigError, DataError, DivergenceError, Interrupted
+from mlpkit.data.core import prepare_splits, select_split
+from mlpkit.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
 from mlpkit.app.runfiles import CHECKPOINTS, Checkpoint, check_checkpoint_fits, load_weights, read_checkpoint
 from mlpkit.app.rundir import RunWriter, data_record, default_run_dir, prepare_run_dir
 from mlpkit.train.metrics import EpochMetrics, EvalResult, StepInfo
 from mlpkit.train.trainer import Stopped, Trainer, TrainResult, early_stop_summary, fit
 from mlpkit.train.evaluate import evaluate
+from mlpkit.app.export import Exported, export_run
+from mlpkit.app.predict import Guess, Prediction, Predictions, predict
+from mlpkit.app.preview import Preview, preview_augment, preview_png
+from mlpkit.app.sources import DataSource, Downloaded, download_dataset, load_data_for
 
-
-@dataclass(frozen=True)
-class DataSource:
-    """How commands find datasets: --data-dir, --offline, and a download progress hook."""
-
-    data_dir: str | None = None
-    offline: bool = False
-    progress: Progress | None = None
-
-    def load(self, cfg: Config, *, stored: bool = False, record: dict | None = None) -> Dataset:
-        """The dataset a config names; --data-dir wins over the config's data.data_dir.
-
-        ``stored``: the config came from a run folder or weights file, not from the user;
-        ``record`` is where that run's data was read from (``runs.data_record``). Then
-        --data-dir wins, then $MLPKIT_DATA_DIR; else the recorded folder or file is read
-        as it is: nothing is ever downloaded or created at a path a file names, and a
-        recorded path that is gone is an error naming it.
-        """
-        name = cfg.data.dataset
-        opts = FolderOptions(cfg.data.image_size, cfg.data.prepare, cfg.data.test_fraction, cfg.data.label_column)
-        if not stored:
-            return load_dataset(name, self.data_dir or cfg.data.data_dir, offline=self.offline,
-                                progress=self.progress, options=opts)
-        if self.data_dir or os.environ.get(DATA_DIR_ENV):
-            return load_dataset(name, self.data_dir, offline=self.offline, progress=self.progress)
-        location = (record or {}).get("location")
-        if location and name in REGISTRY:
-            if not Path(location).is_dir():
-                raise DataError(f"{location}: the folder this run's {name} data was read from no longer exists; "
-                                "give the data's new place with --data-dir DIR")
-            return load_dataset(name, location, offline=True)
-        if location and is_path_dataset(name):
-            for cand in (location, name):
-                if Path(cand).exists():
-                    return load_dataset(cand, options=opts)
-            raise DataError(f"{location}: the dataset this run was trained on no longer exists")
-        kept = cfg.data.data_dir  # older runs recorded only the config's folder: a place to look, read-only
-        if kept and Path(kept).is_dir():
-            with contextlib.suppress(DataError):
-                return load_dataset(name, kept, offline=True)
-        return load_dataset(name, None, offline=self.offline, progress=self.progress)
-
-
-def _source(data: DataSource | str | None) -> DataSource:
-    return data if isinstance(data, DataSource) else DataSource(data)
-
-
-def load_data_for(cfg: Config, data: DataSource | str | None = None, *, stored: bool = False,
-                  record: dict | None = None) -> Dataset:
-    return _source(data).load(cfg, stored=stored, record=record)
+__all__ = [
+    "DataSource", "Downloaded", "DryRun", "Exported", "Guess", "Prediction", "Predictions", "Preview", "ResumePlan",
+    "check_resume", "download_dataset", "dry_run", "evaluate_run", "examples_of", "export_run", "is_run_path",
+    "load_data_for", "load_weights", "predict", "prepare", "preview_augment", "preview_png", "resume", "start_run",
+    "train_epochs", "train_run", "trainer_for",
+]
 
 
 def prepare(config: str | Path, overrides: tuple[str, ...] = (), data: DataSource | str | None = None) -> Trainer:
@@ -290,179 +242,3 @@ def evaluate_run(run: str | Path, split: str = "test", source: DataSource | str 
             f"{path}: the model takes {model.in_features} inputs but {data.name} has {data.num_features} features"
         )
     return evaluate(model, s, data.scale, data.num_classes, split, data.class_names, data.shift), path
-
-
-@dataclass(frozen=True)
-class Downloaded:
-    """A dataset's files, present and verified."""
-
-    dataset: str
-    folder: str
-    files: list[str]
-
-
-def download_dataset(name: str, data_dir: str | None = None, progress: Progress | None = None) -> Downloaded:
-    """Download a registered IDX dataset (files already present and intact are kept)."""
-    info = REGISTRY.get(name)
-    if info is None or not info.files:
-        known = ", ".join(n for n, i in REGISTRY.items() if i.files)
-        raise ConfigError(f"{name[:60]!r} is not a downloadable dataset; expected one of {known}")
-    paths = ensure_idx_dataset(info, data_dir, progress=progress)
-    return Downloaded(name, str(paths[0].parent), [p.name for p in paths])
-
-
-# --------------------------------------------------------------------------- predict
-
-
-@dataclass(frozen=True)
-class Guess:
-    label: int
-    name: str
-    probability: float
-
-
-@dataclass(frozen=True)
-class Prediction:
-    source: str  # the file, or file[i] for a row of an array
-    prepared: bool  # MNIST-style preparation was applied (False: used as given)
-    top: list[Guess]
-
-
-@dataclass(frozen=True)
-class Predictions:
-    run: str
-    image_shape: list[int]
-    items: list[Prediction]
-
-
-def _input_record(saved: Any) -> dict:
-    """How the run's model wants its input; reconstructed for weights saved before runs recorded it."""
-    if saved.data is not None and "pixel_max" in saved.data:
-        return saved.data
-    cfg = saved.cfg
-    if cfg.data.normalize:
-        raise CheckpointError(f"{saved.path}: was saved before mlpkit recorded its input normalization; train it "
-                              "again to predict with it")
-    pixel_max = 16 if cfg.data.dataset == "digits" else 255
-    side = math.isqrt(saved.model.in_features)
-    names = list(REGISTRY[cfg.data.dataset].class_names) if cfg.data.dataset in REGISTRY else []
-    return {"scale": 1 / pixel_max, "shift": 0.0, "pixel_max": pixel_max, "image_shape": [side, side],
-            "class_names": names}
-
-
-def predict(run: str | Path, inputs: list[str | Path], *, top_k: int = 3, raw: bool = False
-            ) -> tuple[Predictions, list[np.ndarray]]:
-    """The run's model on the user's own images or arrays: the top-k classes of each, with probabilities.
-
-    Returns the predictions and the (side, side) images in [0, 1] the model saw.
-    """
-    from mlpkit.data.images import load_inputs, prepare, to_model_input
-    from mlpkit.nn.losses import softmax
-
-    saved = load_weights(run)
-    rec = _input_record(saved)
-    shape = rec.get("image_shape") or []
-    if len(shape) != 2 or shape[0] != shape[1] or shape[0] * shape[1] != saved.model.in_features:
-        raise ConfigError(f"{saved.path}: its model takes {saved.model.in_features} features, not a square image; "
-                          "predict works on image models")
-    side = shape[0]
-    items, seen, preps = [], [], []
-    for label, img, ready in load_inputs(inputs, side):
-        if raw and img.shape != (side, side):
-            raise DataError(f"{label}: is {img.shape[1]}×{img.shape[0]} pixels; with --raw it must already be the "
-                            f"run's {side}×{side}")
-        img01 = img / 255.0 if (raw or ready) else prepare(img, side, label)
-        items.append(label)
-        preps.append(not (raw or ready))
-        seen.append(img01.astype(np.float32))
-    x = np.stack([to_model_input(s, rec).ravel() for s in seen]).astype(saved.model.dtype)  # (N, D)
-    with saved.model.mode(training=False):
-        logits = np.concatenate([saved.model.forward(x[i: i + 1000]) for i in range(0, len(x), 1000)])
-    probs = softmax(logits.astype(np.float64))
-    names = rec.get("class_names") or []
-    k = max(1, min(top_k, probs.shape[1]))
-    out = []
-    for label, prepared, p in zip(items, preps, probs):
-        best = np.argsort(-p, kind="stable")[:k]
-        out.append(Prediction(label, prepared, [Guess(int(c), names[c] if c < len(names) else str(c), float(p[c]))
-                                                 for c in best]))
-    return Predictions(str(saved.path), [side, side], out), seen
-
-
-@dataclass(frozen=True)
-class Exported:
-    run: str
-    format: str
-    file: str
-    bytes: int
-    layers: list[dict]
-
-
-def export_run(run: str | Path, fmt: str, out: str | Path | None = None) -> Exported:
-    """Write a run's model as ONNX or safetensors (``mlpkit.app.export``)."""
-    from mlpkit.app import export as ex
-
-    if fmt not in ("onnx", "safetensors"):
-        raise ConfigError(f"--format {fmt[:40]!r}: expected onnx or safetensors")
-    saved = load_weights(run)
-    rec = _input_record(saved)
-    target = Path(out) if out is not None else saved.path.with_suffix(".onnx" if fmt == "onnx" else ".safetensors")
-    p = ex.export(saved.model, rec, fmt, target)
-    return Exported(str(saved.path), fmt, str(p), p.stat().st_size, ex.architecture(saved.model))
-
-
-@dataclass(frozen=True)
-class Preview:
-    """Training images of a config before and after its data.augment, for ``mlpkit data preview``."""
-
-    dataset: str
-    settings: dict
-    originals: list[list[list[float]]]  # (n, H, W) in [0, 1]
-    augmented: list[list[list[list[float]]]]  # (versions, n, H, W) in [0, 1]
-
-
-def preview_augment(config: str | Path, overrides: tuple[str, ...] = (), data: DataSource | str | None = None,
-                    n: int = 8, versions: int = 3) -> Preview:
-    """The first ``n`` training images of a config and ``versions`` augmented copies of each, drawn as the run's
-    first epoch would draw them (the config's seed)."""
-    from mlpkit.train.augment import augment
-    from mlpkit.train.rngs import Rngs
-
-    cfg = load_config(config, overrides)
-    if cfg.data.augment is None:
-        raise ConfigError(f"{config}: has no data.augment to preview; add e.g. --set data.augment.affine.rotate=10")
-    ds = load_data_for(cfg, data)
-    if len(ds.image_shape) != 2:
-        raise ConfigError(f"data.augment: transforms images, but {ds.name}'s examples are not images")
-    h, w = ds.image_shape
-    imgs = ds.x_train[: max(1, n)].reshape(-1, h, w).astype(np.float32)
-    settings = {"elastic": dataclasses.asdict(cfg.data.augment.elastic) if cfg.data.augment.elastic else None,
-                "affine": dataclasses.asdict(cfg.data.augment.affine) if cfg.data.augment.affine else None}
-    rng = Rngs.from_seed(cfg.seed).augment
-    top = float(ds.pixel_max)
-    outs = [augment(imgs, rng, **settings) / top for _ in range(max(1, versions))]
-    return Preview(ds.name, settings, (imgs / top).tolist(), [o.tolist() for o in outs])
-
-
-def preview_png(p: Preview, out: str | Path, zoom: int = 4) -> Path:
-    """The preview as a PNG grid: the originals in the first row, each augmented version below."""
-    from PIL import Image
-
-    from mlpkit.atomic import atomic_write
-
-    rows = [np.asarray(p.originals)] + [np.asarray(a) for a in p.augmented]
-    n, h, w = rows[0].shape
-    gap = 2
-    grid = np.full((len(rows) * (h + gap) - gap, n * (w + gap) - gap), 0.35, dtype=np.float32)
-    for r, imgs in enumerate(rows):
-        for k, img in enumerate(imgs):
-            grid[r * (h + gap): r * (h + gap) + h, k * (w + gap): k * (w + gap) + w] = img
-    pic = Image.fromarray((np.clip(grid, 0, 1) * 255).astype(np.uint8)).resize(
-        (grid.shape[1] * zoom, grid.shape[0] * zoom), Image.NEAREST)
-    target = Path(out)
-    if target.suffix.lower() != ".png" or not target.parent.is_dir():
-        raise ConfigError(f"-o {target}: give a .png file in an existing folder")
-    buf = io.BytesIO()
-    pic.save(buf, format="PNG")
-    atomic_write(target, buf.getvalue())
-    return target

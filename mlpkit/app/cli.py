@@ -120,7 +120,7 @@ def _show(result: object, json_: bool, human: Callable[..., None], *args: object
         human(result, *args)
 
 
-def _source(data_dir: str | None, offline: bool, quiet: bool) -> api.DataSource:
+def as_source(data_dir: str | None, offline: bool, quiet: bool) -> api.DataSource:
     return api.DataSource(data_dir, offline, render.DownloadProgress(disable=quiet))
 
 
@@ -185,7 +185,7 @@ def train(
     """
     with _errors():
         set_ = [*(set_ or []), *_shortcuts(epochs=epochs, lr=lr, seed=seed)]
-        source = _source(data_dir, offline, quiet)
+        source = as_source(data_dir, offline, quiet)
         if out is not None and not out.strip():
             raise ConfigError("--out: the run folder must not be empty")
         if resume is not None:
@@ -251,7 +251,7 @@ def evaluate(
     Example: [bold]mlpkit evaluate runs/quickstart-20261128-101500[/bold]
     """
     with _errors():
-        result, path = api.evaluate_run(run, split.value, _source(data_dir, offline, json_))
+        result, path = api.evaluate_run(run, split.value, as_source(data_dir, offline, json_))
         _show(result, json_, render.eval_result, str(path))
 
 
@@ -295,7 +295,7 @@ def gradcheck_command(
             raise ConfigError(f"--eps must be > 0 and --rtol, --atol >= 0; got {eps:g}, {rtol:g}, {atol:g}")
         cfg = load_config(config, tuple(set_ or ())) if config is not None else None
         settings = CheckSettings(eps, rtol, atol, samples, seed)
-        data = api.load_data_for(cfg, _source(data_dir, offline, json_)) if cfg is not None else None
+        data = api.load_data_for(cfg, as_source(data_dir, offline, json_)) if cfg is not None else None
         report = gradcheck(cfg, settings, data=data, batch=batch)
         _show(report, json_, render.gradcheck_report)
         if not report.passed:
@@ -338,7 +338,7 @@ def inspect_grads(
         if plot is not None:
             plots.require_matplotlib()
             plots.check_plot_path(plot)
-        trainer = api.trainer_for(target, tuple(set_ or ()), _source(data_dir, offline, quiet))
+        trainer = api.trainer_for(target, tuple(set_ or ()), as_source(data_dir, offline, quiet))
         k = epochs if epochs is not None else (0 if api.is_run_path(target) else 3)
         progress = render.EpochProgress(trainer.epoch + k, disable=quiet)
         try:
@@ -384,7 +384,7 @@ def inspect_dropout(
     Example: [bold]mlpkit inspect-dropout configs/quickstart.yaml[/bold]   or   [bold]mlpkit inspect-dropout runs/RUN[/bold]
     """
     with _errors():
-        trainer = api.trainer_for(target, tuple(set_ or ()), _source(data_dir, offline, quiet))
+        trainer = api.trainer_for(target, tuple(set_ or ()), as_source(data_dir, offline, quiet))
         k = epochs if epochs is not None else (0 if api.is_run_path(target) else trainer.cfg.train.epochs)
         if not trainer.model.dropout_layers():
             k = 0  # nothing to see: say so at once rather than after training
@@ -559,7 +559,7 @@ def data_preview(
     Example: [bold]mlpkit data preview configs/quickstart.yaml --set data.augment.affine.rotate=15[/bold]
     """
     with _errors():
-        p = api.preview_augment(config, tuple(set_ or ()), _source(data_dir, offline, json_), count, versions)
+        p = api.preview_augment(config, tuple(set_ or ()), as_source(data_dir, offline, json_), count, versions)
         if out is not None:
             where = api.preview_png(p, out)
             _show({"figure": str(where), "dataset": p.dataset, "settings": p.settings}, json_,

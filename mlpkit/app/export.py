@@ -19,12 +19,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-
 import numpy as np
-
 from mlpkit.atomic import atomic_write
 from mlpkit.errors import MlpkitError
 from mlpkit.nn.layers import Linear, kind_of
+from dataclasses import dataclass
+from mlpkit.errors import ConfigError
+from mlpkit.app.runfiles import load_weights
+from mlpkit.app.runfiles import input_record
+
 
 OPSET = 17
 EXTRA_HINT = "pip install 'mlpkit[export]'"
@@ -128,3 +131,25 @@ def export(model: Any, record: dict, fmt: str, path: str | Path) -> Path:
     except OSError as e:
         raise ExportError(f"-o {p}: cannot be written ({e.strerror or e})") from None
     return p
+
+
+@dataclass(frozen=True)
+class Exported:
+    run: str
+    format: str
+    file: str
+    bytes: int
+    layers: list[dict]
+
+
+def export_run(run: str | Path, fmt: str, out: str | Path | None = None) -> Exported:
+    """Write a run's model as ONNX or safetensors (``mlpkit.app.export``)."""
+    from mlpkit.app import export as ex
+
+    if fmt not in ("onnx", "safetensors"):
+        raise ConfigError(f"--format {fmt[:40]!r}: expected onnx or safetensors")
+    saved = load_weights(run)
+    rec = input_record(saved)
+    target = Path(out) if out is not None else saved.path.with_suffix(".onnx" if fmt == "onnx" else ".safetensors")
+    p = ex.export(saved.model, rec, fmt, target)
+    return Exported(str(saved.path), fmt, str(p), p.stat().st_size, ex.architecture(saved.model))

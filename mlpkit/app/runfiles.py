@@ -23,6 +23,7 @@ from mlpkit.config.validate import config_from_dict
 from mlpkit.errors import CheckpointError, DivergenceError
 from mlpkit.nn.model import MLP
 from mlpkit.data.npz import npz_bytes
+from mlpkit.data.registry import REGISTRY
 
 
 CONFIG_KEY = "__config__"
@@ -262,3 +263,18 @@ def check_checkpoint_fits(ck: Checkpoint, trainer: Any) -> None:
     trainer state against its schema (``checkpoints.validate_state``)."""
     check_arrays(ck.path, trainer.model.named_params(), ck.arrays, optim_ok=True)
     validate_state(ck.path, ck.state, ck.cfg, trainer, ck.arrays)
+
+
+def input_record(saved: Saved) -> dict:
+    """How the run's model wants its input; reconstructed for weights saved before runs recorded it."""
+    if saved.data is not None and "pixel_max" in saved.data:
+        return saved.data
+    cfg = saved.cfg
+    if cfg.data.normalize:
+        raise CheckpointError(f"{saved.path}: was saved before mlpkit recorded its input normalization; train it "
+                              "again to predict with it")
+    pixel_max = 16 if cfg.data.dataset == "digits" else 255
+    side = math.isqrt(saved.model.in_features)
+    names = list(REGISTRY[cfg.data.dataset].class_names) if cfg.data.dataset in REGISTRY else []
+    return {"scale": 1 / pixel_max, "shift": 0.0, "pixel_max": pixel_max, "image_shape": [side, side],
+            "class_names": names}
