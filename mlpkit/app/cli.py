@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 
 from mlpkit import __version__
 from mlpkit.app import api
-from mlpkit.app import render
+from mlpkit.app import render, reports
 from mlpkit.data.cache import dataset_status
 from mlpkit.data.core import summarize
 from mlpkit.data.load import load_dataset
@@ -297,7 +297,7 @@ def gradcheck_command(
         settings = CheckSettings(eps, rtol, atol, samples, seed)
         data = api.load_data_for(cfg, as_source(data_dir, offline, json_)) if cfg is not None else None
         report = gradcheck(cfg, settings, data=data, batch=batch)
-        _show(report, json_, render.gradcheck_report)
+        _show(report, json_, reports.gradcheck_report)
         if not report.passed:
             raise typer.Exit(1)
 
@@ -347,7 +347,7 @@ def inspect_grads(
                                       trained=api.is_run_path(target))
         finally:
             progress.close()
-        _show(profile, json_, render.grad_profile)
+        _show(profile, json_, reports.grad_profile)
         if plot is not None:
             where = plots.plot_grad_profile(profile, plot)
             if not json_:
@@ -395,7 +395,7 @@ def inspect_dropout(
             progress.close()
         x, y = api.examples_of(trainer, split.value, examples)
         report = dropout_report(trainer.model, x, y, passes)
-        _show(report, json_, render.dropout_report)
+        _show(report, json_, reports.dropout_report)
 
 
 @app.command()
@@ -421,7 +421,7 @@ def predict(
     """
     with _errors():
         result, seen = api.predict(run, list(inputs), top_k=top_k, raw=raw)
-        _show(result, json_, render.predictions, seen if show_images else None)
+        _show(result, json_, reports.predictions, seen if show_images else None)
 
 
 class ExportFormat(str, Enum):
@@ -445,7 +445,7 @@ def export(
     Example: [bold]mlpkit export runs/RUN --format onnx -o digits.onnx[/bold]
     """
     with _errors():
-        _show(api.export_run(run, format_.value, out), json_, render.exported)
+        _show(api.export_run(run, format_.value, out), json_, reports.exported)
 
 
 @app.command("runs")
@@ -462,7 +462,7 @@ def runs_(
     Example: [bold]mlpkit runs[/bold]   or   [bold]mlpkit runs runs/reproduce[/bold]
     """
     with _errors():
-        _show(catalog.list_runs(folder or Path("runs"), missing_ok=folder is None), json_, render.run_list)
+        _show(catalog.list_runs(folder or Path("runs"), missing_ok=folder is None), json_, reports.run_list)
 
 
 @app.command()
@@ -475,7 +475,7 @@ def compare(
     Example: [bold]mlpkit compare runs/quickstart-20261128-101500 runs/quickstart-20261128-103000[/bold]
     """
     with _errors():
-        _show(catalog.compare_runs(list(runs)), json_, render.comparison)
+        _show(catalog.compare_runs(list(runs)), json_, reports.comparison)
 
 
 @app.command()
@@ -515,7 +515,7 @@ def data_list(data_dir: DataDirOpt = None, json_: JsonOpt = False) -> None:
     """
     with _errors():
         rows = [dataset_status(name, data_dir) for name in REGISTRY]
-        _show(rows, json_, render.dataset_list)
+        _show(rows, json_, reports.dataset_list)
 
 
 @data_app.command("download")
@@ -538,7 +538,7 @@ def data_download(
             result = api.download_dataset(name, data_dir, progress)
         finally:
             progress.close()
-        _show(result, json_, render.downloaded)
+        _show(result, json_, reports.downloaded)
 
 
 @data_app.command("preview")
@@ -565,7 +565,7 @@ def data_preview(
             _show({"figure": str(where), "dataset": p.dataset, "settings": p.settings}, json_,
                   lambda r: render.console.print(f"preview written to {r['figure']}"))
         else:
-            _show(p, json_, render.augment_preview)
+            _show(p, json_, reports.augment_preview)
 
 
 @data_app.command("info")
@@ -583,7 +583,7 @@ def data_info(
     with _errors():
         ds = load_dataset(name, data_dir, offline=offline, progress=render.DownloadProgress(disable=quiet))
         summary = summarize(ds)
-        _show(summary, json_, render.dataset_info)
+        _show(summary, json_, reports.dataset_info)
 
 
 def _usage_error(e: typer.TyperException) -> None:

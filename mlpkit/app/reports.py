@@ -1,0 +1,310 @@
+"""Drawing the reports of the inspection and housekeeping commands: gradcheck, inspect-grads, inspect-dropout,
+predict, export, runs, compare and data. Like ``render``, results in, tables and bars out.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from mlpkit.app.render import fmt_e
+from mlpkit.app.render import fmt_pct
+from mlpkit.app.render import console
+from mlpkit.app.render import show
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mlpkit.app.catalog import Comparison, RunRow
+    from mlpkit.app.export import Exported
+    from mlpkit.app.predict import Predictions
+    from mlpkit.app.preview import Preview
+    from mlpkit.app.sources import Downloaded
+    from mlpkit.data.cache import DatasetStatus
+    from mlpkit.data.core import DatasetSummary
+    from mlpkit.diagnostics.checks import GradcheckReport, PropertyCheck, TensorCheck
+    from mlpkit.diagnostics.dropoutreport import DropoutReport
+    from mlpkit.diagnostics.gradprofile import GradProfile
+
+
+# --------------------------------------------------------------------------- gradcheck
+
+
+def _verdict(passed: bool) -> str:
+    return "[green]pass[/green]" if passed else "[bold red]FAIL[/bold red]"
+
+
+def _property_table(rows: list[PropertyCheck]) -> Table:
+    t = Table(box=box.SIMPLE_HEAD)
+    for col, j in (("property", "left"), ("measured", "right"), ("expected", "right"), ("bound ±", "right"),
+                   ("result", "left")):
+        t.add_column(col, justify=j, no_wrap=col == "property")
+    for row in rows:
+        t.add_row(escape(row.name), f"{row.measured:.6g}", f"{row.expected:.6g}", f"{row.bound:.2g}", _verdict(row.passed))
+    return t
+
+
+def _tensor_table(rows: list[TensorCheck]) -> Table:
+    t = Table(box=box.SIMPLE_HEAD)
+    for col, j in (("tensor", "left"), ("shape", "left"), ("checked", "right"), ("skipped", "right"),
+                   ("max abs err", "right"), ("rel err", "right"), ("result", "left")):
+        t.add_column(col, justify=j, no_wrap=col == "tensor")
+    for row in rows:
+        t.add_row(escape(row.name), "×".join(map(str, row.shape)) or "()", str(row.checked),
+                  str(row.skipped) if row.skipped else "", fmt_e(row.max_abs_err), fmt_e(row.rel_err), _verdict(row.passed))
+    return t
+
+
+def gradcheck_report(r: GradcheckReport) -> None:
+    """One row per tensor, parameter change or property, grouped; failing rows list their worst entries."""
+    for g in r.groups:
+        console.print(Text(g.title, style="bold"))
+        properties = [row for row in g.rows if row.kind == "property"]
+        show(_property_table(properties) if properties else _tensor_table(g.rows))
+        for row in g.rows:
+            if row.passed:
+                continue
+            if row.kind == "property":
+                console.print(Text(f"  {row.name}: measured {row.measured:.6g}, expected {row.expected:.6g} ± "
+                                   f"{row.bound:.2g} ({row.detail})", style="red"))
+                continue
+            if row.error:
+                console.print(Text(f"  {row.name}: {row.error}", style="red"))
+            first, second = ("real", "textbook") if row.kind == "step" else ("analytic", "numeric")
+            for w in row.worst:
+                console.print(Text(f"  {row.name}{list(w.index)}: {first} {w.analytic:.6e}, {second} {w.numeric:.6e}, "
+                                   f"abs error {w.abs_err:.2e}", style="red"))
+    failed = [row.name for g in r.groups for row in g.rows if not row.passed]
+    rule = (f"pass: |analytic − numeric| ≤ {r.atol:g} + {r.rtol:g}·|numeric| for every checked entry (eps {r.eps:g}); "
+            "a step's real change against its textbook change by the same rule")
+    console.print(Text(rule, style="dim"))
+    if failed:
+        console.print(Text(f"FAILED: {len(failed)} check(s): {', '.join(failed)}", style="bold red"), soft_wrap=True)
+    else:
+        n = sum(len(g.rows) for g in r.groups)
+        console.print(Text(f"all {n} checks pass", style="bold green"))
+
+
+# --------------------------------------------------------------------------- inspect-grads
+
+_BAR = 40
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def _bar(value: float, lo: float, hi: float, width: int = _BAR) -> str:
+    """A bar whose length is log10(value) placed between log10(lo) and log10(hi)."""
+    if not (value > 0 and math.isfinite(value)):
+        return ""
+    span = max(math.log10(hi) - math.log10(lo), 1e-12)
+    frac = min(max((math.log10(value) - math.log10(lo)) / span, 0.0), 1.0)
+    cells = frac * width
+    full = int(cells)
+    rest = _EIGHTHS[int((cells - full) * 8)] if full < width else ""
+    return ("█" * full + rest.strip()) or "▏"
+
+
+def grad_profile(p: GradProfile) -> None:
+    """Bars of ‖db‖ per layer on a log scale, then the numbers at each epoch."""
+    snaps = p.snapshots
+    console.print(Text(f"{p.description}: gradient norms on a probe of {p.probe:,} training images "
+                       f"(mean gradient, inference mode)", style="bold"))
+    values = [s.db_norm for snap in snaps for s in snap.linear if s.db_norm > 0]
+    if values:
+        lo = 10 ** math.floor(math.log10(min(values)))
+        hi = 10 ** math.ceil(math.log10(max(values)))
+        console.print(Text(f"\n‖db‖ per Linear layer, input → output, log scale from {lo:.0e} to {hi:.0e} "
+                           f"(Nielsen's speed of learning)", style="bold"))
+        t = Table(box=None, show_header=False, pad_edge=False)
+        t.add_column("layer")
+        t.add_column("epoch", justify="right")
+        t.add_column("bar", no_wrap=True, min_width=_BAR)
+        t.add_column("‖db‖", justify="right")
+        t.add_column("ratio", justify="right")
+        for j, first in enumerate(snaps[0].linear):
+            for k, snap in enumerate(snaps):
+                s = snap.linear[j]
+                style = "cyan" if k == 0 else ("green" if k == len(snaps) - 1 else "blue")
+                label = f"{s.layer} {s.shape[0]}→{s.shape[1]}" if k == 0 else ""
+                t.add_row(label, f"epoch {snap.epoch}", Text(_bar(s.db_norm, lo, hi), style=style),
+                          f"{s.db_norm:.2e}", f"×{s.db_ratio:.3g}")
+        show(t)
+        start = (f"epoch {snaps[0].epoch} is the trained weights as saved" if p.trained
+                 else "epoch 0 is the initialization")
+        console.print(Text(f"ratio: ‖db‖ relative to the last hidden layer; {start}", style="dim"))
+    for snap in (snaps[0], snaps[-1]) if len(snaps) > 1 else snaps:  # the bars above show the epochs between
+        if p.trained and snap is snaps[0]:
+            title = f"trained weights (epoch {snap.epoch})"
+        else:
+            title = "at initialization" if snap.epoch == 0 else f"after epoch {snap.epoch}"
+        t = Table(title=f"{title}: probe loss {snap.probe_loss:.4f}", box=box.SIMPLE_HEAD, title_justify="left")
+        for col in ("layer", "shape", "‖dW‖", "‖db‖", "RMS dW", "RMS db", "‖db‖ / last hidden"):
+            t.add_column(col, justify="left" if col in ("layer", "shape") else "right")
+        for s in snap.linear:
+            t.add_row(s.layer, f"{s.shape[0]}×{s.shape[1]}", f"{s.dW_norm:.3e}", f"{s.db_norm:.3e}",
+                      f"{s.dW_rms:.3e}", f"{s.db_rms:.3e}", f"{s.db_ratio:.4f}")
+        show(t)
+        if snap.activations:
+            a = Table(box=box.SIMPLE_HEAD)
+            for col in ("activation", "kind", "mean derivative", "units passing ~no gradient"):
+                a.add_column(col, justify="left" if col in ("activation", "kind") else "right")
+            for s in snap.activations:
+                what = "inactive" if s.kind == "relu" else "saturated"
+                a.add_row(s.layer, s.kind, f"{s.mean_derivative:.4f}", f"{fmt_pct(s.saturated)} {what}")
+            show(a)
+            console.print(Text("saturated: derivative below 0.01; inactive (ReLU): output 0, derivative 0",
+                               style="dim"))
+    if p.reading:
+        console.print(Text(f"reading: {p.reading}", style="bold"))
+
+
+# --------------------------------------------------------------------------- dropout report
+
+
+def dropout_report(r: DropoutReport) -> None:
+    if not r.layers:
+        console.print("the model has no Dropout layer; training and inference mode are the same")
+    else:
+        t = Table(title=f"each Dropout layer on {r.examples:,} examples (inputs from an inference-mode pass)",
+                  box=box.SIMPLE_HEAD, title_justify="left")
+        for col in ("layer", "p (drop)", "keep 1−p", "measured drop rate", "±1σ", "mean act. train",
+                    "mean act. eval", "train / eval"):
+            t.add_column(col, justify="left" if col == "layer" else "right")
+        for s in r.layers:
+            t.add_row(s.layer, f"{s.p:g}", f"{s.keep:g}", f"{s.drop_rate:.4f}", f"{s.drop_rate_sigma:.4f}",
+                      f"{s.mean_train:.5f}", f"{s.mean_eval:.5f}", f"{s.ratio:.4f}")
+        show(t)
+        console.print(Text("survivors are scaled by 1/(1−p) in training, so the mean activation matches inference "
+                           "mode, where dropout is the identity", style="dim"))
+    t = Table(title="the model in each mode, on the same examples", box=box.SIMPLE_HEAD, title_justify="left")
+    for col in ("mode", "loss", "accuracy"):
+        t.add_column(col, justify="left" if col == "mode" else "right")
+    t.add_row("training (dropout on, one pass)", f"{r.train_mode.loss:.4f}", fmt_pct(r.train_mode.accuracy))
+    t.add_row("inference (dropout off)", f"{r.eval_mode.loss:.4f}", fmt_pct(r.eval_mode.accuracy))
+    t.add_row(f"MC dropout (mean of {r.passes} training passes)", "", fmt_pct(r.mc_accuracy))
+    show(t)
+    console.print(f"across {r.passes} training-mode passes: std of the predicted class's probability "
+                  f"{r.mc_prob_std:.4f} (mean over examples); argmax agrees with inference mode "
+                  f"{fmt_pct(r.mc_agreement)} of the time")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n else "—"
+
+
+def predictions(r: Predictions, images: list[np.ndarray] | None = None) -> None:
+    """Each input's top classes; with ``images``, the picture the model saw above its answer."""
+    from mlpkit.data.images import block_art
+
+    for k, item in enumerate(r.items):
+        if images is not None:
+            console.print(Text(block_art(images[k]), style="white on black"), soft_wrap=True)
+        guesses = ", ".join(f"{g.name} {100 * g.probability:.1f}%" for g in item.top)
+        note = "" if item.prepared else " (used as given)"
+        console.print(Text(f"{item.source}{note}: ") + Text(item.top[0].name, style="bold") + Text(f"  ({guesses})"))
+
+
+def exported(r: Exported) -> None:
+    stack = " → ".join(d["type"] + (f"({d['in_features']}, {d['out_features']})" if d["type"] == "Linear" else "")
+                       for d in r.layers if d["type"] != "Dropout")
+    console.print(f"{r.format} written to {escape(r.file)} ({r.bytes:,} bytes): {stack}")
+
+
+def augment_preview(p: Preview) -> None:
+    """Each training image, then its augmented versions, side by side in block characters."""
+    import numpy as np
+
+    from mlpkit.data.images import block_art
+
+    rows = [np.asarray(p.originals)] + [np.asarray(a) for a in p.augmented]
+    per_line = max(1, console.width // (2 * rows[0].shape[2] + 2) // len(rows))
+    console.print(f"{p.dataset}: each original, then {len(rows) - 1} augmented version(s)")
+    for start in range(0, rows[0].shape[0], per_line):
+        arts = [block_art(r[k]).split("\n") for k in range(start, min(start + per_line, rows[0].shape[0]))
+                for r in rows]
+        for line in zip(*arts):
+            console.print(Text("  ".join(line), style="white on black"), soft_wrap=True)
+        console.print("")
+
+
+def run_list(rows: list[RunRow]) -> None:
+    if not rows:
+        console.print("no runs here")
+        return
+    t = Table(box=box.SIMPLE_HEAD)
+    for col, j in (("run", "left"), ("config", "left"), ("started", "left"), ("epochs", "right"),
+                   ("best val", "right"), ("test acc", "right"), ("status", "left")):
+        t.add_column(col, justify=j)
+    styles = {"finished": "green", "running": "cyan", "interrupted": "yellow", "diverged": "red"}
+    for r in rows:
+        planned = f"/{r.epochs_planned}" if r.epochs_planned is not None else ""
+        started = (r.started or "—")[:16].replace("T", " ")
+        t.add_row(escape(r.name), escape(Path(r.config).name) if r.config else "—", started,
+                  f"{r.epochs_done}{planned}", fmt_pct(r.best_val_acc), fmt_pct(r.test_acc),
+                  Text(r.status, style=styles.get(r.status, "")))
+    show(t)
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 1e4 else f"{v:.3e}"
+    if v is None:
+        return "—"
+    return str(v)
+
+
+def comparison(c: Comparison) -> None:
+    names = [Path(r).name for r in c.runs]
+    t = Table(title="final metrics", box=box.SIMPLE_HEAD, title_justify="left")
+    t.add_column("metric")
+    for n in names:
+        t.add_column(escape(n), justify="right")
+    for metric, values in c.metrics:
+        t.add_row(metric, *[fmt_pct(v) if "acc" in metric and isinstance(v, float) else _cell(v) for v in values])
+    show(t)
+    if not c.differences:
+        console.print("the configs are identical")
+        return
+    d = Table(title="config keys that differ", box=box.SIMPLE_HEAD, title_justify="left")
+    d.add_column("key")
+    for n in names:
+        d.add_column(escape(n), justify="right")
+    for key, values in c.differences:
+        d.add_row(escape(key), *[escape(_cell(v)) for v in values])
+    show(d)
+
+
+def downloaded(r: Downloaded) -> None:
+    console.print(f"{r.dataset}: {len(r.files)} files present and verified in {escape(r.folder)}")
+
+
+def dataset_list(rows: list[DatasetStatus]) -> None:
+    t = Table(box=box.SIMPLE_HEAD)
+    for col in ("dataset", "train", "test", "classes", "download", "status", "folder"):
+        t.add_column(col, justify="right" if col in ("train", "test", "classes", "download") else "left")
+    for r in rows:
+        style = "green" if r.status in ("present", "embedded") else ("red" if r.status.startswith("corrupt") else
+                                                                     "yellow" if r.status.startswith("unverified") else "")
+        t.add_row(r.name, f"{r.n_train:,}", f"{r.n_test:,}", str(r.num_classes), _mb(r.download_bytes),
+                  Text(r.status, style=style), r.folder)
+    show(t)
+
+
+def dataset_info(s: DatasetSummary) -> None:
+    console.print(f"[bold]{s.name}[/bold] from {s.source}")
+    console.print(f"train {tuple(s.x_train_shape)}, test {tuple(s.x_test_shape)}, images {tuple(s.image_shape)}, "
+                  f"{s.dtype}, pixels {s.pixel_min:g}..{s.pixel_max:g} (scaled by {s.scale:.6g} to model inputs), "
+                  f"{s.memory_bytes / 1e6:.1f} MB in memory")
+    t = Table(box=box.SIMPLE_HEAD)
+    for col in ("class", "name", "train", "test"):
+        t.add_column(col, justify="right" if col in ("train", "test") else "left")
+    for i, (a, b) in enumerate(zip(s.train_per_class, s.test_per_class)):
+        t.add_row(str(i), s.class_names[i] if i < len(s.class_names) else "", f"{a:,}", f"{b:,}")
+    t.add_row("all", "", f"{sum(s.train_per_class):,}", f"{sum(s.test_per_class):,}", style="bold")
+    show(t)
