@@ -25,11 +25,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench  # noqa: E402
 
-from mlpkit.nn import layers  # noqa: E402
-from mlpkit.nn import losses
-from mlpkit.nn import optim
-from mlpkit.train import trainer
 from mlpkit.data.core import Dataset  # noqa: E402
+from mlpkit.nn import (
+    layers,  # noqa: E402
+    losses,
+    optim,
+)
+from mlpkit.train import trainer
 
 
 def _trainer(arch: str, data_dir: str | None) -> trainer.Trainer:

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from mlpkit.app import api  # noqa: E402
 from mlpkit.app.configfile import load_config  # noqa: E402
-from mlpkit.diagnostics.gradprofile import grad_profile  # noqa: E402
 from mlpkit.app.rundir import RunWriter  # noqa: E402
+from mlpkit.diagnostics.gradprofile import grad_profile  # noqa: E402
 from mlpkit.train.trainer import Trainer  # noqa: E402
 
 CONFIGS = ROOT / "configs" / "reproduce"

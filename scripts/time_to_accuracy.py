@@ -61,14 +61,13 @@ def worker_torch(config: str, data_dir: str, target: float, threads: int) -> dic
     import numpy as np
     import torch
 
-    from mlpkit.train.build import build_model
+    import mlpkit.app.api  # noqa: F401 - imported before the clock starts
     from mlpkit.data.core import prepare_splits
     from mlpkit.nn.layers import Dropout, Linear
+    from mlpkit.train.build import build_model
     from mlpkit.train.rngs import Rngs
     from mlpkit.train.schedules import lr_at, momentum_at
     from mlpkit.train.trainer import iterate_minibatches
-
-    import mlpkit.app.api  # noqa: F401 - imported before the clock starts
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()

@@ -7,15 +7,15 @@ import pytest
 from typer.testing import CliRunner
 
 from mlpkit.app import api
-from mlpkit.train import augment
 from mlpkit.app.cli import app
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.load import load_digits
 from mlpkit.errors import ConfigError, Interrupted
+from mlpkit.train import augment
 from mlpkit.train.trainer import Trainer, fit
 
-from .resume_helpers import stop_run_at
 from .conftest import CONFIGS
+from .resume_helpers import stop_run_at
 
 runner = CliRunner()
 AUG = {"elastic": {"alpha": 2.0, "sigma": 1.0}, "affine": {"rotate": 10, "scale": 0.1, "shear": 5, "translate": 0.1}}
@@ -220,9 +220,9 @@ def _fitted_params(cfg):
 def test_each_step_trains_on_its_units_images_converted_to_model_units(monkeypatch):
     # What a step sees: unit u's images augmented with the generator of (the epoch's seed, u), then scaled and
     # shifted into the model's units, row-major; units span whole batches.
+    from mlpkit.data.core import to_float
     from mlpkit.train import pipeline
     from mlpkit.train.augment import Augmenter
-    from mlpkit.data.core import to_float
     from mlpkit.train.trainer import iterate_minibatches
 
     monkeypatch.setattr(pipeline, "UNIT_PIXELS", 64 * 8 * 8)  # 64 digits: 2 batches of 32 per unit

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from mlpkit.app.configfile import config_to_yaml, load_config, parse_yaml
 from mlpkit.config.schema import Config
 from mlpkit.config.validate import config_from_dict
-from mlpkit.app.configfile import config_to_yaml, load_config, parse_yaml
 from mlpkit.errors import ConfigError
 
 from .conftest import CONFIGS

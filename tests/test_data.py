@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from mlpkit.app.cli import app
 from mlpkit.data.cache import DataWarning, dataset_status
-from mlpkit.data.load import load_dataset, load_digits
-from mlpkit.data.idx import read_idx
 from mlpkit.data.core import split_train_val, to_float
+from mlpkit.data.idx import read_idx
+from mlpkit.data.load import load_dataset, load_digits
 from mlpkit.errors import DataError
 
 from .conftest import MNIST_DIR, needs_mnist

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit.diagnostics import checks, gradcheck
 from mlpkit.app.cli import app
+from mlpkit.diagnostics import checks, gradcheck
 from mlpkit.nn.layers import Dropout, Linear, ReLU, Sigmoid
 from mlpkit.nn.losses import SoftmaxCrossEntropy
 

@@ -21,15 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from mlpkit.app import api
-from mlpkit.data import npz as npzio
-from mlpkit.app import runfiles
+from mlpkit.app import api, runfiles
 from mlpkit.app.cli import app
 from mlpkit.app.configfile import parse_yaml
-from mlpkit.errors import CheckpointError, ConfigError, MlpkitError
-from mlpkit.app.runfiles import CONFIG_KEY, META_KEY
 from mlpkit.app.locking import RunLock
+from mlpkit.app.runfiles import CONFIG_KEY, META_KEY
+from mlpkit.data import npz as npzio
 from mlpkit.data.npz import npz_bytes
+from mlpkit.errors import CheckpointError, ConfigError, MlpkitError
 
 from .conftest import CONFIGS
 

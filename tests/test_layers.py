@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mlpkit.diagnostics.numgrad import numerical_gradient, rel_error
 from mlpkit.errors import ShapeError, StateError
 from mlpkit.nn.layers import Dropout, Linear, ReLU, Sigmoid, Tanh
-from mlpkit.diagnostics.numgrad import numerical_gradient, rel_error
 
 TOL = 1e-7
 

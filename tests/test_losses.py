@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mlpkit.diagnostics.numgrad import numerical_gradient, rel_error
 from mlpkit.errors import StateError
 from mlpkit.nn.losses import SoftmaxCrossEntropy, softmax, softmax_cross_entropy
-from mlpkit.diagnostics.numgrad import numerical_gradient, rel_error
 
 
 @pytest.mark.parametrize("c", [2, 10, 37])

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from mlpkit.config.validate import config_from_dict
+from mlpkit.diagnostics.numgrad import numerical_gradient, rel_error
 from mlpkit.errors import ConfigError
 from mlpkit.nn.layers import Dropout, Linear, Sigmoid
-from mlpkit.train.build import build_model
 from mlpkit.nn.model import MLP
+from mlpkit.train.build import build_model
 from mlpkit.train.rngs import Rngs
-from mlpkit.diagnostics.numgrad import numerical_gradient, rel_error
 
 
 def _cfg(layers, **model):
@@ -114,9 +114,9 @@ def test_whole_network_backward_matches_finite_differences(rng):
 def test_narrow_layers_keep_row_major_weights_from_batch_32_and_activations_stay_column_major(batch, orders):
     """build.weight_order: the 10-unit output layer's weights are row-major when the trainer's batch is 32 or
     more; every layer's outputs and input gradients stay column-major whatever its weights' order."""
+    from mlpkit.config.validate import config_from_dict
     from mlpkit.nn import _kernels as blas
     from mlpkit.train.build import build_model, weight_order
-    from mlpkit.config.validate import config_from_dict
 
     assert [weight_order("F", 10, 64), weight_order("F", 16, 32), weight_order("F", 17, 64),
             weight_order("F", 10, 31), weight_order("C", 100, 64), weight_order("F", 10, None)] == list("CCFFCF")

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mlpkit.data import images
 from mlpkit.app.cli import app
+from mlpkit.data import images
+from mlpkit.data.folders import FolderOptions
 from mlpkit.data.load import load_dataset, load_digits
 from mlpkit.errors import DataError
-from mlpkit.data.folders import FolderOptions
 
 runner = CliRunner()
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mlpkit.data import images
 from mlpkit.app.cli import app
+from mlpkit.data import images
 
 from .conftest import CONFIGS, MNIST_DIR, needs_mnist
 

@@ -16,13 +16,13 @@ from typer.testing import CliRunner
 
 from mlpkit.app import api
 from mlpkit.app.cli import app
+from mlpkit.app.runfiles import read_checkpoint
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.load import load_digits
-from mlpkit.app.runfiles import read_checkpoint
 from mlpkit.train.trainer import Trainer, fit
 
-from .resume_helpers import stop_run_at
 from .conftest import ROOT
+from .resume_helpers import stop_run_at
 
 runner = CliRunner()
 

@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit.app import api
-from mlpkit.app import catalog
-from mlpkit.config import schema, validate
+from mlpkit.app import api, catalog
 from mlpkit.app.cli import app
-from mlpkit.errors import Interrupted
 from mlpkit.app.locking import RunLock
+from mlpkit.config import schema, validate
+from mlpkit.errors import Interrupted
 
 from .conftest import CONFIGS, ROOT
 from .idx_files import register, write_idx_dataset

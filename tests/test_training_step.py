@@ -17,12 +17,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mlpkit.diagnostics import gradcheck, properties
-from mlpkit.nn import layers
-from mlpkit.nn import losses
-from mlpkit.nn import optim
-from mlpkit.train import trainer
 from mlpkit.app.cli import app
+from mlpkit.diagnostics import gradcheck, properties
+from mlpkit.nn import layers, losses, optim
+from mlpkit.train import trainer
 
 from .conftest import CONFIGS
 

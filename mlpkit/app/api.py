@@ -11,22 +11,24 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
-from mlpkit.train.build import check_model_fits_data, check_size, summarize_config
-from mlpkit.config.schema import Config, with_train
+
 from mlpkit.app.configfile import load_config, resume_epochs
-from mlpkit.train.threads import blas_threads
-from mlpkit.data.core import prepare_splits, select_split
-from mlpkit.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
-from mlpkit.app.runfiles import CHECKPOINTS, Checkpoint, check_checkpoint_fits, load_weights, read_checkpoint
-from mlpkit.app.rundir import RunWriter, data_record, default_run_dir, prepare_run_dir
-from mlpkit.train.metrics import EpochMetrics, EvalResult, StepInfo
-from mlpkit.train.trainer import Stopped, Trainer, TrainResult, early_stop_summary, fit
-from mlpkit.train.evaluate import evaluate
 from mlpkit.app.export import Exported, export_run
 from mlpkit.app.predict import Guess, Prediction, Predictions, predict
 from mlpkit.app.preview import Preview, preview_augment, preview_png
+from mlpkit.app.rundir import RunWriter, data_record, default_run_dir, prepare_run_dir
+from mlpkit.app.runfiles import CHECKPOINTS, Checkpoint, check_checkpoint_fits, load_weights, read_checkpoint
 from mlpkit.app.sources import DataSource, Downloaded, download_dataset, load_data_for
+from mlpkit.config.schema import Config, with_train
+from mlpkit.data.core import prepare_splits, select_split
+from mlpkit.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
+from mlpkit.train.build import check_model_fits_data, check_size, summarize_config
+from mlpkit.train.evaluate import evaluate
+from mlpkit.train.metrics import EpochMetrics, EvalResult, StepInfo
+from mlpkit.train.threads import blas_threads
+from mlpkit.train.trainer import Stopped, Trainer, TrainResult, early_stop_summary, fit
 
 __all__ = [
     "DataSource", "Downloaded", "DryRun", "Exported", "Guess", "Prediction", "Predictions", "Preview", "ResumePlan",

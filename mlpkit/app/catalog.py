@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from mlpkit.app.configfile import parse_yaml
-from mlpkit.errors import CheckpointError, ConfigError
-from mlpkit.app.runfiles import CHECKPOINTS, RUN_INFO, read_run_info, small_text
 from mlpkit.app.locking import is_locked
+from mlpkit.app.runfiles import CHECKPOINTS, RUN_INFO, read_run_info, small_text
+from mlpkit.errors import CheckpointError, ConfigError
 
 MAX_DEPTH = 3  # runs/<name>, runs/<group>/<name>, ...
 

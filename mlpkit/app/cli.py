@@ -10,18 +10,19 @@ import contextlib
 import dataclasses
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from typer.core import TyperGroup
 
 from mlpkit import __version__
-from mlpkit.app import api
-from mlpkit.app import render, reports
-from mlpkit.data.cache import dataset_status
+from mlpkit.app import api, catalog, plots, render, reports
+from mlpkit.app.configfile import load_config
+from mlpkit.app.interrupts import graceful_stop
+from mlpkit.data.cache import DataWarning, dataset_status
 from mlpkit.data.core import summarize
 from mlpkit.data.load import load_dataset
 from mlpkit.data.registry import REGISTRY
@@ -29,20 +30,16 @@ from mlpkit.diagnostics.checks import DEFAULT_ATOL, DEFAULT_EPS, DEFAULT_RTOL, D
 from mlpkit.diagnostics.dropoutreport import DEFAULT_EXAMPLES, DEFAULT_PASSES, dropout_report
 from mlpkit.diagnostics.gradcheck import DEFAULT_BATCH, gradcheck
 from mlpkit.diagnostics.gradprofile import describe_model, grad_profile
-from mlpkit.app import catalog
-from mlpkit.app import plots
-from mlpkit.app.configfile import load_config
-from mlpkit.data.cache import DataWarning
 from mlpkit.errors import ConfigError, Interrupted, MlpkitError
-from mlpkit.app.interrupts import graceful_stop
+
 
 class _OneLineUsageErrors(TyperGroup):
     """The root command, run with ``standalone_mode=False`` so that usage errors (an unknown option, a
     missing argument, a bad value) reach us: printed as one line on stderr with the fix where there is one,
     instead of typer's multi-line panel, and exit code 2 (click's)."""
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,  # type: ignore[no-untyped-def]
-             windows_expand_args=True, **extra):
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         try:

@@ -13,16 +13,12 @@ import stat
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
-import yaml
-from mlpkit.errors import ConfigError
-from mlpkit.config.schema import Config
-from mlpkit.config.schema import TrainConfig
-from mlpkit.config.validate import _Ctx
-from mlpkit.config.validate import _check_value
-from mlpkit.config.validate import _field_types
-from mlpkit.config.validate import _kind, _short
-from mlpkit.config.validate import config_from_dict
 
+import yaml
+
+from mlpkit.config.schema import Config, TrainConfig
+from mlpkit.config.validate import _check_value, _Ctx, _field_types, _kind, _short, config_from_dict
+from mlpkit.errors import ConfigError
 
 MAX_CONFIG_BYTES = 1_000_000
 
@@ -65,7 +61,7 @@ _Loader.add_implicit_resolver(
 )
 
 
-_Loader.add_constructor("tag:yaml.org,2002:map", lambda loader, node: _construct_mapping(loader, node))
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 
 
 class _DuplicateKey(Exception):

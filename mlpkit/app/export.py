@@ -17,17 +17,16 @@ few lines that rebuild the ``nn.Sequential``).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-import numpy as np
-from mlpkit.atomic import atomic_write
-from mlpkit.errors import MlpkitError
-from mlpkit.nn.layers import Linear, kind_of
-from dataclasses import dataclass
-from mlpkit.errors import ConfigError
-from mlpkit.app.runfiles import load_weights
-from mlpkit.app.runfiles import input_record
 
+import numpy as np
+
+from mlpkit.app.runfiles import input_record, load_weights
+from mlpkit.atomic import atomic_write
+from mlpkit.errors import ConfigError, MlpkitError
+from mlpkit.nn.layers import Linear, kind_of
 
 OPSET = 17
 EXTRA_HINT = "pip install 'mlpkit[export]'"

@@ -6,8 +6,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from mlpkit.errors import MlpkitError
 from mlpkit.atomic import atomic_write
+from mlpkit.errors import MlpkitError
 
 INSTALL_HINT = "pip install 'mlpkit[plot]' (or pip install matplotlib)"
 

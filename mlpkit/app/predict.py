@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np
-from mlpkit.errors import ConfigError, DataError
-from mlpkit.app.runfiles import load_weights
-from mlpkit.app.runfiles import input_record
 
+import numpy as np
+
+from mlpkit.app.runfiles import input_record, load_weights
+from mlpkit.errors import ConfigError, DataError
 
 # --------------------------------------------------------------------------- predict
 

@@ -7,11 +7,12 @@ import dataclasses
 import io
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
+
 from mlpkit.app.configfile import load_config
+from mlpkit.app.sources import DataSource, load_data_for
 from mlpkit.errors import ConfigError
-from mlpkit.app.sources import DataSource
-from mlpkit.app.sources import load_data_for
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def preview_png(p: Preview, out: str | Path, zoom: int = 4) -> Path:
         for k, img in enumerate(imgs):
             grid[r * (h + gap): r * (h + gap) + h, k * (w + gap): k * (w + gap) + w] = img
     pic = Image.fromarray((np.clip(grid, 0, 1) * 255).astype(np.uint8)).resize(
-        (grid.shape[1] * zoom, grid.shape[0] * zoom), Image.NEAREST)
+        (grid.shape[1] * zoom, grid.shape[0] * zoom), Image.Resampling.NEAREST)
     target = Path(out)
     if target.suffix.lower() != ".png" or not target.parent.is_dir():
         raise ConfigError(f"-o {target}: give a .png file in an existing folder")

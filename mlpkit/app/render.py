@@ -11,13 +11,15 @@ import os
 import re
 import sys
 from typing import TYPE_CHECKING
+
 from rich import box
-from rich.console import Console, ConsoleDimensions
+from rich.console import Console, ConsoleDimensions, JustifyMethod
 from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
+
 from mlpkit.train.metrics import EpochMetrics, EvalResult, StepInfo
 from mlpkit.train.trainer import TrainResult
 
@@ -29,7 +31,7 @@ class _Console(Console):
     """A console whose width is read when it prints: $COLUMNS if set, else the terminal's, else 120
     for piped or redirected output (rich's 80 would cut tables that fit any log viewer)."""
 
-    @property  # type: ignore[override]
+    @property
     def size(self) -> ConsoleDimensions:
         real = Console.size.fget(self)  # type: ignore[attr-defined]
         cols = os.environ.get("COLUMNS", "")
@@ -192,10 +194,15 @@ class DownloadProgress:
 # --------------------------------------------------------------------------- train
 
 
+def add_columns(t: Table, *columns: tuple[str, JustifyMethod], no_wrap: str | None = None) -> None:
+    """Columns (header, justification); the one named ``no_wrap`` is never wrapped."""
+    for header, justify in columns:
+        t.add_column(header, justify=justify, no_wrap=header == no_wrap)
+
+
 def model_summary(rows: list[tuple[str, str, str, int]], total: int, in_features: int) -> None:
     t = Table(title=f"model: {in_features} inputs, {total:,} parameters", box=box.SIMPLE_HEAD, title_justify="left")
-    for col, j in (("#", "right"), ("layer", "left"), ("output", "left"), ("params", "right")):
-        t.add_column(col, justify=j)
+    add_columns(t, ("#", "right"), ("layer", "left"), ("output", "left"), ("params", "right"))
     for i, layer, out, n in rows:
         t.add_row(i, layer, out, f"{n:,}" if n else "")
     show(t)
@@ -321,7 +328,7 @@ def _plain(o: object) -> object:
     """Dataclasses, NumPy scalars and arrays as plain JSON values."""
     import dataclasses
 
-    if dataclasses.is_dataclass(o):
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
         return dataclasses.asdict(o)
     if hasattr(o, "tolist"):
         return o.tolist()

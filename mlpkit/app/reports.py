@@ -7,14 +7,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
+
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
-from mlpkit.app.render import fmt_e
-from mlpkit.app.render import fmt_pct
-from mlpkit.app.render import console
-from mlpkit.app.render import show
+
+from mlpkit.app.render import add_columns, console, fmt_e, fmt_pct, show
+from mlpkit.diagnostics.checks import PropertyCheck, TensorCheck
 
 if TYPE_CHECKING:
     import numpy as np
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mlpkit.app.sources import Downloaded
     from mlpkit.data.cache import DatasetStatus
     from mlpkit.data.core import DatasetSummary
-    from mlpkit.diagnostics.checks import GradcheckReport, PropertyCheck, TensorCheck
+    from mlpkit.diagnostics.checks import GradcheckReport
     from mlpkit.diagnostics.dropoutreport import DropoutReport
     from mlpkit.diagnostics.gradprofile import GradProfile
 
@@ -40,9 +40,8 @@ def _verdict(passed: bool) -> str:
 
 def _property_table(rows: list[PropertyCheck]) -> Table:
     t = Table(box=box.SIMPLE_HEAD)
-    for col, j in (("property", "left"), ("measured", "right"), ("expected", "right"), ("bound ±", "right"),
-                   ("result", "left")):
-        t.add_column(col, justify=j, no_wrap=col == "property")
+    add_columns(t, ("property", "left"), ("measured", "right"), ("expected", "right"), ("bound ±", "right"),
+                ("result", "left"), no_wrap="property")
     for row in rows:
         t.add_row(escape(row.name), f"{row.measured:.6g}", f"{row.expected:.6g}", f"{row.bound:.2g}", _verdict(row.passed))
     return t
@@ -50,9 +49,8 @@ def _property_table(rows: list[PropertyCheck]) -> Table:
 
 def _tensor_table(rows: list[TensorCheck]) -> Table:
     t = Table(box=box.SIMPLE_HEAD)
-    for col, j in (("tensor", "left"), ("shape", "left"), ("checked", "right"), ("skipped", "right"),
-                   ("max abs err", "right"), ("rel err", "right"), ("result", "left")):
-        t.add_column(col, justify=j, no_wrap=col == "tensor")
+    add_columns(t, ("tensor", "left"), ("shape", "left"), ("checked", "right"), ("skipped", "right"),
+                ("max abs err", "right"), ("rel err", "right"), ("result", "left"), no_wrap="tensor")
     for row in rows:
         t.add_row(escape(row.name), "×".join(map(str, row.shape)) or "()", str(row.checked),
                   str(row.skipped) if row.skipped else "", fmt_e(row.max_abs_err), fmt_e(row.rel_err), _verdict(row.passed))
@@ -63,14 +61,15 @@ def gradcheck_report(r: GradcheckReport) -> None:
     """One row per tensor, parameter change or property, grouped; failing rows list their worst entries."""
     for g in r.groups:
         console.print(Text(g.title, style="bold"))
-        properties = [row for row in g.rows if row.kind == "property"]
-        show(_property_table(properties) if properties else _tensor_table(g.rows))
-        for row in g.rows:
+        properties = [row for row in g.rows if isinstance(row, PropertyCheck)]
+        tensors = [row for row in g.rows if isinstance(row, TensorCheck)]
+        show(_property_table(properties) if properties else _tensor_table(tensors))
+        for prop in properties:
+            if not prop.passed:
+                console.print(Text(f"  {prop.name}: measured {prop.measured:.6g}, expected {prop.expected:.6g} ± "
+                                   f"{prop.bound:.2g} ({prop.detail})", style="red"))
+        for row in tensors:
             if row.passed:
-                continue
-            if row.kind == "property":
-                console.print(Text(f"  {row.name}: measured {row.measured:.6g}, expected {row.expected:.6g} ± "
-                                   f"{row.bound:.2g} ({row.detail})", style="red"))
                 continue
             if row.error:
                 console.print(Text(f"  {row.name}: {row.error}", style="red"))
@@ -151,9 +150,9 @@ def grad_profile(p: GradProfile) -> None:
             a = Table(box=box.SIMPLE_HEAD)
             for col in ("activation", "kind", "mean derivative", "units passing ~no gradient"):
                 a.add_column(col, justify="left" if col in ("activation", "kind") else "right")
-            for s in snap.activations:
-                what = "inactive" if s.kind == "relu" else "saturated"
-                a.add_row(s.layer, s.kind, f"{s.mean_derivative:.4f}", f"{fmt_pct(s.saturated)} {what}")
+            for act in snap.activations:
+                what = "inactive" if act.kind == "relu" else "saturated"
+                a.add_row(act.layer, act.kind, f"{act.mean_derivative:.4f}", f"{fmt_pct(act.saturated)} {what}")
             show(a)
             console.print(Text("saturated: derivative below 0.01; inactive (ReLU): output 0, derivative 0",
                                style="dim"))
@@ -238,9 +237,8 @@ def run_list(rows: list[RunRow]) -> None:
         console.print("no runs here")
         return
     t = Table(box=box.SIMPLE_HEAD)
-    for col, j in (("run", "left"), ("config", "left"), ("started", "left"), ("epochs", "right"),
-                   ("best val", "right"), ("test acc", "right"), ("status", "left")):
-        t.add_column(col, justify=j)
+    add_columns(t, ("run", "left"), ("config", "left"), ("started", "left"), ("epochs", "right"),
+                ("best val", "right"), ("test acc", "right"), ("status", "left"))
     styles = {"finished": "green", "running": "cyan", "interrupted": "yellow", "diverged": "red"}
     for r in rows:
         planned = f"/{r.epochs_planned}" if r.epochs_planned is not None else ""

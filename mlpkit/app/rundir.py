@@ -18,28 +18,29 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-
 import json
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from mlpkit.app.configfile import config_to_yaml
+from mlpkit.app.locking import RunLock
+from mlpkit.app.runfiles import (
+    _RUN_FILES,
+    CHECKPOINTS,
+    RUN_FORMAT,
+    RUN_INFO,
+    RUN_MARKERS,
+    checkpoint_bytes,
+    read_run_info,
+    weights_bytes,
+)
 from mlpkit.atomic import atomic_write
 from mlpkit.config.schema import Config
-from mlpkit.app.configfile import config_to_yaml
 from mlpkit.errors import OutputError
 from mlpkit.nn.model import MLP
-from mlpkit.app.runfiles import CHECKPOINTS
-from mlpkit.app.runfiles import RUN_FORMAT
-from mlpkit.app.runfiles import RUN_INFO
-from mlpkit.app.runfiles import RUN_MARKERS
-from mlpkit.app.locking import RunLock
-from mlpkit.app.runfiles import _RUN_FILES
-from mlpkit.app.runfiles import checkpoint_bytes
-from mlpkit.app.runfiles import read_run_info
-from mlpkit.app.runfiles import weights_bytes
-
 
 # --------------------------------------------------------------------------- atomic files
 
@@ -106,7 +107,7 @@ def remove_stale_temp_files(path: Path) -> list[Path]:
 
 
 def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return dataclasses.asdict(obj)
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}

@@ -13,18 +13,19 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
 import numpy as np
-from mlpkit.data import npz as npzio
-from mlpkit.train.threads import blas_threads
-from mlpkit.train.build import build_model, check_size
-from mlpkit.train.checkpoints import validate_state
+
 from mlpkit.config.schema import MAX_PARAMS, Config
 from mlpkit.config.validate import config_from_dict
-from mlpkit.errors import CheckpointError, DivergenceError
-from mlpkit.nn.model import MLP
+from mlpkit.data import npz as npzio
 from mlpkit.data.npz import npz_bytes
 from mlpkit.data.registry import REGISTRY
-
+from mlpkit.errors import CheckpointError, DivergenceError
+from mlpkit.nn.model import MLP
+from mlpkit.train.build import build_model, check_size
+from mlpkit.train.checkpoints import validate_state
+from mlpkit.train.threads import blas_threads
 
 CONFIG_KEY = "__config__"
 META_KEY = "__meta__"

@@ -8,13 +8,14 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
 from mlpkit.config.schema import Config
-from mlpkit.data.registry import DATA_DIR_ENV, REGISTRY, is_path_dataset
-from mlpkit.data.core import Dataset
 from mlpkit.data.cache import ensure_idx_dataset
-from mlpkit.data.load import load_dataset
+from mlpkit.data.core import Dataset
 from mlpkit.data.download import Progress
 from mlpkit.data.folders import FolderOptions
+from mlpkit.data.load import load_dataset
+from mlpkit.data.registry import DATA_DIR_ENV, REGISTRY, is_path_dataset
 from mlpkit.errors import ConfigError, DataError
 
 

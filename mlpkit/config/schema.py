@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import MISSING, asdict, dataclass, field, replace
 from typing import Any
+
 from mlpkit.nn.init import BIAS_INITS, WEIGHT_INITS
 from mlpkit.nn.layers import LAYERS
-
 
 # Limits that keep a typo from allocating the machine away.
 MAX_WIDTH = 65_536  # units in one Linear layer
@@ -48,6 +48,20 @@ class LayerSpec:
     bias_init: str | None = _f(None, help="linear: bias init (overrides model.bias_init)", choices=BIAS_INITS)
     bias_std: float | None = _f(None, help="linear: std for bias_init 'normal'", min_excl=0.0)
     max_norm: float | None = _f(None, help="linear: cap on each unit's incoming weight norm", min_excl=0.0)
+
+    @property
+    def width(self) -> int:
+        """A linear layer's output width (validation requires it)."""
+        if self.out_features is None:
+            raise ValueError(f"a {self.type} layer has no out_features")
+        return self.out_features
+
+    @property
+    def rate(self) -> float:
+        """A dropout layer's p (validation requires it)."""
+        if self.p is None:
+            raise ValueError(f"a {self.type} layer has no p")
+        return self.p
 
 
 # The option each layer type takes in the short form, and the options it allows (from the layer registry).
@@ -170,7 +184,7 @@ def layer_to_dict(spec: LayerSpec) -> Any:
     main = _MAIN_OPTION.get(spec.type)
     if not opts:
         return spec.type
-    if list(opts) == [main]:
+    if main is not None and list(opts) == [main]:
         return {spec.type: opts[main]}
     return {spec.type: opts}
 

@@ -12,16 +12,13 @@ import math
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import MISSING, fields
 from functools import cache
 from typing import Any
+
+from mlpkit.config.schema import _LAYER_OPTIONS, _MAIN_OPTION, LAYER_TYPES, MAX_LAYERS, Config, LayerSpec
 from mlpkit.errors import ConfigError
-from mlpkit.config.schema import Config
-from mlpkit.config.schema import LAYER_TYPES
-from mlpkit.config.schema import LayerSpec
-from mlpkit.config.schema import MAX_LAYERS
-from mlpkit.config.schema import _LAYER_OPTIONS
-from mlpkit.config.schema import _MAIN_OPTION
 
 
 def _short(text: Any, limit: int = 40) -> str:
@@ -84,7 +81,7 @@ def _field_types(cls: type) -> dict[str, tuple[Any, bool]]:
     return out
 
 
-def _check_value(ftype: type, optional: bool, meta: dict, v: Any, path: str, ctx: _Ctx) -> Any:
+def _check_value(ftype: type, optional: bool, meta: Mapping[str, Any], v: Any, path: str, ctx: _Ctx) -> Any:
     """Type- and range-check one scalar of type ``ftype``; returns the value (ints widened to float)."""
     if v is None:
         if optional:
@@ -155,7 +152,7 @@ def _section(cls: type, d: Any, path: str, ctx: _Ctx) -> Any:
     for k in d:
         if k not in known:
             raise ctx.fail(_join(path, k), f"unknown key; expected one of {', '.join(known)}")
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     types_ = _field_types(cls)
     for name, f in known.items():
         sub = _join(path, name)
@@ -167,7 +164,7 @@ def _section(cls: type, d: Any, path: str, ctx: _Ctx) -> Any:
         ftype, optional = types_[name]
         if typing.get_origin(ftype) is tuple and typing.get_args(ftype)[0] is LayerSpec:
             kwargs[name] = _layers(v, sub, ctx)
-        elif dataclasses.is_dataclass(ftype):
+        elif isinstance(ftype, type) and dataclasses.is_dataclass(ftype):
             kwargs[name] = None if v is None and optional else _section(ftype, v, sub, ctx)
         else:
             kwargs[name] = _check_value(ftype, optional, f.metadata, v, sub, ctx)
@@ -178,6 +175,7 @@ _LAYER_META = {f.name: f for f in fields(LayerSpec)}
 
 
 def _layer(v: Any, path: str, ctx: _Ctx) -> LayerSpec:
+    opts: Any
     if isinstance(v, str):
         kind, opts, short = v, None, True
     elif isinstance(v, dict) and len(v) == 1:
@@ -201,7 +199,7 @@ def _layer(v: Any, path: str, ctx: _Ctx) -> LayerSpec:
             values = {main: opts}
             paths = {main: lpath}
     else:
-        values = opts
+        values = dict(opts)  # the long form: a mapping, checked by the caller
         paths = {k: _join(lpath, k) if isinstance(k, str) else f"{lpath}[{k!r}]" for k in opts}
         for k in opts:
             if not isinstance(k, str) or k not in _LAYER_OPTIONS[kind]:

@@ -7,16 +7,15 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 import platformdirs
-from mlpkit.data.download import Progress, Verdict, check_file, fetch
-from mlpkit.data.registry import RemoteFile
-from mlpkit.errors import DataError
-from mlpkit.data.registry import DATA_DIR_ENV
+
 from mlpkit.data.core import Dataset
-from mlpkit.data.registry import DatasetInfo
-from mlpkit.data.registry import REGISTRY
+from mlpkit.data.download import Progress, Verdict, check_file, fetch
 from mlpkit.data.idx import read_idx
+from mlpkit.data.registry import DATA_DIR_ENV, REGISTRY, DatasetInfo, RemoteFile
+from mlpkit.errors import DataError
 
 
 def cache_root() -> Path:

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
+
 from mlpkit.errors import DataError
+
+Order = Literal["C", "F"]  # memory order: row-major (C) or column-major (Fortran)
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ class Dataset:
     def test(self) -> Split:
         return Split(self.x_test, self.y_test)
 
-    def inputs(self, split: Split, n: int | None = None, dtype: np.dtype | type = np.float32, order: str = "C"
+    def inputs(self, split: Split, n: int | None = None, dtype: np.dtype | type = np.float32, order: Order = "C"
                ) -> tuple[np.ndarray, np.ndarray]:
         """The first ``n`` examples of ``split`` (all with None) as model inputs (N, D) in ``dtype``, and their labels."""
         k = len(split) if n is None else min(n, len(split))
@@ -72,7 +77,7 @@ def select_split(name: str, train: Split, validation: Split | None, test: Split)
     return {"train": train, "validation": validation, "test": test}[name]
 
 
-def to_float(x: np.ndarray, scale: float, dtype: np.dtype | type, order: str = "C", shift: float = 0.0
+def to_float(x: np.ndarray, scale: float, dtype: np.dtype | type, order: Order = "C", shift: float = 0.0
              ) -> np.ndarray:
     """Stored rows to model inputs, ``x · scale + shift``: (N, D) -> (N, D) ``dtype``.
 
@@ -109,8 +114,8 @@ def uint8_histogram(x: np.ndarray) -> np.ndarray:
     joint = np.zeros(1 << 16, dtype=np.int64)
     for s in range(0, pairs.size, 1 << 22):
         joint += np.bincount(pairs[s : s + (1 << 22)], minlength=1 << 16)
-    joint = joint.reshape(256, 256)  # [high byte][low byte] of each pair: both are pixels
-    return counts + joint.sum(axis=0) + joint.sum(axis=1)
+    grid = joint.reshape(256, 256)  # [high byte][low byte] of each pair: both are pixels
+    return counts + grid.sum(axis=0) + grid.sum(axis=1)
 
 
 def standardize(ds: Dataset, train: Split) -> Dataset:

@@ -13,18 +13,18 @@ import hashlib
 import http.client
 import math
 import os
-import time
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from mlpkit.atomic import replacing
-from mlpkit.errors import DataError
-from mlpkit.data.registry import RemoteFile
 
+from mlpkit.atomic import replacing
+from mlpkit.data.registry import RemoteFile
+from mlpkit.errors import DataError
 
 CHUNK = 1 << 16
 # Two limits keep a download from hanging (both overridable by environment variables):

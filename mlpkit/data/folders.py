@@ -27,10 +27,11 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np
-from mlpkit.errors import DataError
-from mlpkit.data.images import IMAGE_SUFFIXES, MAX_FILE_BYTES, is_number, prepare, read_image
 
+import numpy as np
+
+from mlpkit.data.images import IMAGE_SUFFIXES, MAX_FILE_BYTES, is_number, prepare, read_image
+from mlpkit.errors import DataError
 
 MAX_IMAGES = 2_000_000
 PARALLEL_FROM = 2000  # images; below this, one process is faster than starting workers
@@ -210,8 +211,8 @@ def load_csv(path: Path, opts: FolderOptions) -> tuple[dict[str, np.ndarray], li
         raise DataError(f"{path}: pixel values must lie in 0..255 (or 0..1)")
     if x.max() <= 1.0:
         x = x * 255
-    x = np.round(x).astype(np.uint8).reshape(-1, side, side)
+    images = np.round(x).astype(np.uint8).reshape(-1, side, side)
     y = y.astype(np.int64)
     tr, te = _split(y, opts.test_fraction, opts.seed)
-    return {"x_train": x[tr], "y_train": y[tr], "x_test": x[te], "y_test": y[te]}, [str(c) for c in
+    return {"x_train": images[tr], "y_train": y[tr], "x_test": images[te], "y_test": y[te]}, [str(c) for c in
                                                                                     range(int(y.max()) + 1)]

@@ -6,9 +6,10 @@ import gzip
 import io
 import zlib
 from pathlib import Path
-import numpy as np
-from mlpkit.errors import DataError
 
+import numpy as np
+
+from mlpkit.errors import DataError
 
 # --------------------------------------------------------------------------- IDX
 
@@ -24,7 +25,7 @@ def _open_maybe_gzip(path: Path) -> io.BufferedIOBase:
         raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
     if fh.read(2) == b"\x1f\x8b":
         fh.close()
-        return gzip.open(path, "rb")  # type: ignore[return-value]  # closing it closes the file
+        return gzip.open(path, "rb")  # closing it closes the file
     fh.seek(0)
     return fh
 
@@ -54,7 +55,7 @@ def read_idx(path: str | Path, ndim: int) -> np.ndarray:
             if size > _MAX_IDX_BYTES:
                 raise DataError(f"{path}: its header {dims} promises {size:,} bytes, more than {_MAX_IDX_BYTES:,}")
             out = np.empty(size, dtype=np.uint8)
-            view, got = memoryview(out), 0
+            view, got = out.data, 0  # a memoryview of out's bytes
             while got < size:  # 1 MB at a time: gzip's reader would build one whole-file copy
                 n = fh.readinto(view[got : got + (1 << 20)])
                 if not n:

@@ -26,9 +26,10 @@ import io
 import math
 import warnings
 from pathlib import Path
-import numpy as np
-from mlpkit.errors import DataError
 
+import numpy as np
+
+from mlpkit.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 ARRAY_SUFFIXES = (".npy", ".npz", ".csv")

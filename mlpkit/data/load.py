@@ -10,19 +10,16 @@ from __future__ import annotations
 import gzip
 from importlib import resources
 from pathlib import Path
+
 import numpy as np
+
+from mlpkit.data.cache import cache_root, load_idx_dataset
+from mlpkit.data.core import Dataset
 from mlpkit.data.download import Progress
 from mlpkit.data.folders import FolderOptions
-from mlpkit.errors import DataError
-from mlpkit.data.registry import DIGITS_SPLIT_SEED
-from mlpkit.data.registry import DIGITS_TEST
-from mlpkit.data.core import Dataset
-from mlpkit.data.registry import REGISTRY
-from mlpkit.data.cache import cache_root
-from mlpkit.data.registry import is_path_dataset
-from mlpkit.data.cache import load_idx_dataset
 from mlpkit.data.npz import load_npz
-
+from mlpkit.data.registry import DIGITS_SPLIT_SEED, DIGITS_TEST, REGISTRY, is_path_dataset
+from mlpkit.errors import DataError
 
 # --------------------------------------------------------------------------- digits
 

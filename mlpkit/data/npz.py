@@ -12,18 +12,17 @@ then reads the bytes. Every problem is one error naming the file.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import zipfile
 from pathlib import Path
 from typing import Any
-import numpy as np
-from mlpkit.errors import MlpkitError
-import io
-from mlpkit.errors import DataError
-from mlpkit.data.core import Dataset
-from mlpkit.data.core import MAX_CLASSES
 
+import numpy as np
+
+from mlpkit.data.core import MAX_CLASSES, Dataset
+from mlpkit.errors import DataError, MlpkitError
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _EPOCH_1980 = (1980, 1, 1, 0, 0, 0)

@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-
 DATA_DIR_ENV = "MLPKIT_DATA_DIR"
 
 DIGITS_SPLIT_SEED = 1797  # fixed: the embedded split never depends on the run's seed
@@ -59,8 +58,8 @@ IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-i
 def _idx_files(gz: tuple[tuple[int, str], ...], raw: tuple[tuple[int, str], ...] | None = None
                ) -> tuple[RemoteFile, ...]:
     """RemoteFiles from (size, sha256) of each gzip file and, where known, of its uncompressed twin."""
-    raw = raw or ((None, None),) * 4  # type: ignore[assignment]
-    return tuple(RemoteFile(n, h, size, rh, rs) for n, (size, h), (rs, rh) in zip(IDX_NAMES, gz, raw))
+    raws: tuple[tuple[int | None, str | None], ...] = raw if raw is not None else ((None, None),) * 4
+    return tuple(RemoteFile(n, h, size, rh, rs) for n, (size, h), (rs, rh) in zip(IDX_NAMES, gz, raws))
 
 
 DIGIT_NAMES = tuple(str(i) for i in range(10))

@@ -6,13 +6,14 @@ the engine are in ``gradcheck`` (ops, networks, training steps) and ``properties
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-import numpy as np
-from mlpkit.diagnostics.numgrad import central_differences, rel_error
-from mlpkit.nn import order_of
-from mlpkit.nn.layers import Dropout, Layer
 
+import numpy as np
+
+from mlpkit.diagnostics.numgrad import central_differences, rel_error
+from mlpkit.nn import Order, order_of
+from mlpkit.nn.layers import Dropout, Layer
 
 DEFAULT_EPS = 1e-5
 DEFAULT_RTOL = 1e-5
@@ -63,7 +64,7 @@ class PropertyCheck:
 @dataclass(frozen=True)
 class CheckGroup:
     title: str
-    rows: list[TensorCheck | PropertyCheck]
+    rows: Sequence[TensorCheck | PropertyCheck]
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def sample_entries(size: int, s: CheckSettings, rng: np.random.Generator) -> np.
     return np.arange(size) if size <= s.samples else np.sort(rng.choice(size, s.samples, replace=False))
 
 
-def compare(name: str, shape: tuple[int, ...], order: str, idx: np.ndarray, a: np.ndarray, n: np.ndarray,
+def compare(name: str, shape: tuple[int, ...], order: Order, idx: np.ndarray, a: np.ndarray, n: np.ndarray,
              skipped: int, s: CheckSettings, kind: str = "gradient") -> TensorCheck:
     """The pass rule |a − n| ≤ atol + rtol·|n| over the entries ``idx`` (flat, in ``order``)."""
     a, n = a.astype(np.float64), n.astype(np.float64)

@@ -17,8 +17,8 @@ import numpy as np
 
 from mlpkit.nn.layers import Dropout
 from mlpkit.nn.losses import softmax
-from mlpkit.train.evaluate import logit_scores
 from mlpkit.nn.model import MLP
+from mlpkit.train.evaluate import logit_scores
 
 DEFAULT_EXAMPLES = 1000
 DEFAULT_PASSES = 20
@@ -95,13 +95,11 @@ def dropout_report(model: MLP, x: np.ndarray, y: np.ndarray, passes: int = DEFAU
         eval_scores = _scores(eval_logits, y)
         eval_pred = eval_logits.argmax(axis=1)
         model.train()
-        probs = []
-        train_scores = None
-        for t in range(passes):
-            logits = model.forward(x)
-            if t == 0:
-                train_scores = _scores(logits, y)
-            probs.append(softmax(logits.astype(np.float64)))
+        first = model.forward(x)
+        train_scores = _scores(first, y)  # one training-mode pass
+        probs = [softmax(first.astype(np.float64))]
+        for _ in range(passes - 1):
+            probs.append(softmax(model.forward(x).astype(np.float64)))
         stack = np.stack(probs)  # (T, N, C)
         rows = np.arange(len(y))
         p_pred = stack[:, rows, eval_pred]  # (T, N): probability of the eval-mode prediction

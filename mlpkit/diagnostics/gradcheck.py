@@ -36,11 +36,27 @@ restoring each Dropout generator's state before every evaluation.
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
+
 from mlpkit.config.schema import Config
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.core import Dataset
+from mlpkit.diagnostics.checks import (
+    CheckGroup,
+    CheckSettings,
+    GradcheckReport,
+    TensorCheck,
+    check_tensor,
+    compare,
+    failed_check,
+    frozen_dropout,
+    kink_crossing,
+    kinks_of,
+    sample_entries,
+)
 from mlpkit.diagnostics.numgrad import central_differences
+from mlpkit.diagnostics.properties import check_properties
 from mlpkit.nn import order_of
 from mlpkit.nn.layers import Dropout, Layer, Linear, activations
 from mlpkit.nn.losses import SoftmaxCrossEntropy
@@ -49,19 +65,6 @@ from mlpkit.nn.reference import sgd_step
 from mlpkit.train.build import build_model, check_model_fits_data
 from mlpkit.train.rngs import Rngs
 from mlpkit.train.trainer import Trainer
-from mlpkit.diagnostics.checks import CheckGroup
-from mlpkit.diagnostics.checks import CheckSettings
-from mlpkit.diagnostics.checks import GradcheckReport
-from mlpkit.diagnostics.checks import TensorCheck
-from mlpkit.diagnostics.checks import compare
-from mlpkit.diagnostics.checks import kink_crossing
-from mlpkit.diagnostics.checks import failed_check
-from mlpkit.diagnostics.checks import frozen_dropout
-from mlpkit.diagnostics.checks import kinks_of
-from mlpkit.diagnostics.checks import sample_entries
-from mlpkit.diagnostics.properties import check_properties
-from mlpkit.diagnostics.checks import check_tensor
-
 
 DEFAULT_BATCH = 16
 TRAIN_STEPS = 3  # ≥ 2 so that momentum is used; the last one at half the learning rate
@@ -82,6 +85,8 @@ def check_layer(layer: Layer, x: np.ndarray, s: CheckSettings, rng: np.random.Ge
         grads = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
     except Exception as e:  # a broken backward is a failed check, not a crash
         return [failed_check(f"{label}.x", x.shape, f"forward/backward raised {type(e).__name__}: {e}")]
+    if dx is None:
+        return [failed_check(f"{label}.x", x.shape, "backward returned no dx")]
 
     def f() -> float:
         rewind()
@@ -144,6 +149,8 @@ def check_model(model: MLP, x: np.ndarray, y: np.ndarray, s: CheckSettings, titl
         grads = {k: np.array(v, copy=True) for k, v in model.named_grads().items()}
     except Exception as e:
         return CheckGroup(title, [failed_check("network", x.shape, f"forward/backward raised {type(e).__name__}: {e}")])
+    if dx is None:
+        return CheckGroup(title, [failed_check("network", x.shape, "backward(need_dx=True) returned no dx")])
     rows = [check_tensor(name, f, p, grads[name], s, rng, kinks) for name, p in model.named_params().items()]
     rows.append(check_tensor("input x", f, x, dx, s, rng, kinks))
     return CheckGroup(title, rows)

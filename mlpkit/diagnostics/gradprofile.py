@@ -85,11 +85,11 @@ def grad_snapshot(model: MLP, x: np.ndarray, y: np.ndarray, epoch: int) -> GradS
                 nb / ref if ref > 0 else float("inf"),
             ))
         acts = []
-        for i, layer in enumerate(model.layers):
-            kind = kind_of(layer)
+        for i, act in enumerate(model.layers):
+            kind = kind_of(act)
             if kind.role != "activation":
                 continue
-            d = layer.derivative().astype(np.float64)
+            d = act.derivative().astype(np.float64)
             acts.append(ActivationStats(f"layers.{i}", kind.name, float(d.mean()), float((d < SATURATED).mean())))
     return GradSnapshot(epoch, loss, stats, acts)
 

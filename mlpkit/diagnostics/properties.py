@@ -7,16 +7,14 @@ own numbers agree with their definitions.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+from mlpkit.diagnostics.checks import CheckGroup, CheckSettings, PropertyCheck, TensorCheck, guarded, property_check
+from mlpkit.nn import Order
 from mlpkit.nn.layers import Dropout, Linear, activations
 from mlpkit.nn.losses import cross_entropy_per_sample, log_softmax, softmax, softmax_cross_entropy
-from mlpkit.diagnostics.checks import CheckGroup
-from mlpkit.diagnostics.checks import CheckSettings
-from mlpkit.diagnostics.checks import PropertyCheck
-from mlpkit.diagnostics.checks import TensorCheck
-from mlpkit.diagnostics.checks import guarded
-from mlpkit.diagnostics.checks import property_check
-
 
 PROPERTY_UNITS = 1_000_000  # dropout units drawn per property check
 PROPERTY_SIGMAS = 5.0  # statistical bound: a correct op fails it with probability < 1e-6
@@ -55,7 +53,8 @@ def softmax_properties(seed: int) -> list[PropertyCheck]:
     ref = float(-np.log(softmax(z)[np.arange(64), y]).mean())
     # In both memory orders: the head finds the true class by flat index, and the trainer's logits are
     # column-major; the worse of the two is reported.
-    loss = max((softmax_cross_entropy(np.asarray(z, order=o), y)[0] for o in "CF"), key=lambda v: abs(v - ref))
+    orders: tuple[Order, ...] = ("C", "F")
+    loss = max((softmax_cross_entropy(np.asarray(z, order=o), y)[0] for o in orders), key=lambda v: abs(v - ref))
     uniform, _ = softmax_cross_entropy(np.zeros((4, 10)), np.arange(4))
     with np.errstate(all="ignore"):  # a head that is not shifted by the row maximum overflows here
         big_loss, big_grad = softmax_cross_entropy(big, np.concatenate([y, y]))
@@ -106,7 +105,7 @@ def check_properties(dropout_ps: list[float], s: CheckSettings) -> CheckGroup:
     rows: list[TensorCheck | PropertyCheck] = []
     for i, p in enumerate(sorted(set(dropout_ps))):
         if p > 0:
-            rows += guarded(f"Dropout(p={p:g}) properties", lambda p=p, i=i: dropout_properties(p, s.seed + 10 + i))
+            rows += guarded(f"Dropout(p={p:g}) properties", functools.partial(dropout_properties, p, s.seed + 10 + i))
     rows += guarded("softmax properties", lambda: softmax_properties(s.seed + 5))
     rows += guarded("diagnostics", lambda: diagnostic_properties(s.seed + 6, s.eps))
     return CheckGroup("defining properties (what finite differences cannot see: a forward pass wrong in the same "

@@ -10,11 +10,11 @@ transpose flags and memory orders); the layers read as the textbook does and
 leave the arithmetic to it.
 """
 
-from mlpkit.nn._kernels import matmul, order_of  # the products other packages need, through the same BLAS
+from mlpkit.nn._kernels import Order, matmul, order_of  # the products other packages need, through the same BLAS
 from mlpkit.nn.layers import LAYERS, Dropout, Layer, LayerKind, Linear, ReLU, Sigmoid, Tanh, kind_of
 from mlpkit.nn.losses import SoftmaxCrossEntropy, softmax, softmax_cross_entropy
 from mlpkit.nn.model import MLP
 from mlpkit.nn.optim import SGD
 
-__all__ = ["LAYERS", "MLP", "SGD", "Dropout", "Layer", "LayerKind", "Linear", "ReLU", "Sigmoid", "SoftmaxCrossEntropy",
+__all__ = ["LAYERS", "MLP", "Order", "SGD", "Dropout", "Layer", "LayerKind", "Linear", "ReLU", "Sigmoid", "SoftmaxCrossEntropy",
            "Tanh", "kind_of", "matmul", "order_of", "softmax", "softmax_cross_entropy"]

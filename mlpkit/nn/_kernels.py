@@ -27,12 +27,12 @@ Three reasons this is not plain ``numpy.matmul``:
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
+from typing import Literal
 
 import numpy as np
 from scipy.linalg import blas as _blas
 
 from mlpkit.errors import ShapeError
-
 
 _GEMM = {np.dtype(np.float32): _blas.sgemm, np.dtype(np.float64): _blas.dgemm}
 _DOT = {np.dtype(np.float32): _blas.sdot, np.dtype(np.float64): _blas.ddot}
@@ -42,7 +42,10 @@ _AXPY = {np.dtype(np.float32): _blas.saxpy, np.dtype(np.float64): _blas.daxpy}
 _ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
 
 
-def order_of(a: np.ndarray) -> str:
+Order = Literal["C", "F"]  # row-major (C) or column-major (Fortran)
+
+
+def order_of(a: np.ndarray) -> Order:
     """"F" for a column-major array (that is not also row-major), else "C"."""
     return "F" if a.flags.f_contiguous and not a.flags.c_contiguous else "C"
 
@@ -113,7 +116,7 @@ def _gemm(alpha: float, a: np.ndarray, trans_a: int, b: np.ndarray, trans_b: int
 
 
 def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None, out: np.ndarray | None = None,
-           order: str | None = None) -> np.ndarray:
+           order: Order | None = None) -> np.ndarray:
     """a (N, K) @ b (K, M) [+ bias (M,) on every row] -> (N, M) in ``b``'s dtype: ``out`` if given
     (contiguous), else a new array in ``order`` ("F" or "C"; by default ``b``'s).
 
@@ -131,7 +134,7 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None, out: np
     return out
 
 
-def matmul_nt(a: np.ndarray, b: np.ndarray, order: str | None = None) -> np.ndarray:
+def matmul_nt(a: np.ndarray, b: np.ndarray, order: Order | None = None) -> np.ndarray:
     """a (N, M) @ bᵀ for b (K, M) -> a new (N, K) array in ``order`` (by default ``b``'s): the input
     gradient dY·Wᵀ."""
     out = np.empty((a.shape[0], b.shape[0]), dtype=b.dtype, order=order or order_of(b))
@@ -223,7 +226,7 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
         _not_in_place()
 
 
-def keep_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, order: str = "C") -> np.ndarray:
+def keep_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, order: Order = "C") -> np.ndarray:
     """A boolean array of ``shape``, True (keep) with probability 1 − p, each entry independent.
 
     Equivalent to ``rng.random(shape) >= p`` — a uniform draw u, kept when
@@ -244,7 +247,7 @@ def keep_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, order:
         levels = 1 << (8 * nbytes)
         if nbytes == 4 or float(p * levels).is_integer():
             threshold = min(round(p * levels), levels - 1)  # u < threshold, probability threshold / levels, drops
-            raw = np.frombuffer(rng.bytes(nbytes * n), dtype=dtype)
+            raw: np.ndarray = np.frombuffer(rng.bytes(nbytes * n), dtype=dtype)
             return raw.reshape(shape, order=order) >= threshold
     raise AssertionError("unreachable")  # pragma: no cover
 

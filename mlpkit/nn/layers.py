@@ -25,7 +25,7 @@ import numpy as np
 
 from mlpkit.errors import ShapeError, StateError
 from mlpkit.nn import _kernels as kernels
-from mlpkit.nn._kernels import LinearGrads, keep_mask
+from mlpkit.nn._kernels import LinearGrads, Order, keep_mask
 from mlpkit.nn.init import init_bias, init_weight
 
 
@@ -114,6 +114,8 @@ class Linear(Layer):
     Grads: W = xᵀ·dout (D, C); b = column sums of dout over the batch (C,).
     """
 
+    grads: LinearGrads  # dW kept as its factors until read (see LinearGrads)
+
     def __init__(
         self,
         in_features: int,
@@ -126,8 +128,8 @@ class Linear(Layer):
         bias_std: float = 1.0,
         max_norm: float | None = None,
         dtype: np.dtype | type = np.float32,
-        order: str = "C",
-        out_order: str | None = None,
+        order: Order = "C",
+        out_order: Order | None = None,
     ) -> None:
         super().__init__()
         self.max_norm = max_norm
@@ -293,7 +295,8 @@ class ReLU(Layer):
 
     def derivative(self) -> np.ndarray:
         """1 where the unit was active at the last forward, else 0."""
-        return (self._require(self._out) > 0).astype(self._out.dtype)
+        out = self._require(self._out)
+        return (out > 0).astype(out.dtype)
 
 
 class Dropout(Layer):

@@ -76,7 +76,8 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     shifted = zt - np.maximum.reduce(zt, axis=0)  # (C, N), each column's max 0: exp cannot overflow
     row_major = shifted.flags.c_contiguous
     flat = shifted.ravel("C" if row_major else "F")  # a view (a new array is contiguous)
-    picked = _true_class_index(*shifted.shape, row_major, y)  # (N,) where (y_n, n) lies: flat, not fancy, indexing
+    c, n = shifted.shape
+    picked = _true_class_index(c, n, row_major, y)  # (N,) where (y_n, n) lies: flat, not fancy, indexing
     per_sample = flat.take(picked)  # (N,) z_y − max, then the loss of each example
     e = np.exp(shifted, out=shifted)  # (C, N)
     s = np.add.reduce(e, axis=0)  # (N,) Σ_j e^{z_j − max}, in [1, C]

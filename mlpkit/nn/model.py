@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from mlpkit.nn._kernels import Order
 from mlpkit.nn.layers import Dropout, Layer, Linear
 from mlpkit.nn.losses import SoftmaxCrossEntropy
 
@@ -29,7 +30,7 @@ class MLP:
     Shape: x (N, D) -> logits (N, C).
     """
 
-    def __init__(self, layers: list[Layer], in_features: int, layout: str = "C") -> None:
+    def __init__(self, layers: list[Layer], in_features: int, layout: Order = "C") -> None:
         self.layers = layers
         self.in_features = in_features
         self.head = SoftmaxCrossEntropy()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlpkit.nn import _kernels as blas
+from mlpkit.nn._kernels import LinearGrads
 from mlpkit.nn.model import MLP
 
 
@@ -46,8 +47,9 @@ class SGD:
     def __init__(self, model: MLP, lr: float, momentum: float = 0.0, weight_decay: float = 0.0) -> None:
         self.params = model.parameters()
         self._layers = list({id(layer): layer for _, layer, _ in self.params}.values())  # each once, for constraints
-        # Per parameter, decided once, not on every step: whether its gradient may be held as factors (xᵀ, dY).
-        self._plan = tuple((name, layer, key, key == "W" and hasattr(layer.grads, "factors"))
+        # Per parameter, decided once, not on every step: whether its gradient may be held as factors (xᵀ, dY)
+        # (a Linear's weight: its LinearGrads, else None).
+        self._plan = tuple((name, layer, key, layer.grads if key == "W" and isinstance(layer.grads, LinearGrads) else None)
                            for name, layer, key in self.params)
         self.lr = float(lr)
         self.momentum = float(momentum)
@@ -57,10 +59,10 @@ class SGD:
     def step(self) -> None:
         """Update every parameter from the gradients its layer holds, then apply the constraints."""
         lr, mu = self.lr, self.momentum
-        for name, layer, key, factored in self._plan:
+        for name, layer, key, factored in self._plan:  # factored: a Linear's LinearGrads, for W
             p = layer.params[key]
             wd = self.weight_decay if key == "W" else 0.0
-            factors = layer.grads.factors() if factored else None
+            factors = factored.factors() if factored is not None else None
             if mu:
                 v = self.velocity.get(name)
                 if v is None:

@@ -37,10 +37,11 @@ from __future__ import annotations
 
 import functools
 import math
+
 import numpy as np
 from scipy import ndimage
-from mlpkit.nn import matmul
 
+from mlpkit.nn import matmul
 
 FLOAT_INDEX_LIMIT = 2**24  # float32 holds every integer below 2²⁴ exactly
 

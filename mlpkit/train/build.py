@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+
 from mlpkit.config.schema import MAX_PARAMS, Config, ModelConfig
 from mlpkit.errors import ConfigError
+from mlpkit.nn import Order
 from mlpkit.nn.layers import LAYERS, Dropout, Layer, Linear
 from mlpkit.nn.model import MLP
 
@@ -14,8 +16,8 @@ def count_params(cfg: ModelConfig, in_features: int) -> int:
     total, width = 0, in_features
     for spec in cfg.layers:
         if spec.type == "linear":
-            total += width * spec.out_features + spec.out_features
-            width = spec.out_features
+            total += width * spec.width + spec.width
+            width = spec.width
     return total
 
 
@@ -24,11 +26,11 @@ def summarize_config(cfg: ModelConfig, in_features: int) -> list[tuple[str, str,
     rows, width = [], in_features
     for i, spec in enumerate(cfg.layers):
         if spec.type == "linear":
-            rows.append((str(i), f"Linear({width}, {spec.out_features})", f"(N, {spec.out_features})",
-                         width * spec.out_features + spec.out_features))
-            width = spec.out_features
+            rows.append((str(i), f"Linear({width}, {spec.width})", f"(N, {spec.width})",
+                         width * spec.width + spec.width))
+            width = spec.width
         elif spec.type == "dropout":
-            rows.append((str(i), f"Dropout(p={spec.p:g})", f"(N, {width})", 0))
+            rows.append((str(i), f"Dropout(p={spec.rate:g})", f"(N, {width})", 0))
         else:
             rows.append((str(i), f"{LAYERS[spec.type].cls.__name__}()", f"(N, {width})", 0))
     return rows
@@ -60,7 +62,7 @@ def check_model_fits_data(cfg: Config, num_classes: int, dataset: str | None = N
 NARROW_OUT, ROW_MAJOR_MIN_BATCH = 16, 32
 
 
-def weight_order(layout: str, out_features: int, batch_size: int | None) -> str:
+def weight_order(layout: Order, out_features: int, batch_size: int | None) -> Order:
     """The memory order of one Linear layer's weights in a model of ``layout``: the layout's, except that
     in a column-major model trained at batch ≥ 32 a layer of at most 16 units (the 10-class output layer)
     keeps its weights row-major.
@@ -83,7 +85,7 @@ def build_model(
     dropout_rng: np.random.Generator | None = None,
     *,
     dtype: str | None = None,
-    layout: str = "F",
+    layout: Order = "F",
     batch_size: int | None = None,
 ) -> MLP:
     """Build the MLP a ModelConfig describes.
@@ -113,7 +115,7 @@ def build_model(
             layers.append(
                 Linear(
                     width,
-                    spec.out_features,
+                    spec.width,
                     rng=rng,
                     init=spec.init or cfg.init,
                     init_std=spec.init_std if spec.init_std is not None else cfg.init_std,
@@ -121,13 +123,13 @@ def build_model(
                     bias_std=spec.bias_std if spec.bias_std is not None else cfg.bias_std,
                     max_norm=max_norm,
                     dtype=dt,
-                    order=weight_order(layout, spec.out_features, batch_size),
+                    order=weight_order(layout, spec.width, batch_size),
                     out_order=layout,
                 )
             )
-            width = spec.out_features
+            width = spec.width
         elif spec.type == "dropout":
-            layers.append(Dropout(spec.p, rng=drng))
+            layers.append(Dropout(spec.rate, rng=drng))
         else:
             layers.append(LAYERS[spec.type].cls())  # an activation: no options
     return MLP(layers, in_features, layout)

@@ -14,11 +14,12 @@ import dataclasses
 import math
 from pathlib import Path
 from typing import Any
+
 import numpy as np
+
 from mlpkit.config.schema import Config
 from mlpkit.errors import CheckpointError
 from mlpkit.train.schedules import lr_at, momentum_at
-
 
 MAX_EPOCH = 10_000_000
 _U128 = 1 << 128

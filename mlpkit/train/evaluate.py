@@ -9,7 +9,6 @@ from mlpkit.nn.losses import cross_entropy_per_sample
 from mlpkit.nn.model import MLP
 from mlpkit.train.metrics import EvalResult
 
-
 EVAL_BATCH = 1000
 
 

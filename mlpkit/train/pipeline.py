@@ -17,8 +17,8 @@ against 1.69 s in the trainer's thread (1.12 s without augmentation).
 from __future__ import annotations
 
 import numpy as np
-from mlpkit.train.augment import Augmenter
 
+from mlpkit.train.augment import Augmenter
 
 # Pixels augmented at once: 128 MNIST images, 400 KB per float32 array, so that the ~20 passes over the
 # workspace stay in the cache (per image: 8.5 µs at 128, 9.5 µs at 32 or 512); larger images make fewer per

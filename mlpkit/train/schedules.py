@@ -7,6 +7,7 @@ resumed run gets the same values as an uninterrupted one.
 from __future__ import annotations
 
 import math
+
 from mlpkit.config.schema import TrainConfig
 
 

@@ -4,7 +4,6 @@ bit-identical only at a fixed thread count)."""
 from __future__ import annotations
 
 
-
 def blas_threads() -> int | None:
     """Threads of the OpenBLAS behind SciPy's wrappers, which every product goes through.
 

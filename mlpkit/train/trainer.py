@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from mlpkit.config.schema import Config
@@ -145,7 +146,7 @@ class Trainer:
         self.early_stopping.update(metrics, self.model)
         return metrics
 
-    def _epoch_stream(self, gen: np.random.Generator, saved: dict) -> dict:
+    def _epoch_stream(self, gen: np.random.Generator, saved: Mapping[str, Any]) -> Mapping[str, Any]:
         """A generator's state as the current epoch began: recorded at the epoch's start, put back when
         resuming mid-epoch, so that the epoch's draws (its order, its augmentation seed) repeat exactly."""
         if self.epoch_step == 0:
