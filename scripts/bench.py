@@ -19,6 +19,7 @@ of the GEMM-only bound it reaches (bound time / mlpkit time), and peak RSS.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -50,11 +51,11 @@ def describe(arch: str) -> str:
 
 def flops_per_epoch(arch: str) -> float:
     """Matrix-product FLOPs of one epoch: forward, dW, and dX (not for the first layer)."""
-    hidden, _, batch = ARCHS[arch]
+    hidden, _, _batch = ARCHS[arch]
     widths = [784, *hidden, 10]
-    per_example = sum(2 * a * b for a, b in zip(widths, widths[1:]))  # forward
+    per_example = sum(2 * a * b for a, b in itertools.pairwise(widths))  # forward
     per_example *= 2  # + dW
-    per_example += sum(2 * a * b for a, b in list(zip(widths, widths[1:]))[1:])  # dX, first layer skipped
+    per_example += sum(2 * a * b for a, b in list(itertools.pairwise(widths))[1:])  # dX, first layer skipped
     return float(per_example) * N_TRAIN
 
 
@@ -136,7 +137,7 @@ def worker_torch(arch: str, reps: int, data_dir: str | None, threads: int) -> di
 
     torch.set_num_threads(threads)
     x, y, _ = load_data(data_dir)
-    hidden, p, batch = ARCHS[arch]
+    _hidden, p, batch = ARCHS[arch]
     cfg = mlpkit_config(arch)
     rngs = Rngs.from_seed(cfg.seed)
     ref = build_model(cfg.model, 784, rngs.init)  # the same initial weights as mlpkit's
@@ -189,7 +190,7 @@ def worker_gemm(arch: str, reps: int) -> dict:
     hidden, _, batch = ARCHS[arch]
     widths = [784, *hidden, 10]
     rng = np.random.default_rng(0)
-    Ws = [rng.standard_normal((a, b)).astype(np.float32) * 0.01 for a, b in zip(widths, widths[1:])]
+    Ws = [rng.standard_normal((a, b)).astype(np.float32) * 0.01 for a, b in itertools.pairwise(widths)]
     acts = [rng.random((batch, w), dtype=np.float32) for w in widths]
     douts = [rng.random((batch, w), dtype=np.float32) for w in widths]
     dWs = [np.empty_like(W) for W in Ws]

@@ -26,12 +26,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlpkit.app import api  # noqa: E402
+from mlpkit.app import api
 from mlpkit.app.configfile import load_config
-from mlpkit.config.validate import config_from_dict  # noqa: E402
+from mlpkit.config.validate import config_from_dict
 from mlpkit.train import pipeline
-from mlpkit.train.augment import Augmenter  # noqa: E402
-from mlpkit.train.trainer import Trainer  # noqa: E402
+from mlpkit.train.augment import Augmenter
+from mlpkit.train.trainer import Trainer
 
 AFFINE = {"rotate": 10.0, "scale": 0.1, "shear": 5.0, "translate": 0.1}
 

@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlpkit.app import api  # noqa: E402
-from mlpkit.app.plots import require_matplotlib, save_figure  # noqa: E402
-from mlpkit.diagnostics.gradprofile import grad_profile  # noqa: E402
+from mlpkit.app import api
+from mlpkit.app.plots import require_matplotlib, save_figure
+from mlpkit.diagnostics.gradprofile import grad_profile
 
 OUT = ROOT / "docs" / "figures"
 

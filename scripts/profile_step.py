@@ -23,11 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import bench  # noqa: E402
+import bench
 
-from mlpkit.data.core import Dataset  # noqa: E402
+from mlpkit.data.core import Dataset
 from mlpkit.nn import (
-    layers,  # noqa: E402
+    layers,
     losses,
     optim,
 )

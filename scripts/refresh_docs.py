@@ -64,7 +64,7 @@ def main() -> None:
         for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
             text = path.read_text()
 
-            def repl(m: re.Match) -> str:
+            def repl(m: re.Match, path: Path = path) -> str:
                 cmd = m.group(1)[2:]
                 if "download" in cmd or any(line.startswith("$ ") for line in m.group(2).splitlines()):
                     return m.group(0)  # several commands: an illustration, not one run

@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlpkit.app import api  # noqa: E402
-from mlpkit.app.configfile import load_config  # noqa: E402
-from mlpkit.app.rundir import RunWriter  # noqa: E402
-from mlpkit.diagnostics.gradprofile import grad_profile  # noqa: E402
-from mlpkit.train.trainer import Trainer  # noqa: E402
+from mlpkit.app import api
+from mlpkit.app.configfile import load_config
+from mlpkit.app.rundir import RunWriter
+from mlpkit.diagnostics.gradprofile import grad_profile
+from mlpkit.train.trainer import Trainer
 
 CONFIGS = ROOT / "configs" / "reproduce"
 RESULTS = ROOT / "docs" / "results.md"

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import bench  # noqa: E402
+import bench
 
 DEFAULT_CONFIG = ROOT / "configs" / "fast-98.yaml"
 MAX_EPOCHS = 100
@@ -98,7 +98,7 @@ def worker_torch(config: str, data_dir: str, target: float, threads: int) -> dic
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def tensor(x: np.ndarray) -> torch.Tensor:  # the same float32 inputs mlpkit's trainer makes
-        return torch.from_numpy((x.astype(np.float32) * np.float32(data.scale) + np.float32(data.shift)))
+        return torch.from_numpy(x.astype(np.float32) * np.float32(data.scale) + np.float32(data.shift))
 
     X, Y = tensor(train.x), torch.from_numpy(train.y.astype(np.int64))
     Xt, Yt = tensor(data.x_test), torch.from_numpy(data.y_test.astype(np.int64))

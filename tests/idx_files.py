@@ -42,7 +42,7 @@ def write_idx_dataset(folder: Path, n_train: int = 60, n_test: int = 20, side: i
 
 
 def register(monkeypatch, folder: Path, name: str = "tiny", mirrors: tuple[str, ...] = ("http://127.0.0.1:9/",),
-             num_classes: int = 10, class_names: tuple[str, ...] | None = None, raw: bool = False) -> "DatasetInfo":
+             num_classes: int = 10, class_names: tuple[str, ...] | None = None, raw: bool = False) -> DatasetInfo:
     """Register the IDX files now in ``folder`` as dataset ``name``, with their own checksums
     (with ``raw``, also those of their decompressed content, as MNIST's registry entry has)."""
     import hashlib

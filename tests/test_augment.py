@@ -186,7 +186,7 @@ def test_augmenting_data_that_is_not_images_is_refused(tmp_path):
                             "model": {"layers": [{"linear": 2}]}})
     from mlpkit.data.load import load_dataset
 
-    with pytest.raises(ConfigError, match="data.augment: transforms images"):
+    with pytest.raises(ConfigError, match=r"data\.augment: transforms images"):
         Trainer(cfg, load_dataset(str(p)))
 
 
@@ -202,7 +202,7 @@ def test_data_preview_draws_originals_and_augmented_copies(tmp_path, monkeypatch
     r = runner.invoke(app, ["data", "preview", str(CONFIGS / "quickstart.yaml"), *PREVIEW, "-n", "3", "--json"])
     data = __import__("json").loads(r.stdout)
     orig, aug = np.asarray(data["originals"]), np.asarray(data["augmented"])
-    assert orig.shape == (3, 8, 8) and aug.shape == (2, 3, 8, 8) and 0 <= aug.min() and aug.max() <= 1
+    assert orig.shape == (3, 8, 8) and aug.shape == (2, 3, 8, 8) and aug.min() >= 0 and aug.max() <= 1
     np.testing.assert_allclose(orig[0] * 16, load_digits().x_train[0].reshape(8, 8))
     out = tmp_path / "grid.png"
     r = runner.invoke(app, ["data", "preview", str(CONFIGS / "quickstart.yaml"), *PREVIEW, "-o", str(out)])

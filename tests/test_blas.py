@@ -122,13 +122,14 @@ def numpy_blas_uses(source: str) -> list[int]:
     """Lines with ``a @ b`` or a call to ``*.dot``/``vdot``/``matmul``/``inner``/``tensordot``."""
     import ast
 
-    lines = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, (ast.BinOp, ast.AugAssign)) and isinstance(node.op, ast.MatMult):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in NUMPY_BLAS_CALLS:
-            if not (isinstance(node.func.value, ast.Name) and node.func.value.id in ("blas", "kernels")):
-                lines.append(node.lineno)
+    def numpy_product(node: ast.AST) -> bool:
+        if isinstance(node, (ast.BinOp, ast.AugAssign)):
+            return isinstance(node.op, ast.MatMult)
+        return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in NUMPY_BLAS_CALLS
+                and not (isinstance(node.func.value, ast.Name) and node.func.value.id in ("blas", "kernels")))
+
+    lines = [node.lineno for node in ast.walk(ast.parse(source)) if numpy_product(node)]
     return sorted(lines)
 
 

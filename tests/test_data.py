@@ -236,7 +236,7 @@ def test_npz_object_arrays_refused(tmp_path):
     p = tmp_path / "obj.npz"
     np.savez(p, x_train=np.array([{"a": 1}], dtype=object), y_train=np.zeros(1, int), x_test=np.zeros((1, 1)),
              y_test=np.zeros(1, int))
-    with pytest.raises(DataError, match="is not a readable .npz dataset"):
+    with pytest.raises(DataError, match=r"is not a readable \.npz dataset"):
         load_dataset(str(p))
 
 

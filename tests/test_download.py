@@ -31,7 +31,7 @@ class Server:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 prefix, _, name = self.path.strip("/").partition("/")
                 mode = outer.behaviour.get((prefix, name), "ok")
                 body = outer.files.get(name)
@@ -160,7 +160,7 @@ def test_offline_with_empty_cache_exit_2(served, tmp_path):
 
 
 def test_train_downloads_when_needed(served, tmp_path):
-    server, folder, _ = served
+    server, _folder, _ = served
     cfg = tmp_path / "c.yaml"
     cfg.write_text("data: {dataset: tiny}\nmodel: {layers: [{linear: 10}]}\ntrain: {epochs: 1}\n")
     r = runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "run"), "-q", "--json"])
@@ -169,7 +169,7 @@ def test_train_downloads_when_needed(served, tmp_path):
 
 
 def test_data_download_and_list_commands(served):
-    server, folder, _ = served
+    _server, folder, _ = served
     r = runner.invoke(app, ["data", "download", "tiny"])
     assert r.exit_code == 0 and f"tiny: 4 files present and verified in {folder}" in " ".join(r.output.split())
     r = runner.invoke(app, ["data", "download", "tiny", "--json"])

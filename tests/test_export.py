@@ -97,7 +97,7 @@ def test_the_readme_lines_rebuild_the_model_in_pytorch(run, tmp_path, monkeypatc
     d = load_digits()
     monkeypatch.chdir(tmp_path)
     scope = {"pixels": torch.from_numpy(d.x_test[:200].astype(np.float32))}
-    exec(snippet, scope)  # noqa: S102 - the README's own lines
+    exec(snippet, scope)
     mine = _mlpkit_probs(run, d.x_test[:200])
     assert np.abs(scope["probabilities"].detach().numpy() - mine).max() < 1e-5
 

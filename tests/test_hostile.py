@@ -200,7 +200,7 @@ def _corpus(run) -> dict[str, bytes]:
     bad_cfg = copy.deepcopy(cfg)
     bad_cfg["train"]["lr"] = -1
     obj = io.BytesIO()
-    np.savez(obj, **{k: v for k, v in a.items()}, evil=np.array([{"x": 1}], dtype=object))
+    np.savez(obj, **dict(a.items()), evil=np.array([{"x": 1}], dtype=object))
     only_text = io.BytesIO()
     with zipfile.ZipFile(only_text, "w") as zf:
         zf.writestr("readme.txt", "hello")

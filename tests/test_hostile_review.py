@@ -113,7 +113,7 @@ def test_1_checkpoint_bytes_refuses_non_finite_weights():
 
     trainer = api.prepare(Q)
     trainer.model.layers[0].params["W"][0, 0] = np.nan
-    with pytest.raises(DivergenceError, match="layers.0.W became NaN or infinite"):
+    with pytest.raises(DivergenceError, match=r"layers\.0\.W became NaN or infinite"):
         runfiles.checkpoint_bytes(trainer)
 
 
@@ -355,7 +355,7 @@ def test_5_19_bad_datasets_are_refused_before_work(tmp_path, changes, expect):
         assert time.monotonic() - t0 < 3
 
 
-class _no_runtime_warning:  # noqa: N801
+class _no_runtime_warning:
     def __enter__(self):
         import warnings
 

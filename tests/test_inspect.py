@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 
@@ -74,7 +75,7 @@ def test_vanishing_sigmoid_at_initialization():
     assert len(db) == 4
     assert db[0] < db[1] < db[2] < db[3], db
     assert db[3] / db[0] > 20, db
-    for a, b in zip(db, db[1:]):
+    for a, b in itertools.pairwise(db):
         assert b / a > 2.5, db  # each layer several times slower than the next
 
 
@@ -82,7 +83,7 @@ def test_vanishing_sigmoid_at_initialization():
 def test_relu_twin_stays_flat():
     trainer = api.prepare(CONFIGS / "vanishing-relu.yaml", data=str(MNIST_DIR))
     db = _hidden_db(grad_profile(trainer, 0).snapshots[0])
-    ratios = [b / a for a, b in zip(db, db[1:])]
+    ratios = [b / a for a, b in itertools.pairwise(db)]
     assert not all(r >= 2 for r in ratios), ratios  # no monotone decay of 2x or more per layer
     assert max(db) / min(db) < 3, db
 

@@ -101,7 +101,7 @@ def test_state_round_trip_is_exact():
     other.load_state_dict(state)
     for k, v in state.items():
         assert other.state_dict()[k].tobytes() == v.tobytes()
-    with pytest.raises(ValueError, match="layers.9.W"):
+    with pytest.raises(ValueError, match=r"layers\.9\.W"):
         other.load_state_dict({"layers.9.W": np.zeros(3)})
 
 

@@ -107,7 +107,7 @@ def uninterrupted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ref")
     cfg = _write_cfg(tmp)
     p = _mlpkit("train", str(cfg), "--out", str(tmp / "run"), "-q", "--json")
-    out, err = p.communicate(timeout=300)
+    _out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     return cfg, tmp / "run"
 
@@ -132,7 +132,7 @@ def test_sigkill_then_resume_is_bit_identical(uninterrupted, tmp_path, target):
     assert p.returncode == -signal.SIGKILL
     assert not (run / "model.npz").exists(), "the run finished before it was killed"
     r = _mlpkit("train", "--resume", str(run), "-q")
-    out, err = r.communicate(timeout=300)
+    _out, err = r.communicate(timeout=300)
     assert r.returncode == 0, err
     _same_result(ref, run)
 
@@ -144,14 +144,14 @@ def test_signal_stops_cleanly_and_resumes(uninterrupted, tmp_path, sig, code):
     p = _mlpkit("train", str(cfg), "--out", str(run), "-q", "--checkpoint-every", "50")
     _wait_until(run, (1, 50), p)
     p.send_signal(sig)
-    out, err = p.communicate(timeout=60)
+    _, err = p.communicate(timeout=60)
     assert p.returncode == code, err
     assert "Traceback" not in err
     assert f"checkpoint saved to {run / 'checkpoints' / 'last.npz'}; resume with: mlpkit train --resume {run}" in err
     epoch, step = _position(run)
     assert (epoch, step) >= (1, 50) and step > 0  # stopped mid-epoch, at the end of a step
     r = _mlpkit("train", "--resume", str(run), "-q")
-    out, err = r.communicate(timeout=300)
+    _out, err = r.communicate(timeout=300)
     assert r.returncode == 0, err
     _same_result(ref, run)
 

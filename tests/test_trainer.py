@@ -95,7 +95,7 @@ def test_divergence_names_epoch_and_step(monkeypatch):
                        r"\(train.lr is 1e\+06\)"):
         fit(t, after_step=snapshot)
     assert len(snapshots) == 1  # step 1 completed, step 2 exploded
-    after = {k: v for k, v in t.model.named_params().items()}
+    after = dict(t.model.named_params().items())
     after.update({f"v.{k}": v for k, v in t.optimizer.state_dict().items()})
     assert after.keys() == snapshots[0].keys()
     for k, v in after.items():  # the exploding step changed neither the weights nor the optimizer's state

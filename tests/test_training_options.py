@@ -50,7 +50,7 @@ def test_l2_is_weight_decay_over_n():
     cfg = config_from_dict({"data": {"validation": 437}, "model": {"layers": [{"linear": 10}]},
                             "train": {"l2": 5.0}})
     assert Trainer(cfg, load_digits()).optimizer.weight_decay == pytest.approx(5.0 / 1000)
-    with pytest.raises(ConfigError, match="train.l2: set train.l2 .* or train.weight_decay, not both"):
+    with pytest.raises(ConfigError, match=r"train\.l2: set train\.l2 .* or train\.weight_decay, not both"):
         config_from_dict({"model": {"layers": [{"linear": 10}]}, "train": {"l2": 5.0, "weight_decay": 1e-4}})
 
 

@@ -188,7 +188,7 @@ def check_resume(run: str | Path, data: DataSource | str | None = None, override
 def resume(run: str | Path, data: DataSource | str | None = None, overrides: tuple[str, ...] = ()
            ) -> tuple[Trainer, RunWriter, ResumePlan]:
     """The trainer and run writer of an interrupted run, restored from its last checkpoint."""
-    trainer, ck, plan = check_resume(run, data, overrides)
+    trainer, _, plan = check_resume(run, data, overrides)
     writer = RunWriter(plan.run, trainer.cfg, resume=True, data=data_record(trainer.cfg, trainer.data))
     writer.write_metrics(trainer.history)  # metrics.jsonl agrees with the checkpoint
     return trainer, writer, plan

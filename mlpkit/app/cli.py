@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -70,12 +70,12 @@ app = typer.Typer(
 
 # Options shared by several commands, declared once.
 SetOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", "-s", metavar="KEY.PATH=VALUE",
                  help="Override a config value, e.g. --set train.lr=0.05 --set model.layers[2].dropout=0.3."),
 ]
 DataDirOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--data-dir", metavar="DIR", help="Where datasets are kept and downloaded to (wins over "
                  "data.data_dir and $MLPKIT_DATA_DIR; default: the platform cache, ~/.cache/mlpkit on Linux)."),
 ]
@@ -138,23 +138,23 @@ def main(
 
 @app.command()
 def train(
-    config: Annotated[Optional[Path], typer.Argument(help="YAML config describing data, model and training.",
+    config: Annotated[Path | None, typer.Argument(help="YAML config describing data, model and training.",
                                                      show_default=False)] = None,
     set_: SetOpt = None,
-    epochs: Annotated[Optional[int], typer.Option(
+    epochs: Annotated[int | None, typer.Option(
         "--epochs", min=1, help="Shortcut for --set train.epochs=N (also extends a resumed run).",
         show_default=False)] = None,
-    lr: Annotated[Optional[float], typer.Option(
+    lr: Annotated[float | None, typer.Option(
         "--lr", help="Shortcut for --set train.lr=X.", show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option(
+    seed: Annotated[int | None, typer.Option(
         "--seed", min=0, help="Shortcut for --set seed=N.", show_default=False)] = None,
     out: Annotated[
-        Optional[str], typer.Option("--out", "-o", metavar="DIR",
+        str | None, typer.Option("--out", "-o", metavar="DIR",
                                     help="Run folder to write (default: runs/<config>-<time>).")
     ] = None,
     force: Annotated[bool, typer.Option(
         "--force", metavar="", help="Replace the run already in --out (its results, checkpoints and weights).")] = False,
-    resume: Annotated[Optional[Path], typer.Option(
+    resume: Annotated[Path | None, typer.Option(
         "--resume", metavar="RUN", help="Continue an interrupted run from its last checkpoint, bit-identically "
         "(only --set train.epochs=N may change).", show_default=False)] = None,
     checkpoint_every: Annotated[int, typer.Option(
@@ -254,7 +254,7 @@ def evaluate(
 
 @app.command("gradcheck")
 def gradcheck_command(
-    config: Annotated[Optional[Path], typer.Argument(
+    config: Annotated[Path | None, typer.Argument(
         help="Check this config's network and training step on its data; without it, every op and a default "
              "network.",
         show_default=False)] = None,
@@ -308,11 +308,11 @@ TargetArg = Annotated[
 @app.command("inspect-grads")
 def inspect_grads(
     target: TargetArg,
-    epochs: Annotated[Optional[int], typer.Option(
+    epochs: Annotated[int | None, typer.Option(
         min=0, help="Training epochs to measure after (default: 3 for a config, 0 for a saved run).",
         show_default=False)] = None,
     probe: Annotated[int, typer.Option(min=1, help="Training images the gradient is averaged over.")] = 1000,
-    plot: Annotated[Optional[Path], typer.Option(help="Also write a figure (.png/.svg/.pdf); needs matplotlib.",
+    plot: Annotated[Path | None, typer.Option(help="Also write a figure (.png/.svg/.pdf); needs matplotlib.",
                                                  show_default=False)] = None,
     set_: SetOpt = None,
     data_dir: DataDirOpt = None,
@@ -354,7 +354,7 @@ def inspect_grads(
 @app.command("inspect-dropout")
 def inspect_dropout(
     target: TargetArg,
-    epochs: Annotated[Optional[int], typer.Option(
+    epochs: Annotated[int | None, typer.Option(
         min=0, help="Training epochs before measuring (default: the config's train.epochs; 0 for a saved run).",
         show_default=False)] = None,
     examples: Annotated[int, typer.Option(min=1, help="Examples to measure on.")] = DEFAULT_EXAMPLES,
@@ -432,7 +432,7 @@ def export(
     format_: Annotated[ExportFormat, typer.Option("--format", "-f", help="onnx: the inference graph, raw pixels in, "
                                                   "probabilities out; safetensors: the weights under torch.nn."
                                                   "Sequential names.")] = ExportFormat.onnx,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The file to write (default: beside the "
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="The file to write (default: beside the "
                                                 "weights, model.onnx or model.safetensors).", show_default=False)]
     = None,
     json_: JsonOpt = False,
@@ -447,7 +447,7 @@ def export(
 
 @app.command("runs")
 def runs_(
-    folder: Annotated[Optional[Path], typer.Argument(help="Where to look for runs, 3 levels deep (default: runs/).",
+    folder: Annotated[Path | None, typer.Argument(help="Where to look for runs, 3 levels deep (default: runs/).",
                                                      show_default=False)] = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -541,7 +541,7 @@ def data_download(
 @data_app.command("preview")
 def data_preview(
     config: Annotated[Path, typer.Argument(help="A YAML config with data.augment.", show_default=False)],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write a PNG grid instead of drawing in the "
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a PNG grid instead of drawing in the "
                                                 "terminal: originals on top, augmented versions below.",
                                                 show_default=False)] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, max=64, help="Training images shown.")] = 6,

@@ -72,7 +72,7 @@ def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text safely; any failure of the parser or of a tag's constructor (an invalid
     date, an integer too long to convert, ``!!float ''``...) becomes a one-line ConfigError."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_Loader)
     except _DuplicateKey as e:
         raise ConfigError(f"{source}: {e}") from None
     except yaml.MarkedYAMLError as e:

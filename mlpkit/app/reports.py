@@ -123,7 +123,7 @@ def grad_profile(p: GradProfile) -> None:
         t.add_column("bar", no_wrap=True, min_width=_BAR)
         t.add_column("‖db‖", justify="right")
         t.add_column("ratio", justify="right")
-        for j, first in enumerate(snaps[0].linear):
+        for j in range(len(snaps[0].linear)):
             for k, snap in enumerate(snaps):
                 s = snap.linear[j]
                 style = "cyan" if k == 0 else ("green" if k == len(snaps) - 1 else "blue")

@@ -71,10 +71,9 @@ def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = Fal
     try:
         if path.exists() and not path.is_dir():
             raise OutputError(f"{path}: exists and is not a folder; choose another --out")
-        if not resume and path.is_dir() and any((path / m).exists() for m in RUN_MARKERS):
-            if not force:
-                raise OutputError(f"{path}: already holds a run; choose another --out, resume it with "
-                                  f"--resume {path}, or replace it with --force")
+        if not resume and not force and path.is_dir() and any((path / m).exists() for m in RUN_MARKERS):
+            raise OutputError(f"{path}: already holds a run; choose another --out, resume it with "
+                              f"--resume {path}, or replace it with --force")
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path, prefix=".write-test-"):
             pass

@@ -148,7 +148,7 @@ def _stored(path: Path, arrays: dict[str, np.ndarray]) -> tuple[dict, Config, in
 def check_arrays(path: Path, own: dict[str, np.ndarray], arrays: dict[str, np.ndarray], optim_ok: bool) -> None:
     """Every parameter present with its shape, floats, finite; nothing unexpected (optimizer state and
     early stopping's best weights, ``optim.*`` and ``best.*``, if allowed)."""
-    for name, p in own.items():
+    for name in own:
         if name not in arrays:
             raise CheckpointError(f"{path}: is missing the array {name}")
     for name, a in arrays.items():

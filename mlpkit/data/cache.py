@@ -94,7 +94,7 @@ def missing_message(info: DatasetInfo, data_dir: str | Path | None, why: str) ->
 
 def verify_files(info: DatasetInfo, paths: list[Path], verdicts: list[Verdict] | None = None) -> None:
     """Check every file against its published checksums: refuse a wrong one, warn about an unverified one."""
-    for f, p, v in zip(info.files, paths, verdicts or check_files(info, paths)):
+    for p, v in zip(paths, verdicts or check_files(info, paths)):
         if not v.ok:
             raise DataError(f"{p}: {v.problem}; the file is corrupt or not the published one; "
                             f"delete it and run: mlpkit data download {info.name}")

@@ -20,7 +20,7 @@ _MAX_IDX_BYTES = 1 << 31
 def _open_maybe_gzip(path: Path) -> io.BufferedIOBase:
     """A readable stream of the file's contents, decompressed if it is gzip."""
     try:
-        fh = open(path, "rb")
+        fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
     if fh.read(2) == b"\x1f\x8b":

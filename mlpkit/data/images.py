@@ -71,7 +71,7 @@ def read_image(path: Path) -> np.ndarray:
         raise
     except (image_mod.DecompressionBombError, image_mod.DecompressionBombWarning):
         raise DataError(f"{path}: claims more pixels than an image may have (a decompression bomb?)") from None
-    except Exception as e:  # noqa: BLE001 - Pillow raises many kinds for broken files: one line, never a traceback
+    except Exception as e:
         raise DataError(f"{path}: is not a readable image ({type(e).__name__})") from None
 
 
@@ -204,7 +204,7 @@ def _read_npy(p: Path) -> np.ndarray:
         return np.array(arr)
     except DataError:
         raise
-    except Exception as e:  # noqa: BLE001 - any malformed header or data: one line
+    except Exception as e:
         raise DataError(f"{p}: is not a readable .npy array ({type(e).__name__})") from None
 
 

@@ -27,8 +27,8 @@ from mlpkit.errors import DataError
 def load_digits() -> Dataset:
     """The embedded UCI digits, split 1,437/360 with a fixed seed."""
     ref = resources.files("mlpkit.datasets").joinpath("digits.csv.gz")
-    with ref.open("rb") as fh:
-        table = np.loadtxt(gzip.open(fh, "rt"), delimiter=",", dtype=np.uint8)  # (1797, 65)
+    with ref.open("rb") as fh, gzip.open(fh, "rt") as text:
+        table = np.loadtxt(text, delimiter=",", dtype=np.uint8)  # (1797, 65)
     x, y = table[:, :64], table[:, 64].astype(np.int64)
     order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(y))
     test, train = order[:DIGITS_TEST], order[DIGITS_TEST:]

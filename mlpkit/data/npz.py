@@ -82,7 +82,7 @@ def read_npz(path: str | Path, error: type[MlpkitError], what: str, max_bytes: i
                 raise
             except _Refused as e:
                 raise fail(f"array {_short(key, 60)!r}: {e}") from None
-            except Exception as e:  # noqa: BLE001 - any malformed byte: one line, never a traceback
+            except Exception as e:
                 raise fail(f"array {_short(key, 60)!r} cannot be read: {type(e).__name__}") from None
             total += nbytes
             arrays[key] = arr

@@ -186,5 +186,5 @@ def guarded(name: str, make: Callable[[], list[PropertyCheck]]) -> list[Property
     """The checks ``make`` returns, or one failed row if computing them raised (a broken op fails, not crashes)."""
     try:
         return make()
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         return [PropertyCheck(name, float("nan"), 0.0, 0.0, False, f"raised {type(e).__name__}: {e}")]

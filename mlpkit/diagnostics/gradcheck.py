@@ -36,6 +36,7 @@ restoring each Dropout generator's state before every evaluation.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
@@ -191,7 +192,7 @@ def check_training_steps(trainer: Trainer, x: np.ndarray, y: np.ndarray, s: Chec
             rewind = frozen_dropout(model.layers)  # the masks this step will draw
             before = {name: p.astype(np.float64) for name, p in params.items()}
 
-            def f() -> float:
+            def f(rewind: Callable[[], None] = rewind) -> float:  # this step's masks
                 rewind()
                 return model.loss(x, y)
 

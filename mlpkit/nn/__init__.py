@@ -16,5 +16,22 @@ from mlpkit.nn.losses import SoftmaxCrossEntropy, softmax, softmax_cross_entropy
 from mlpkit.nn.model import MLP
 from mlpkit.nn.optim import SGD
 
-__all__ = ["LAYERS", "MLP", "Order", "SGD", "Dropout", "Layer", "LayerKind", "Linear", "ReLU", "Sigmoid", "SoftmaxCrossEntropy",
-           "Tanh", "kind_of", "matmul", "order_of", "softmax", "softmax_cross_entropy"]
+__all__ = [
+           "LAYERS",
+           "MLP",
+           "SGD",
+           "Dropout",
+           "Layer",
+           "LayerKind",
+           "Linear",
+           "Order",
+           "ReLU",
+           "Sigmoid",
+           "SoftmaxCrossEntropy",
+           "Tanh",
+           "kind_of",
+           "matmul",
+           "order_of",
+           "softmax",
+           "softmax_cross_entropy",
+]
