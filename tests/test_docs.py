@@ -10,9 +10,11 @@ from typer.testing import CliRunner
 
 from mlpkit.app.cli import app
 
-from .conftest import ROOT, mnist_available
+from .conftest import MNIST_DIR, ROOT, mnist_available
 
 runner = CliRunner()
+
+pytestmark = pytest.mark.slow  # fuzz corpora and whole commands: see `pytest -m "not slow"`
 
 
 def _commands() -> list[tuple[str, str, int]]:
@@ -39,7 +41,7 @@ def _mnist_run(tmp_path):
     if "mnist" not in _RUNS:
         run = tmp_path / "mnist-run"
         r = runner.invoke(app, ["train", "configs/mnist-sigmoid.yaml", "--epochs", "1", "--out", str(run), "-q",
-                                "--data-dir", str(ROOT.parent / "shared" / "data" / "mnist")])
+                                "--data-dir", str(MNIST_DIR)])
         assert r.exit_code == 0, r.output
         _RUNS["mnist"] = run
     return _RUNS["mnist"]
@@ -54,7 +56,7 @@ def test_command_runs_as_shown(where, cmd, code, monkeypatch, tmp_path):
     if "download" in cmd:
         pytest.skip("downloads need the network")
     if "mnist" in cmd and not mnist_available():
-        pytest.skip("needs MNIST in ../shared/data/mnist")
+        pytest.skip(f"needs MNIST in {MNIST_DIR} (set MLPKIT_TEST_MNIST)")
     monkeypatch.chdir(ROOT)
     args = shlex.split(cmd)[1:]
     if args[0] == "train" and "--out" not in args:
@@ -71,9 +73,9 @@ def test_command_runs_as_shown(where, cmd, code, monkeypatch, tmp_path):
             args = [str(tmp_path / "my-digit.jpg") if a == "my-digit.jpg" else a for a in args]
         args = [str(tmp_path / a) if a.endswith((".onnx", ".safetensors")) else a for a in args]
     elif "mnist" in cmd and "--data-dir" not in args and args[0] != "data":
-        args += ["--data-dir", str(ROOT.parent / "shared" / "data" / "mnist")]
+        args += ["--data-dir", str(MNIST_DIR)]
     if args[:2] == ["data", "info"] or args[:2] == ["data", "list"]:
-        monkeypatch.setenv("MLPKIT_DATA_DIR", str(ROOT.parent / "shared" / "data" / "mnist"))
+        monkeypatch.setenv("MLPKIT_DATA_DIR", str(MNIST_DIR))
     if "runs/A" in args:  # the README's placeholders for two runs of one's own
         for name, lr in (("A", "0.1"), ("B", "0.05")):
             assert runner.invoke(app, ["train", "configs/quickstart.yaml", "--epochs", "2", "--lr", lr, "--out",

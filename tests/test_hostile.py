@@ -45,6 +45,8 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
                                                        st.dictionaries(st.text(max_size=8), inner, max_size=4)),
                       max_leaves=12)
 
+pytestmark = pytest.mark.slow  # fuzz corpora and whole commands: see `pytest -m "not slow"`
+
 
 def _paths(node, prefix=()):
     """Every (path) to a value in nested dicts/lists."""

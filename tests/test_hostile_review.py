@@ -36,6 +36,8 @@ runner = CliRunner()
 Q = str(CONFIGS / "quickstart.yaml")
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
+pytestmark = pytest.mark.slow  # fuzz corpora and whole commands: see `pytest -m "not slow"`
+
 
 def _one_line(r, code: int = 2) -> str:
     assert r.exit_code == code, r.output

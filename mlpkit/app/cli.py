@@ -2,6 +2,10 @@
 
 Exit codes: 0 success, 1 a check failed or training diverged, 2 bad input
 (config, file, dataset, folder), 130 interrupted.
+
+Long because each of its 15 commands is declared here, whole: typer reads a command's
+options, help text and example from its function. Each function is options and a few
+lines that call the library and render; nothing else lives here.
 """
 
 from __future__ import annotations

@@ -142,13 +142,11 @@ class Exported:
 
 
 def export_run(run: str | Path, fmt: str, out: str | Path | None = None) -> Exported:
-    """Write a run's model as ONNX or safetensors (``mlpkit.app.export``)."""
-    from mlpkit.app import export as ex
-
+    """Write a run's model as ONNX or safetensors."""
     if fmt not in ("onnx", "safetensors"):
         raise ConfigError(f"--format {fmt[:40]!r}: expected onnx or safetensors")
     saved = load_weights(run)
     rec = input_record(saved)
     target = Path(out) if out is not None else saved.path.with_suffix(".onnx" if fmt == "onnx" else ".safetensors")
-    p = ex.export(saved.model, rec, fmt, target)
-    return Exported(str(saved.path), fmt, str(p), p.stat().st_size, ex.architecture(saved.model))
+    p = export(saved.model, rec, fmt, target)
+    return Exported(str(saved.path), fmt, str(p), p.stat().st_size, architecture(saved.model))

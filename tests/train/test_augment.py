@@ -14,8 +14,8 @@ from mlpkit.errors import ConfigError, Interrupted
 from mlpkit.train import augment
 from mlpkit.train.trainer import Trainer, fit
 
-from .conftest import CONFIGS
-from .resume_helpers import stop_run_at
+from ..conftest import CONFIGS
+from ..resume_helpers import stop_run_at
 
 runner = CliRunner()
 AUG = {"elastic": {"alpha": 2.0, "sigma": 1.0}, "affine": {"rotate": 10, "scale": 0.1, "shear": 5, "translate": 0.1}}

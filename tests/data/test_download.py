@@ -15,7 +15,7 @@ from mlpkit.app.cli import app
 from mlpkit.data.load import load_dataset
 from mlpkit.errors import DataError
 
-from .idx_files import NAMES, register, write_idx_dataset
+from ..idx_files import NAMES, register, write_idx_dataset
 
 runner = CliRunner()
 
@@ -212,6 +212,7 @@ def test_class_names_in_evaluate(tmp_path, monkeypatch):
     ("silent", {"MLPKIT_DOWNLOAD_STALL": "0.5"}, "timed out"),
     ("trickle", {"MLPKIT_DOWNLOAD_DEADLINE": "0.6"}, "deadline (MLPKIT_DOWNLOAD_DEADLINE)"),
 ])
+@pytest.mark.slow
 def test_stalled_or_slow_mirrors_give_up_in_time(served, monkeypatch, mode, env, expect):
     """A per-read timeout is not enough: a byte every 50 ms never trips it. The stall rule (too few bytes
     in a window) and the overall deadline do; the command ends with one line and exit 2."""

@@ -22,7 +22,7 @@ from mlpkit.diagnostics import gradcheck, properties
 from mlpkit.nn import layers, losses, optim
 from mlpkit.train import trainer
 
-from .conftest import CONFIGS
+from ..conftest import CONFIGS
 
 
 def _patterns(old: str, new: str) -> tuple[ast.AST, ast.AST | list[ast.stmt]]:
@@ -97,6 +97,7 @@ def _patch(monkeypatch, owner, attr, old, new):
     monkeypatch.setattr(owner, attr, _mutated(target, old, new))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label,owner,attr,old,new,kind", TRAINING_PATH_MISTAKES,
                          ids=[m[0] for m in TRAINING_PATH_MISTAKES])
 def test_gradcheck_catches_training_path_mistakes(monkeypatch, label, owner, attr, old, new, kind):

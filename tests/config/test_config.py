@@ -9,7 +9,7 @@ from mlpkit.config.schema import Config
 from mlpkit.config.validate import config_from_dict
 from mlpkit.errors import ConfigError
 
-from .conftest import CONFIGS
+from ..conftest import CONFIGS
 
 BASE = """\
 seed: 0

@@ -21,8 +21,8 @@ from mlpkit.config.validate import config_from_dict
 from mlpkit.data.load import load_digits
 from mlpkit.train.trainer import Trainer, fit
 
-from .conftest import ROOT
-from .resume_helpers import stop_run_at
+from ..conftest import ROOT
+from ..resume_helpers import stop_run_at
 
 runner = CliRunner()
 
@@ -92,13 +92,12 @@ def _position(run: Path) -> tuple[int, int]:
         return (0, 0)
 
 
-def _wait_until(run: Path, target: tuple[int, int], proc: subprocess.Popen, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
+def _wait_until(run: Path, target: tuple[int, int], proc: subprocess.Popen) -> None:
+    """Wait for the event itself: a checkpoint at ``target`` or later. No wall-clock budget (a loaded machine is
+    only slower); the wait ends in failure if the run ends first, which a finite run always does."""
     while _position(run) < target:
         if proc.poll() is not None:
-            raise AssertionError(f"training ended before {target}: {proc.stderr.read()}")
-        if time.monotonic() > end:
-            raise AssertionError(f"no checkpoint at {target} within {timeout}s")
+            raise AssertionError(f"training ended before a checkpoint at {target}: {proc.stderr.read()}")
         time.sleep(0.01)
 
 
@@ -107,7 +106,7 @@ def uninterrupted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ref")
     cfg = _write_cfg(tmp)
     p = _mlpkit("train", str(cfg), "--out", str(tmp / "run"), "-q", "--json")
-    _out, err = p.communicate(timeout=300)
+    _out, err = p.communicate()
     assert p.returncode == 0, err
     return cfg, tmp / "run"
 
@@ -120,6 +119,7 @@ def _same_result(a: Path, b: Path) -> None:
     assert (a / "metrics.jsonl").read_bytes() == (b / "metrics.jsonl").read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", [(0, 15), (1, 70), (2, 131)])
 def test_sigkill_then_resume_is_bit_identical(uninterrupted, tmp_path, target):
     cfg, ref = uninterrupted
@@ -128,15 +128,16 @@ def test_sigkill_then_resume_is_bit_identical(uninterrupted, tmp_path, target):
     _wait_until(run, target, p)
     time.sleep(0.003 * (target[1] % 7))  # land between checkpoints, not always just after one
     p.send_signal(signal.SIGKILL)
-    p.wait(timeout=30)
+    p.wait()
     assert p.returncode == -signal.SIGKILL
     assert not (run / "model.npz").exists(), "the run finished before it was killed"
     r = _mlpkit("train", "--resume", str(run), "-q")
-    _out, err = r.communicate(timeout=300)
+    _out, err = r.communicate()
     assert r.returncode == 0, err
     _same_result(ref, run)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_cleanly_and_resumes(uninterrupted, tmp_path, sig, code):
     cfg, ref = uninterrupted
@@ -144,14 +145,14 @@ def test_signal_stops_cleanly_and_resumes(uninterrupted, tmp_path, sig, code):
     p = _mlpkit("train", str(cfg), "--out", str(run), "-q", "--checkpoint-every", "50")
     _wait_until(run, (1, 50), p)
     p.send_signal(sig)
-    _, err = p.communicate(timeout=60)
+    _, err = p.communicate()
     assert p.returncode == code, err
     assert "Traceback" not in err
     assert f"checkpoint saved to {run / 'checkpoints' / 'last.npz'}; resume with: mlpkit train --resume {run}" in err
     epoch, step = _position(run)
     assert (epoch, step) >= (1, 50) and step > 0  # stopped mid-epoch, at the end of a step
     r = _mlpkit("train", "--resume", str(run), "-q")
-    _out, err = r.communicate(timeout=300)
+    _out, err = r.communicate()
     assert r.returncode == 0, err
     _same_result(ref, run)
 

@@ -16,7 +16,7 @@ from mlpkit.app.cli import app
 from mlpkit.data.load import load_digits
 from mlpkit.nn.losses import softmax
 
-from .conftest import CONFIGS, ROOT
+from ..conftest import CONFIGS, ROOT
 
 runner = CliRunner()
 
@@ -86,6 +86,7 @@ def test_safetensors_holds_pytorch_names_and_layout(run, tmp_path):
     assert float(meta["input_scale"]) == saved.data["scale"] and float(meta["input_shift"]) == saved.data["shift"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
 def test_the_readme_lines_rebuild_the_model_in_pytorch(run, tmp_path, monkeypatch):
     import torch

@@ -20,7 +20,7 @@ from mlpkit.train.build import build_model
 from mlpkit.train.rngs import Rngs
 from mlpkit.train.trainer import Trainer
 
-from .conftest import CONFIGS, MNIST_DIR, needs_mnist
+from ..conftest import CONFIGS, MNIST_DIR, needs_mnist
 
 runner = CliRunner()
 

@@ -14,7 +14,7 @@ from mlpkit.diagnostics import checks, gradcheck
 from mlpkit.nn.layers import Dropout, Linear, ReLU, Sigmoid
 from mlpkit.nn.losses import SoftmaxCrossEntropy
 
-from .conftest import CONFIGS, MNIST_DIR, needs_mnist
+from ..conftest import CONFIGS, MNIST_DIR, needs_mnist
 
 runner = CliRunner()
 
@@ -112,6 +112,7 @@ MISTAKES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label,cls,attr,bad,wrong,right", MISTAKES, ids=[m[0] for m in MISTAKES])
 def test_known_wrong_formulas_fail_and_are_named(monkeypatch, label, cls, attr, bad, wrong, right):
     monkeypatch.setattr(cls, attr, bad)

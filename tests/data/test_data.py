@@ -16,8 +16,8 @@ from mlpkit.data.idx import read_idx
 from mlpkit.data.load import load_dataset, load_digits
 from mlpkit.errors import DataError
 
-from .conftest import MNIST_DIR, needs_mnist
-from .idx_files import idx_bytes, register, write_idx_dataset
+from ..conftest import MNIST_DIR, needs_mnist
+from ..idx_files import idx_bytes, register, write_idx_dataset
 
 
 def test_digits_embedded_split_is_fixed():
@@ -304,7 +304,7 @@ def test_normalize_option_trains_and_evaluates(tmp_path):
 
     from mlpkit.app.cli import app
 
-    from .conftest import CONFIGS
+    from ..conftest import CONFIGS
 
     r = CliRunner().invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--set", "data.normalize=true",
                                  "--set", "train.epochs=3", "--out", str(tmp_path / "r"), "-q", "--json"])

@@ -15,7 +15,7 @@ from mlpkit.errors import DivergenceError
 from mlpkit.train import divergence
 from mlpkit.train.trainer import Trainer, fit
 
-from .conftest import CONFIGS
+from ..conftest import CONFIGS
 
 
 def _cfg(**train):

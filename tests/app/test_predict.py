@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from mlpkit.app.cli import app
 from mlpkit.data import images
 
-from .conftest import CONFIGS, MNIST_DIR, needs_mnist
+from ..conftest import CONFIGS, MNIST_DIR, needs_mnist
 
 runner = CliRunner()
 
@@ -33,6 +33,7 @@ def mnist_run(tmp_path_factory) -> Path:
     return run
 
 
+@pytest.mark.slow
 @needs_mnist
 def test_photos_of_mnist_digits_score_like_the_originals(mnist_run, tmp_path):
     """500 test digits drawn at 200×200, inverted (dark ink on white), and shifted off-centre on a larger

@@ -19,8 +19,8 @@ from mlpkit.app.locking import RunLock
 from mlpkit.config import schema, validate
 from mlpkit.errors import Interrupted
 
-from .conftest import CONFIGS, ROOT
-from .idx_files import register, write_idx_dataset
+from ..conftest import CONFIGS, ROOT
+from ..idx_files import register, write_idx_dataset
 
 runner = CliRunner()
 Q = str(CONFIGS / "quickstart.yaml")
@@ -156,6 +156,7 @@ def test_compare_shows_metrics_and_the_config_keys_that_differ(some_runs):
     assert r.exit_code == 2 and "is not an mlpkit run folder" in r.output
 
 
+@pytest.mark.slow
 def test_plot_draws_the_curves_of_several_runs(some_runs, tmp_path):
     out = tmp_path / "curves.png"
     r = runner.invoke(app, ["plot", str(some_runs / "a"), str(some_runs / "b"), "-o", str(out)])
@@ -260,6 +261,7 @@ def _commands(run: Path) -> list[list[str]]:
             ["data", "info", "digits"], ["runs", str(run.parent)], ["compare", str(run), str(run)]]
 
 
+@pytest.mark.slow
 def test_every_table_reads_whole_at_60_columns(done_run, monkeypatch):
     monkeypatch.setenv("COLUMNS", "60")
     for args in _commands(done_run):
@@ -273,6 +275,7 @@ def test_every_table_reads_whole_at_60_columns(done_run, monkeypatch):
         assert not re.search(r"\d\.\d*\s*$\n^\s*e[-+]\d", r.stdout, re.M), args  # no number split over lines
 
 
+@pytest.mark.slow
 def test_every_json_output_is_strict_json(done_run):
     for args in _commands(done_run):
         r = runner.invoke(app, [*args, "--json"])
