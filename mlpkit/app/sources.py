@@ -31,7 +31,7 @@ class DataSource:
         """The dataset a config names; --data-dir wins over the config's data.data_dir.
 
         ``stored``: the config came from a run folder or weights file, not from the user;
-        ``record`` is where that run's data was read from (``runs.data_record``). Then
+        ``record`` is where that run's data was read from (``rundir.data_record``). Then
         --data-dir wins, then $MLPKIT_DATA_DIR; else the recorded folder or file is read
         as it is: nothing is ever downloaded or created at a path a file names, and a
         recorded path that is gone is an error naming it.

@@ -25,7 +25,7 @@ class MLP:
         layers: the stack, input to logits.
         in_features: input width D.
         layout: memory order of weights and activations, "F" (column-major) or
-            "C"; the trainer converts its batches to it (see ``blas``).
+            "C"; the trainer converts its batches to it (see ``nn._kernels``).
 
     Shape: x (N, D) -> logits (N, C).
     """

@@ -12,7 +12,7 @@ the gradients.
 
 How it is fast: a Linear layer's weight gradient xᵀ·dY is left as its two
 factors by backward (``LinearGrads``), and the update is applied from them by
-one accumulating GEMM, ``C ← α·xᵀ·dY + β·C`` (``blas.matmul_tn_acc``):
+one accumulating GEMM, ``C ← α·xᵀ·dY + β·C`` (``_kernels.matmul_tn_acc``):
 
     momentum 0:  W ← (1 − lr·wd)·W − lr·xᵀ·dY               (C = W, α = −lr, β = 1 − lr·wd)
     momentum μ:  v ← μ·v + xᵀ·dY;  v += wd·W;  W ← W − lr·v   (C = v, α = 1, β = μ)
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlpkit.nn import _kernels as blas
+from mlpkit.nn import _kernels as kernels
 from mlpkit.nn._kernels import LinearGrads
 from mlpkit.nn.model import MLP
 
@@ -68,19 +68,19 @@ class SGD:
                 if v is None:
                     v = self.velocity[name] = np.zeros_like(p)
                 if factors is not None:
-                    blas.matmul_tn_acc(v, *factors, 1.0, mu)  # v ← μ·v + xᵀ·dY
+                    kernels.matmul_tn_acc(v, *factors, 1.0, mu)  # v ← μ·v + xᵀ·dY
                 else:
                     v *= p.dtype.type(mu)
-                    blas.axpy(1.0, layer.grads[key], v)  # v ← μ·v + g
+                    kernels.axpy(1.0, layer.grads[key], v)  # v ← μ·v + g
                 if wd:
-                    blas.axpy(wd, p, v)  # v += wd·p
-                blas.axpy(-lr, v, p)  # p ← p − lr·v
+                    kernels.axpy(wd, p, v)  # v += wd·p
+                kernels.axpy(-lr, v, p)  # p ← p − lr·v
             elif factors is not None:
-                blas.matmul_tn_acc(p, *factors, -lr, 1.0 - lr * wd)  # W ← (1 − lr·wd)·W − lr·xᵀ·dY
+                kernels.matmul_tn_acc(p, *factors, -lr, 1.0 - lr * wd)  # W ← (1 − lr·wd)·W − lr·xᵀ·dY
             else:
                 if wd:
                     p *= p.dtype.type(1.0 - lr * wd)
-                blas.axpy(-lr, layer.grads[key], p)  # p ← p − lr·g
+                kernels.axpy(-lr, layer.grads[key], p)  # p ← p − lr·g
         for layer in self._layers:
             layer.apply_constraints()
 

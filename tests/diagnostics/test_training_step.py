@@ -60,23 +60,23 @@ def _mutated(obj, old: str, new: str):
 
 # (label, owner, attribute, old text, new text, the kind of row that must fail)
 TRAINING_PATH_MISTAKES = [
-    ("fused update: wrong sign", optim.SGD, "step", "blas.matmul_tn_acc(p, *factors, -lr, 1.0 - lr * wd)",
-     "blas.matmul_tn_acc(p, *factors, lr, 1.0 - lr * wd)", "step"),
-    ("fused update: lr applied twice", optim.SGD, "step", "blas.matmul_tn_acc(p, *factors, -lr, 1.0 - lr * wd)",
-     "blas.matmul_tn_acc(p, *factors, -lr * lr, 1.0 - lr * wd)", "step"),
-    ("weight decay: wrong sign", optim.SGD, "step", "blas.axpy(wd, p, v)", "blas.axpy(-wd, p, v)", "step"),
+    ("fused update: wrong sign", optim.SGD, "step", "kernels.matmul_tn_acc(p, *factors, -lr, 1.0 - lr * wd)",
+     "kernels.matmul_tn_acc(p, *factors, lr, 1.0 - lr * wd)", "step"),
+    ("fused update: lr applied twice", optim.SGD, "step", "kernels.matmul_tn_acc(p, *factors, -lr, 1.0 - lr * wd)",
+     "kernels.matmul_tn_acc(p, *factors, -lr * lr, 1.0 - lr * wd)", "step"),
+    ("weight decay: wrong sign", optim.SGD, "step", "kernels.axpy(wd, p, v)", "kernels.axpy(-wd, p, v)", "step"),
     ("weight decay: applied to biases", optim.SGD, "step", 'wd = self.weight_decay if key == "W" else 0.0',
      "wd = self.weight_decay", "step"),
-    ("momentum: velocity not decayed", optim.SGD, "step", "blas.matmul_tn_acc(v, *factors, 1.0, mu)",
-     "blas.matmul_tn_acc(v, *factors, 1.0, 1.0)", "step"),
-    ("momentum: 1 − μ for μ", optim.SGD, "step", "blas.matmul_tn_acc(v, *factors, 1.0, mu)",
-     "blas.matmul_tn_acc(v, *factors, 1.0, 1.0 - mu)", "step"),
-    ("momentum: velocity not applied", optim.SGD, "step", "blas.axpy(-lr, v, p)", "blas.axpy(-lr, v * 0, p)",
+    ("momentum: velocity not decayed", optim.SGD, "step", "kernels.matmul_tn_acc(v, *factors, 1.0, mu)",
+     "kernels.matmul_tn_acc(v, *factors, 1.0, 1.0)", "step"),
+    ("momentum: 1 − μ for μ", optim.SGD, "step", "kernels.matmul_tn_acc(v, *factors, 1.0, mu)",
+     "kernels.matmul_tn_acc(v, *factors, 1.0, 1.0 - mu)", "step"),
+    ("momentum: velocity not applied", optim.SGD, "step", "kernels.axpy(-lr, v, p)", "kernels.axpy(-lr, v * 0, p)",
      "step"),
-    ("momentum on a formed gradient: wrong sign", optim.SGD, "step", "blas.axpy(1.0, layer.grads[key], v)",
-     "blas.axpy(-1.0, layer.grads[key], v)", "step"),
-    ("bias update: wrong sign", optim.SGD, "step", "blas.axpy(-lr, layer.grads[key], p)",
-     "blas.axpy(lr, layer.grads[key], p)", "step"),
+    ("momentum on a formed gradient: wrong sign", optim.SGD, "step", "kernels.axpy(1.0, layer.grads[key], v)",
+     "kernels.axpy(-1.0, layer.grads[key], v)", "step"),
+    ("bias update: wrong sign", optim.SGD, "step", "kernels.axpy(-lr, layer.grads[key], p)",
+     "kernels.axpy(lr, layer.grads[key], p)", "step"),
     ("max-norm not applied", optim.SGD, "step", "layer.apply_constraints()", "pass", "step"),
     ("max-norm: wrong axis", layers.Linear, "apply_constraints", 'np.einsum("ij,ij->j", W, W)',
      'np.einsum("ij,ij->i", W, W)', "step"),
@@ -111,7 +111,7 @@ def test_gradcheck_catches_training_path_mistakes(monkeypatch, label, owner, att
 
 
 def test_the_cli_exits_1_and_names_the_changed_parameter(monkeypatch):
-    _patch(monkeypatch, optim.SGD, "step", "blas.axpy(-lr, layer.grads[key], p)", "blas.axpy(lr, layer.grads[key], p)")
+    _patch(monkeypatch, optim.SGD, "step", "kernels.axpy(-lr, layer.grads[key], p)", "kernels.axpy(lr, layer.grads[key], p)")
     r = CliRunner().invoke(app, ["gradcheck"])
     assert r.exit_code == 1 and "Traceback" not in r.output
     last = r.output.strip().splitlines()[-1]
@@ -127,8 +127,8 @@ def test_config_gradcheck_has_the_step_group_and_catches_a_mistake(monkeypatch):
     data = json.loads(r.stdout)
     assert r.exit_code == 0 and [len(g["rows"]) for g in data["groups"]] == [5, 4, 14]
     assert "training steps" in data["groups"][1]["title"] and "momentum 0.9" in data["groups"][1]["title"]
-    _patch(monkeypatch, optim.SGD, "step", "blas.matmul_tn_acc(v, *factors, 1.0, mu)",
-           "blas.matmul_tn_acc(v, *factors, 1.0, 1.0)")
+    _patch(monkeypatch, optim.SGD, "step", "kernels.matmul_tn_acc(v, *factors, 1.0, mu)",
+           "kernels.matmul_tn_acc(v, *factors, 1.0, 1.0)")
     r = CliRunner().invoke(app, ["gradcheck", str(CONFIGS / "quickstart.yaml"), "--json"])
     assert r.exit_code == 1
     failed = {row["name"] for g in json.loads(r.stdout)["groups"] for row in g["rows"] if not row["passed"]}
