@@ -109,15 +109,16 @@ def mlpkit_config(arch: str):
 
 def worker_mlpkit(arch: str, reps: int, data_dir: str | None) -> dict:
     from mlpkit.data.core import Dataset
+    from mlpkit.train.checkpoints import restore_trainer, trainer_state
     from mlpkit.train.trainer import Trainer
 
     x, y, _ = load_data(data_dir)
     ds = Dataset("bench", x, y, x[:10], y[:10], 1 / 255, 10, tuple("0123456789"), (28, 28), "bench")
     t = Trainer(mlpkit_config(arch), ds)
     # warm-up: WARMUP_STEPS steps of the real trainer, then back to its initial state
-    arrays, state = t.state()
+    arrays, state = trainer_state(t)
     t.train_epoch(after_step=lambda tr: tr.epoch_step >= WARMUP_STEPS)
-    t.load_state(arrays, state)
+    restore_trainer(t, arrays, state)
     del arrays
     times = []
     for _ in range(reps):

@@ -25,6 +25,7 @@ from mlpkit.config.schema import Config, with_train
 from mlpkit.data.core import prepare_splits, select_split
 from mlpkit.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
 from mlpkit.train.build import check_model_fits_data, check_size, summarize_config
+from mlpkit.train.checkpoints import restore_trainer
 from mlpkit.train.evaluate import evaluate
 from mlpkit.train.metrics import EpochMetrics, EvalResult, StepInfo
 from mlpkit.train.threads import blas_threads
@@ -171,7 +172,7 @@ def check_resume(run: str | Path, data: DataSource | str | None = None, override
     trainer = Trainer(cfg, load_data_for(cfg, data, stored=True, record=ck.data))
     check_checkpoint_fits(ck, trainer)
     try:
-        trainer.load_state(ck.arrays, ck.state)
+        restore_trainer(trainer, ck.arrays, ck.state)
     except (TypeError, ValueError, KeyError, OverflowError) as e:
         raise CheckpointError(f"{ck.path}: its trainer state cannot be restored ({type(e).__name__})") from None
     warnings = []

@@ -24,7 +24,7 @@ from mlpkit.data.registry import REGISTRY
 from mlpkit.errors import CheckpointError, DivergenceError
 from mlpkit.nn.model import MLP
 from mlpkit.train.build import build_model, check_size
-from mlpkit.train.checkpoints import validate_state
+from mlpkit.train.checkpoints import trainer_state, validate_state
 from mlpkit.train.threads import blas_threads
 
 CONFIG_KEY = "__config__"
@@ -207,7 +207,7 @@ def checkpoint_bytes(trainer: Any, data: dict | None = None) -> bytes:
         DivergenceError: a weight or the optimizer state is NaN or infinite; nothing is written, so
             the last checkpoint on disk stays the last good one.
     """
-    arrays, state = trainer.state()
+    arrays, state = trainer_state(trainer)
     for name, a in arrays.items():
         if not np.isfinite(a).all():
             where = f"epoch {trainer.epoch + 1}, step {trainer.epoch_step}" if trainer.epoch_step else f"epoch {trainer.epoch}"

@@ -1,4 +1,5 @@
-"""The trainer state stored in a checkpoint, validated field by field before a resume does any work.
+"""The trainer state stored in a checkpoint: taken from a trainer, put back into one, and validated field by
+field before a resume does any work.
 
 A checkpoint is a file a user can edit, truncate or craft. Everything in it
 that the trainer will use is checked against what an uninterrupted run would
@@ -13,16 +14,61 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlpkit.config.schema import Config
 from mlpkit.errors import CheckpointError
+from mlpkit.train.metrics import EpochMetrics
 from mlpkit.train.schedules import lr_at, momentum_at
+
+if TYPE_CHECKING:
+    from mlpkit.train.trainer import Trainer
 
 MAX_EPOCH = 10_000_000
 _U128 = 1 << 128
+
+
+def trainer_state(trainer: Trainer) -> tuple[dict[str, np.ndarray], dict]:
+    """Everything needed to continue bit-identically: arrays (weights, velocity, early stopping's best weights)
+    and JSON-able data (position, generator states, the epoch's running sums, history, best epoch)."""
+    arrays = {k: v.copy() for k, v in trainer.model.named_params().items()}
+    arrays.update({f"optim.{k}": v for k, v in trainer.optimizer.state_dict().items()})
+    best_arrays, best_meta = trainer.early_stopping.state()
+    arrays.update(best_arrays)
+    mid_epoch = trainer.epoch_step > 0  # then the generators' states as the epoch began: its draws repeat
+    meta = {
+        "epoch": trainer.epoch,
+        "step": trainer.epoch_step,
+        "shuffle_rng": trainer.shuffle_start if mid_epoch else trainer.rngs.shuffle.bit_generator.state,
+        "dropout_rng": trainer.rngs.dropout.bit_generator.state,
+        "augment_rng": trainer.augment_start if mid_epoch else trainer.rngs.augment.bit_generator.state,
+        "loss_sum": trainer.loss_sum,
+        "lr": trainer.optimizer.lr,
+        "norm_sums": trainer.norm_sums,
+        "norm_count": trainer.norm_count,
+        "history": [dataclasses.asdict(m) for m in trainer.history],
+        **best_meta,  # best_val_acc, best_epoch, bad_epochs
+    }
+    return arrays, meta
+
+
+def restore_trainer(trainer: Trainer, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Put back what ``trainer_state`` took (the caller has checked names, shapes and fields)."""
+    trainer.model.load_params(arrays)
+    trainer.optimizer.load_state_dict({k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")})
+    trainer.epoch, trainer.epoch_step = int(meta["epoch"]), int(meta["step"])
+    trainer.rngs.shuffle.bit_generator.state = meta["shuffle_rng"]
+    trainer.shuffle_start = meta["shuffle_rng"]
+    trainer.rngs.dropout.bit_generator.state = meta["dropout_rng"]
+    trainer.rngs.augment.bit_generator.state = meta["augment_rng"]
+    trainer.augment_start = meta["augment_rng"]
+    trainer.loss_sum = float(meta["loss_sum"])
+    trainer.norm_sums = {k: float(v) for k, v in meta["norm_sums"].items()}
+    trainer.norm_count = int(meta.get("norm_count", 0))
+    trainer.history = [EpochMetrics(**m) for m in meta["history"]]
+    trainer.early_stopping.load_state(arrays, meta, trainer.model.dtype)
 
 
 def _is_number(v: Any) -> bool:
@@ -45,8 +91,6 @@ def _rng_state(v: Any) -> bool:
 
 def _history_row(row: Any, epoch: int, names: set[str]) -> str | None:
     """What is wrong with one stored metrics row, or None."""
-    from mlpkit.train.metrics import EpochMetrics
-
     fields = {f.name for f in dataclasses.fields(EpochMetrics)}
     if not isinstance(row, dict) or set(row) != fields:
         return "does not have the fields of a metrics row"

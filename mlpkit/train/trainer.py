@@ -77,13 +77,13 @@ class Trainer:
                                         elastic=dataclasses.asdict(aug.elastic) if aug.elastic else None,
                                         affine=dataclasses.asdict(aug.affine) if aug.affine else None)
         # The augment generator's state before drawing the current epoch's augmentation seed (as for shuffle).
-        self._augment_start = self.rngs.augment.bit_generator.state
+        self.augment_start = self.rngs.augment.bit_generator.state
         # The shuffle generator's state before drawing the current epoch's order: with it, a
         # resumed run redraws the same order and skips the steps already done.
-        self._shuffle_start = self.rngs.shuffle.bit_generator.state
-        self._loss_sum = 0.0  # Σ batch loss × batch size so far this epoch
-        self._norm_sums: dict[str, float] = dict.fromkeys(self.model.named_params(), 0.0)
-        self._norm_count = 0  # steps measured so far this epoch
+        self.shuffle_start = self.rngs.shuffle.bit_generator.state
+        self.loss_sum = 0.0  # Σ batch loss × batch size so far this epoch
+        self.norm_sums: dict[str, float] = dict.fromkeys(self.model.named_params(), 0.0)
+        self.norm_count = 0  # steps measured so far this epoch
 
     @property
     def steps_per_epoch(self) -> int:
@@ -111,11 +111,11 @@ class Trainer:
         x, y = self.train_split.x, self.train_split.y
         self.optimizer.lr = lr_at(cfg.train, self.epoch)  # the epoch's schedule values
         self.optimizer.momentum = momentum_at(cfg.train, self.epoch)
-        self._shuffle_start = self._epoch_stream(self.rngs.shuffle, self._shuffle_start)
+        self.shuffle_start = self._epoch_stream(self.rngs.shuffle, self.shuffle_start)
         if self.epoch_step == 0:
-            self._loss_sum = 0.0
-            self._norm_sums = dict.fromkeys(self._norm_sums, 0.0)
-            self._norm_count = 0
+            self.loss_sum = 0.0
+            self.norm_sums = dict.fromkeys(self.norm_sums, 0.0)
+            self.norm_count = 0
         batches = iterate_minibatches(len(y), cfg.train.batch_size, self.rngs.shuffle)
         feed = self._augmented_batches(batches)
         model.train()
@@ -133,14 +133,14 @@ class Trainer:
                 loss = self.train_step(xb, y.take(idx), epoch, step)
                 if step % norm_every == 0:
                     self._measure_grad_norms(epoch, step)
-                self._loss_sum += loss * len(idx)
+                self.loss_sum += loss * len(idx)
                 self.epoch_step = step
                 if on_step is not None:
                     on_step(StepInfo(epoch, step, len(batches), loss))
                 if after_step is not None and step < len(batches) and after_step(self):
                     return None
-        grad_norms = {k: v / self._norm_count for k, v in self._norm_sums.items()}
-        metrics = self._epoch_metrics(epoch, self._loss_sum / len(y), grad_norms)
+        grad_norms = {k: v / self.norm_count for k, v in self.norm_sums.items()}
+        metrics = self._epoch_metrics(epoch, self.loss_sum / len(y), grad_norms)
         self.epoch, self.epoch_step = epoch, 0
         self.history.append(metrics)
         self.early_stopping.update(metrics, self.model)
@@ -159,7 +159,7 @@ class Trainer:
         augment stream; a resumed epoch draws the same seed again."""
         if self._augmenter is None:
             return None
-        self._augment_start = self._epoch_stream(self.rngs.augment, self._augment_start)
+        self.augment_start = self._epoch_stream(self.rngs.augment, self.augment_start)
         seed = int(self.rngs.augment.integers(2**63))
         from mlpkit.train.pipeline import AugmentedBatches
 
@@ -175,45 +175,6 @@ class Trainer:
     def stopped_early(self) -> bool:
         """Early stopping's patience has run out: no more epochs."""
         return self.early_stopping.stopped
-
-    # -- state for checkpoints -------------------------------------------------
-    def state(self) -> tuple[dict[str, np.ndarray], dict]:
-        """Everything needed to continue bit-identically: arrays and JSON-able data."""
-        arrays = {k: v.copy() for k, v in self.model.named_params().items()}
-        arrays.update({f"optim.{k}": v for k, v in self.optimizer.state_dict().items()})
-        best_arrays, best_meta = self.early_stopping.state()
-        arrays.update(best_arrays)
-        shuffle_state = self._shuffle_start if self.epoch_step else self.rngs.shuffle.bit_generator.state
-        meta = {
-            "epoch": self.epoch,
-            "step": self.epoch_step,
-            "shuffle_rng": shuffle_state,
-            "dropout_rng": self.rngs.dropout.bit_generator.state,
-            "augment_rng": self._augment_start if self.epoch_step else self.rngs.augment.bit_generator.state,
-            "loss_sum": self._loss_sum,
-            "lr": self.optimizer.lr,
-            "norm_sums": self._norm_sums,
-            "norm_count": self._norm_count,
-            "history": [dataclasses.asdict(m) for m in self.history],
-            **best_meta,  # best_val_acc, best_epoch, bad_epochs
-        }
-        return arrays, meta
-
-    def load_state(self, arrays: dict[str, np.ndarray], meta: dict) -> None:
-        """Restore what ``state`` returned (the caller has checked names and shapes)."""
-        self.model.load_params(arrays)
-        self.optimizer.load_state_dict({k[len("optim."):]: v for k, v in arrays.items() if k.startswith("optim.")})
-        self.epoch, self.epoch_step = int(meta["epoch"]), int(meta["step"])
-        self.rngs.shuffle.bit_generator.state = meta["shuffle_rng"]
-        self._shuffle_start = meta["shuffle_rng"]
-        self.rngs.dropout.bit_generator.state = meta["dropout_rng"]
-        self.rngs.augment.bit_generator.state = meta["augment_rng"]
-        self._augment_start = meta["augment_rng"]
-        self._loss_sum = float(meta["loss_sum"])
-        self._norm_sums = {k: float(v) for k, v in meta["norm_sums"].items()}
-        self._norm_count = int(meta.get("norm_count", 0))
-        self.history = [EpochMetrics(**m) for m in meta["history"]]
-        self.early_stopping.load_state(arrays, meta, self.model.dtype)
 
     def train_step(self, xb: np.ndarray, yb: np.ndarray, epoch: int = 0, step: int = 0) -> float:
         """One SGD step on the minibatch xb (B, D) float, yb (B,): forward, backward, update.
@@ -243,8 +204,8 @@ class Trainer:
             v = layer.grad_sqnorm(key)
             if not math.isfinite(v):
                 raise divergence.gradient_error(name, epoch, step, self.advice())
-            self._norm_sums[name] += math.sqrt(v)
-        self._norm_count += 1
+            self.norm_sums[name] += math.sqrt(v)
+        self.norm_count += 1
 
     def advice(self) -> str:
         """What to change after a divergence."""
