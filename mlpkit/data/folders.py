@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlpkit.data.core import MAX_CLASSES
 from mlpkit.data.images import IMAGE_SUFFIXES, MAX_FILE_BYTES, is_number, prepare, read_image
 from mlpkit.errors import DataError
 
@@ -52,6 +53,8 @@ def _class_dirs(root: Path) -> list[Path]:
         raise DataError(f"{root}: holds no class folders (ImageFolder layout: one subfolder of images per class)")
     if len(dirs) < 2:
         raise DataError(f"{root}: holds a single class folder ({dirs[0].name}); a classifier needs at least two")
+    if len(dirs) > MAX_CLASSES:
+        raise DataError(f"{root}: holds {len(dirs):,} class folders; at most {MAX_CLASSES:,}")
     return dirs
 
 
@@ -178,7 +181,7 @@ def load_csv(path: Path, opts: FolderOptions) -> tuple[dict[str, np.ndarray], li
     try:
         if path.stat().st_size > 4 * MAX_FILE_BYTES:  # 256 MB of text; MNIST as a CSV is about 110 MB
             raise DataError(f"{path}: is larger than {4 * MAX_FILE_BYTES:,} bytes")
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark (Excel's "CSV UTF-8") is not data
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: is not a readable CSV file ({type(e).__name__})") from None
     reader = csv.reader(io.StringIO(text))
@@ -186,6 +189,7 @@ def load_csv(path: Path, opts: FolderOptions) -> tuple[dict[str, np.ndarray], li
     if not rows:
         raise DataError(f"{path}: is empty")
     label_at = 0
+    header: list[str] | None = None
     if not is_number(rows[0][0]) or not all(is_number(v) for v in rows[0]):
         header = [h.strip() for h in rows.pop(0)]
         if opts.label_column in header:
@@ -195,6 +199,8 @@ def load_csv(path: Path, opts: FolderOptions) -> tuple[dict[str, np.ndarray], li
     if not rows:
         raise DataError(f"{path}: holds a header but no rows")
     width = len(rows[0])
+    if header is not None and len(header) != width:
+        raise DataError(f"{path}: its header has {len(header)} columns but its first row has {width}")
     side = math.isqrt(width - 1)
     if width < 2 or side * side != width - 1:
         raise DataError(f"{path}: rows have {width - 1} pixel values, not a square image (e.g. 784 = 28×28)")
@@ -205,8 +211,8 @@ def load_csv(path: Path, opts: FolderOptions) -> tuple[dict[str, np.ndarray], li
         raise DataError(f"{path}: row {bad + 1} does not hold {width} numbers") from None
     y = table[:, label_at]
     x = np.delete(table, label_at, axis=1)
-    if not np.all(y == np.round(y)) or y.min() < 0:
-        raise DataError(f"{path}: labels must be whole numbers 0..C-1")
+    if not np.isfinite(y).all() or not np.all(y == np.round(y)) or y.min() < 0 or y.max() >= MAX_CLASSES:
+        raise DataError(f"{path}: labels must be whole numbers 0..C-1, with at most {MAX_CLASSES:,} classes")
     if not np.isfinite(x).all() or x.min() < 0 or x.max() > 255:
         raise DataError(f"{path}: pixel values must lie in 0..255 (or 0..1)")
     if x.max() <= 1.0:

@@ -135,7 +135,7 @@ def _csv_rows(path: Path, side: int) -> np.ndarray:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise DataError(f"{path}: is larger than {MAX_FILE_BYTES:,} bytes")
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not data
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: is not a readable CSV file ({type(e).__name__})") from None
     rows = []

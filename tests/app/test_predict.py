@@ -157,3 +157,17 @@ def test_bad_inputs_are_one_line_naming_the_file(tmp_path, name, data, expect):
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     lines = [line for line in r.output.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1 and str(p) in " ".join(r.output.split()) and expect in " ".join(r.output.split())
+
+
+def test_a_csv_with_a_byte_order_mark_predicts_like_without(tmp_path):
+    """Issue 23, item 7: with a BOM the header line was taken for a row of data, and the first row for a header."""
+    run = tmp_path / "d"
+    assert runner.invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--epochs", "1", "--out", str(run),
+                               "-q"]).exit_code == 0
+    rows = "\n".join(",".join(str((i * 7 + j) % 256) for j in range(64)) for i in range(3)) + "\n"
+    for name, head in (("plain.csv", b""), ("bom.csv", b"\xef\xbb\xbf")):
+        (tmp_path / name).write_bytes(head + ("," .join(f"p{i}" for i in range(64)) + "\n" + rows).encode())
+    out = [json.loads(runner.invoke(app, ["predict", str(run), str(tmp_path / n), "--json"]).stdout)["items"]
+           for n in ("plain.csv", "bom.csv")]
+    assert len(out[0]) == len(out[1]) == 3
+    assert [i["top"] for i in out[0]] == [i["top"] for i in out[1]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,54 @@ def test_bad_csv_files(tmp_path):
     p.write_text("1,2,3,4,5\n1,2,x,4,5\n")
     with pytest.raises(DataError, match="row 2 does not hold 5 numbers"):
         load_dataset(str(p))
+
+
+# -- hostile CSVs (issue 23, items 5-7): labels bounded, headers checked, a byte-order mark is not data ----------
+
+
+@pytest.mark.parametrize("label", ["inf", "-inf", "nan", "1000000000", "1e15", "10000", "2.5", "-1"])
+def test_csv_labels_are_bounded_whole_numbers(tmp_path, label):
+    """A label of inf passed the whole-number check; 1e9 built a billion class names; 1e15 ran out of memory."""
+    p = tmp_path / "x.csv"
+    p.write_text("1,0,0,0,0\n" + f"{label},0,0,0,0\n")
+    r = runner.invoke(app, ["data", "info", str(p)])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert r.output.strip() == f"error: {p}: labels must be whole numbers 0..C-1, with at most 10,000 classes."
+
+
+def test_the_largest_label_allowed_passes_the_bound(tmp_path):
+    """9999 is within the bound; the dataset is then refused for its empty classes, not for the label."""
+    p = tmp_path / "x.csv"
+    p.write_text("".join(f"{c},0,0,0,{c % 256}\n" for c in (0, 1, 9999)) * 4)
+    with pytest.raises(DataError, match="class '2' has no training example"):
+        load_dataset(str(p))
+
+
+@pytest.mark.parametrize("header,rows", [
+    ("p0,p1,p2,p3,label", "0,0,0,0\n1,1,1,1\n"),  # one column longer, label last: an IndexError traceback
+    ("label,p0,p1,p2", "0,0,0,0,0\n1,1,1,1,1\n"),  # one shorter
+])
+def test_a_csv_header_must_match_its_rows(tmp_path, header, rows):
+    p = tmp_path / "x.csv"
+    p.write_text(header + "\n" + rows)
+    with pytest.raises(DataError, match=rf"{re.escape(str(p))}: its header has \d columns but its first row has \d"):
+        load_dataset(str(p))
+
+
+def test_a_csv_with_a_byte_order_mark_reads_as_without(tmp_path):
+    """Excel's "CSV UTF-8" starts with a BOM: the header's first column is `label`, not `\\ufefflabel`."""
+    plain = _csv(tmp_path, "label," + ",".join(f"pixel{i}" for i in range(256)))
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    a, b = load_dataset(str(plain)), load_dataset(str(bom))
+    assert np.array_equal(a.x_train, b.x_train) and np.array_equal(a.y_train, b.y_train)
+
+
+def test_a_folder_of_too_many_classes_is_refused_before_reading(tmp_path, monkeypatch):
+    from mlpkit.data import folders
+
+    monkeypatch.setattr(folders, "MAX_CLASSES", 3)
+    for c in "abcd":
+        (tmp_path / "pics" / c).mkdir(parents=True)
+    with pytest.raises(DataError, match=r"holds 4 class folders; at most 3"):
+        load_dataset(str(tmp_path / "pics"))
