@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -108,6 +109,9 @@ def _error_lines() -> Iterator[None]:
     except MlpkitError as e:
         render.error(str(e))
         raise typer.Exit(e.exit_code) from None
+    except OSError as e:  # a path the system refuses (a name too long, a loop of links): bad input, one line
+        render.error(f"{e.filename}: {e.strerror or e}" if e.filename else str(e))
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         render.error("interrupted")
         raise typer.Exit(130) from None
@@ -292,8 +296,9 @@ def gradcheck_command(
     Example: [bold]mlpkit gradcheck[/bold]   or   [bold]mlpkit gradcheck configs/mnist-sigmoid.yaml --data-dir DIR[/bold]
     """
     with _errors():
-        if not (eps > 0 and rtol >= 0 and atol >= 0):
-            raise ConfigError(f"--eps must be > 0 and --rtol, --atol >= 0; got {eps:g}, {rtol:g}, {atol:g}")
+        if not (0 < eps <= 1 and 0 <= rtol < math.inf and 0 <= atol < math.inf):
+            raise ConfigError(f"--eps must be in (0, 1] and --rtol, --atol finite and >= 0; got {eps:g}, {rtol:g}, "
+                              f"{atol:g}")
         cfg = load_config(config, tuple(set_ or ())) if config is not None else None
         settings = CheckSettings(eps, rtol, atol, samples, seed)
         data = api.load_data_for(cfg, as_source(data_dir, offline, json_)) if cfg is not None else None

@@ -84,7 +84,10 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
     # L_n = log Σ_j e^{z_j} − z_y, with the max cancelling out
     np.subtract(np.log(s), per_sample, out=per_sample)
     if n <= _FSUM_MAX:
-        loss = math.fsum(per_sample.tolist()) / n
+        try:
+            loss = math.fsum(per_sample.tolist()) / n
+        except OverflowError:  # float64 losses near the largest double: the sum is infinite, as NumPy's would be
+            loss = math.inf
     else:
         loss = float(np.add.reduce(per_sample, dtype=np.float64)) / n
     s *= n

@@ -129,3 +129,17 @@ def test_mnist_sigmoid_config_reaches_97_percent(tmp_path):
     assert data["test"]["accuracy"] >= 0.970
     first = data["history"][0]
     assert first["train_loss"] is not None and first["train_eval_loss"] is not None
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["gradcheck", "--eps", "1e308"], "--eps must be in (0, 1] and --rtol, --atol finite and >= 0; got 1e+308, 1e-05, 1e-08"),
+    (["gradcheck", "--rtol", "inf"], "--eps must be in (0, 1] and --rtol, --atol finite and >= 0; got 1e-05, inf, 1e-08"),
+    (["data", "info", "d" * 5000], "File name too long"),
+    (["evaluate", "r" * 5000], "r" * 50),
+])
+def test_hostile_arguments_are_one_line_not_a_traceback(args, expect):
+    """Issue 23, item 20: an --eps of 1e308 overflowed math.fsum; a 5,000-character name raised OSError."""
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    line = r.output.strip()
+    assert len(line.splitlines()) == 1 and line.startswith("error: ") and expect in line, line

@@ -165,7 +165,7 @@ def test_cli_with_config_on_digits():
     assert all(row["rel_err"] < 1e-7 for row in data["groups"][0]["rows"])
 
 
-@pytest.mark.parametrize("args,msg", [(["--eps", "0"], "--eps must be > 0"),
+@pytest.mark.parametrize("args,msg", [(["--eps", "0"], "--eps must be in (0, 1]"),
                                       (["nothere.yaml"], "nothere.yaml: config file not found")])
 def test_cli_bad_input_exit_2(args, msg):
     r = runner.invoke(app, ["gradcheck", *args])

@@ -98,3 +98,10 @@ def test_the_loss_mean_on_both_paths():
         loss, d = softmax_cross_entropy(np.asfortranarray(z), y)
         assert loss == pytest.approx(per.mean(), rel=1e-6)
         assert d.dtype == np.float32
+
+
+def test_the_loss_of_logits_near_the_largest_double_is_inf_not_an_error():
+    """math.fsum raises OverflowError when its partial sums overflow; the loss is then infinite, as NumPy's sum is."""
+    z = np.array([[1e308, -1e308], [1e308, -1e308]])
+    loss, _ = softmax_cross_entropy(z, np.array([1, 1]))
+    assert loss == np.inf
