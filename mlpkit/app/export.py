@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from mlpkit.app.runfiles import input_record, load_weights
-from mlpkit.atomic import atomic_write
+from mlpkit.app.runfiles import CHECKPOINTS, input_record, load_weights
+from mlpkit.atomic import atomic_write, check_destination
 from mlpkit.errors import ConfigError, MlpkitError
 from mlpkit.nn.layers import Linear, kind_of
 
@@ -120,13 +120,15 @@ def to_safetensors(model: Any, record: dict) -> bytes:
     return st.save(tensors, metadata=meta)
 
 
-def export(model: Any, record: dict, fmt: str, path: str | Path) -> Path:
+def export(model: Any, record: dict, fmt: str, path: str | Path, inputs: tuple[Path, ...] = ()) -> Path:
+    """Write the model to ``path``: a new name or a regular file, never one of ``inputs`` (the weights read)."""
     p = Path(path)
-    data = to_onnx(model, record) if fmt == "onnx" else to_safetensors(model, record)
     if not p.parent.is_dir():
         raise ExportError(f"-o {p}: the folder {p.parent} does not exist")
     try:
-        atomic_write(p, data)
+        check_destination(p, inputs)  # before the work: a bad -o is refused at once
+        data = to_onnx(model, record) if fmt == "onnx" else to_safetensors(model, record)
+        atomic_write(p, data, inputs)
     except OSError as e:
         raise ExportError(f"-o {p}: cannot be written ({e.strerror or e})") from None
     return p
@@ -148,5 +150,7 @@ def export_run(run: str | Path, fmt: str, out: str | Path | None = None) -> Expo
     saved = load_weights(run)
     rec = input_record(saved)
     target = Path(out) if out is not None else saved.path.with_suffix(".onnx" if fmt == "onnx" else ".safetensors")
-    p = export(saved.model, rec, fmt, target)
+    run_dir = Path(run) if Path(run).is_dir() else None
+    run_files = [f for d in (run_dir, run_dir / CHECKPOINTS) if d.is_dir() for f in d.iterdir()] if run_dir else []
+    p = export(saved.model, rec, fmt, target, inputs=(saved.path, *run_files))  # never over the run it exports
     return Exported(str(saved.path), fmt, str(p), p.stat().st_size, architecture(saved.model))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import stat
 
 import numpy as np
 import pytest
@@ -121,3 +123,36 @@ def test_export_errors_are_one_line(run, tmp_path, monkeypatch):
     monkeypatch.delitem(__import__("sys").modules, "onnx", raising=False)
     r = runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "m.onnx")])
     assert r.exit_code == 2 and "pip install 'mlpkit[export]'" in r.output and "Traceback" not in r.output
+
+
+# -- issue 23, items 2 and 3: -o never replaces something that is not a regular file, nor what export reads ----
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("exp") / "run"
+    r = runner.invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--epochs", "1", "--out", str(run), "-q"])
+    assert r.exit_code == 0, r.output
+    return run
+
+
+@pytest.mark.parametrize("victim", ["model.npz", "config.yaml", "checkpoints/last.npz"])
+def test_export_never_writes_over_the_run_it_reads(small_run, victim):
+    before = (small_run / victim).read_bytes()
+    r = runner.invoke(app, ["export", str(small_run), "--format", "onnx", "-o", str(small_run / victim)])
+    assert r.exit_code == 2 and "which this command reads" in r.output and "Traceback" not in r.output, r.output
+    assert (small_run / victim).read_bytes() == before
+
+
+def test_export_never_replaces_a_special_file_or_a_link(small_run, tmp_path):
+    fifo = tmp_path / "pipe.onnx"
+    os.mkfifo(fifo)
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    link = tmp_path / "link.onnx"
+    link.symlink_to(target)
+    for dest, what in ((fifo, "not a regular file"), (link, "a symbolic link"), (tmp_path, "a folder")):
+        r = runner.invoke(app, ["export", str(small_run), "--format", "onnx", "-o", str(dest)])
+        assert r.exit_code == 2 and f"it exists and is {what}; choose a new name" in r.output, r.output
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink() and target.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.onnx", "pipe.onnx", "precious.txt"]  # no debris
