@@ -74,6 +74,8 @@ def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = Fal
         if not resume and not force and path.is_dir() and any((path / m).exists() for m in RUN_MARKERS):
             raise OutputError(f"{path}: already holds a run; choose another --out, resume it with "
                               f"--resume {path}, or replace it with --force")
+        if path.is_dir():
+            _check_checkpoints_folder(path)  # --force removes nothing before the whole folder is checked
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path, prefix=".write-test-"):
             pass
@@ -84,8 +86,19 @@ def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = Fal
     return path
 
 
+def _check_checkpoints_folder(path: Path) -> None:
+    """A run folder's checkpoints are written only inside it: its ``checkpoints`` must be a real folder or absent."""
+    ck = path / CHECKPOINTS
+    if ck.is_symlink():
+        raise OutputError(f"{ck}: is a symbolic link; a run folder's checkpoints are written only inside it")
+    if ck.exists() and not ck.is_dir():
+        raise OutputError(f"{ck}: is not a folder; a run folder's checkpoints are written only inside it")
+
+
 def _remove_run_files(path: Path) -> None:
-    """The files an earlier run wrote (only mlpkit's own names; a link is removed, never followed)."""
+    """The files an earlier run wrote (only mlpkit's own names; a link is removed, never followed). The
+    checkpoints folder is checked first, under the lock: nothing is removed through a link."""
+    _check_checkpoints_folder(path)
     for p in [*(path / n for n in _RUN_FILES), path / CHECKPOINTS / "last.npz", path / CHECKPOINTS / "best.npz"]:
         with contextlib.suppress(FileNotFoundError):
             p.unlink()

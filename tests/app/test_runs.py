@@ -342,3 +342,25 @@ def test_the_readme_key_table_has_every_config_key():
     documented = set(re.findall(r"`([a-z0-9_.]+)`", first_cells))
     missing = _schema_keys(schema.Config) - documented
     assert not missing, f"README key table lacks {sorted(missing)}"
+
+
+def test_force_never_deletes_through_a_linked_checkpoints_folder(tmp_path):
+    """Issue 23, item 1: --force unlinked another run's last.npz and best.npz through X/checkpoints -> other run,
+    and only then refused the folder."""
+    q = str(CONFIGS / "quickstart.yaml")
+    other = tmp_path / "other"
+    assert runner.invoke(app, ["train", q, "--epochs", "1", "--out", str(other), "-q"]).exit_code == 0
+    kept = {p.name: p.read_bytes() for p in (other / "checkpoints").iterdir()}
+    assert set(kept) == {"last.npz", "best.npz"}
+    x = tmp_path / "x"
+    assert runner.invoke(app, ["train", q, "--epochs", "1", "--out", str(x), "-q"]).exit_code == 0
+    for p in (x / "checkpoints").iterdir():
+        p.unlink()
+    (x / "checkpoints").rmdir()
+    (x / "checkpoints").symlink_to(other / "checkpoints")
+    r = runner.invoke(app, ["train", q, "--epochs", "1", "--out", str(x), "--force", "-q"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert r.output.strip() == (f"error: {x / 'checkpoints'}: is a symbolic link; a run folder's checkpoints are "
+                                "written only inside it.")
+    assert {p.name: p.read_bytes() for p in (other / "checkpoints").iterdir()} == kept
+    assert (x / "model.npz").is_file()  # nothing of x removed either: the check came first
