@@ -84,10 +84,26 @@ _LONG_TOKEN = re.compile(r"\S{161,}")
 MAX_MESSAGE = 1000
 
 
+# Control characters (C0, DEL, C1) shown as \x.. escapes: a name from a file or folder never moves the cursor,
+# clears the screen or sets a terminal title. Tab and newline are spaces in names.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+
+
+def shown(text: object) -> str:
+    """Text from a file, a folder or the user, for a Text object: control characters made visible."""
+    return str(text).translate(_CONTROL)
+
+
+def literal(text: object) -> str:
+    """Text from a file, a folder or the user, for a markup string or a table cell: printed exactly as it is,
+    rich markup (``[bold]``, ``[link=…]``) escaped and control characters made visible."""
+    return escape(shown(text))
+
+
 def one_line(message: str) -> str:
     """A message as one line of sane length: long tokens (a 5,000-character key, a 4,300-digit
-    number) cut in the middle, the whole capped at MAX_MESSAGE characters."""
-    text = " ".join(message.split())
+    number) cut in the middle, the whole capped at MAX_MESSAGE characters, control characters shown."""
+    text = shown(" ".join(message.split()))
     text = _LONG_TOKEN.sub(lambda m: f"{m.group(0)[:100]}…({len(m.group(0)):,} characters)…{m.group(0)[-10:]}", text)
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
@@ -102,16 +118,16 @@ def error(message: str) -> None:
 
 def stopped(message: str) -> None:
     """One line on stderr for a clean, resumable stop."""
-    err_console.print(Text("stopped: ", style="bold yellow") + Text(message.rstrip(".") + "."), soft_wrap=True)
+    err_console.print(Text("stopped: ", style="bold yellow") + Text(shown(message.rstrip(".")) + "."), soft_wrap=True)
 
 
 def warning(message: str) -> None:
     """One line on stderr: ``warning: <sentence>``."""
-    err_console.print(Text("warning: ", style="bold yellow") + Text(" ".join(message.split())), soft_wrap=True)
+    err_console.print(Text("warning: ", style="bold yellow") + Text(shown(" ".join(message.split()))), soft_wrap=True)
 
 
 def note(message: str) -> None:
-    err_console.print(Text(message, style="dim"), soft_wrap=True)
+    err_console.print(Text(shown(message), style="dim"), soft_wrap=True)
 
 
 def fmt_f(v: float | None) -> str:
@@ -221,7 +237,7 @@ def resume_plan(r: ResumePlan) -> None:
     where = f"epoch {r.epoch + 1}, step {r.step}" if r.step else f"epoch {r.epoch + 1}"
     if r.epoch >= r.epochs:
         where = f"nothing: all {r.epochs} epochs are done"
-    console.print(f"{r.checkpoint} is valid; the run would resume at {where} of {r.epochs}; nothing was written")
+    console.print(f"{literal(r.checkpoint)} is valid; the run would resume at {where} of {r.epochs}; nothing was written")
 
 
 class EpochTable:
@@ -289,7 +305,7 @@ def train_summary(r: TrainResult) -> None:
         f"on {r.test.n:,} examples; {len(r.history)} epochs in {total:.1f}s"
     )
     if r.run_dir:
-        console.print(f"run saved to [bold]{escape(r.run_dir)}[/bold] (config.yaml, metrics.jsonl, model.npz)")
+        console.print(f"run saved to [bold]{literal(r.run_dir)}[/bold] (config.yaml, metrics.jsonl, model.npz)")
         console.print("score it again with:")
         console.print(Text(f"  mlpkit evaluate {_quote(r.run_dir)}"), soft_wrap=True)  # whole, to paste
 
@@ -306,7 +322,7 @@ def _quote(path: str) -> str:
 
 def eval_result(r: EvalResult, source: str) -> None:
     console.print(
-        f"[bold]{source}[/bold] on the {r.split} split ({r.n:,} examples): "
+        f"[bold]{literal(source)}[/bold] on the {r.split} split ({r.n:,} examples): "
         f"loss {r.loss:.4f}, accuracy [bold]{fmt_pct(r.accuracy)}[/bold]"
     )
     names = r.class_names or [str(i) for i in range(len(r.per_class_accuracy))]
@@ -319,7 +335,7 @@ def eval_result(r: EvalResult, source: str) -> None:
     t.add_column("accuracy", justify="right")
     for i, row in enumerate(r.confusion):
         cells = [f"[bold]{v}[/bold]" if i == j else (str(v) if v else "[dim]·[/dim]") for j, v in enumerate(row)]
-        label = f"{i} {names[i]}" if names[i] != str(i) else str(i)
+        label = f"{i} {literal(names[i])}" if names[i] != str(i) else str(i)
         t.add_row(label, *cells, str(sum(row)), fmt_pct(r.per_class_accuracy[i]))
     show(t)
 

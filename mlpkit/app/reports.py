@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich import box
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mlpkit.app.render import add_columns, console, fmt_e, fmt_pct, show
+from mlpkit.app.render import add_columns, console, fmt_e, fmt_pct, literal, show, shown
 from mlpkit.diagnostics.checks import PropertyCheck, TensorCheck
 
 if TYPE_CHECKING:
@@ -43,7 +42,7 @@ def _property_table(rows: list[PropertyCheck]) -> Table:
     add_columns(t, ("property", "left"), ("measured", "right"), ("expected", "right"), ("bound ±", "right"),
                 ("result", "left"), no_wrap="property")
     for row in rows:
-        t.add_row(escape(row.name), f"{row.measured:.6g}", f"{row.expected:.6g}", f"{row.bound:.2g}", _verdict(row.passed))
+        t.add_row(literal(row.name), f"{row.measured:.6g}", f"{row.expected:.6g}", f"{row.bound:.2g}", _verdict(row.passed))
     return t
 
 
@@ -52,7 +51,7 @@ def _tensor_table(rows: list[TensorCheck]) -> Table:
     add_columns(t, ("tensor", "left"), ("shape", "left"), ("checked", "right"), ("skipped", "right"),
                 ("max abs err", "right"), ("rel err", "right"), ("result", "left"), no_wrap="tensor")
     for row in rows:
-        t.add_row(escape(row.name), "×".join(map(str, row.shape)) or "()", str(row.checked),
+        t.add_row(literal(row.name), "×".join(map(str, row.shape)) or "()", str(row.checked),
                   str(row.skipped) if row.skipped else "", fmt_e(row.max_abs_err), fmt_e(row.rel_err), _verdict(row.passed))
     return t
 
@@ -72,7 +71,7 @@ def gradcheck_report(r: GradcheckReport) -> None:
             if row.passed:
                 continue
             if row.error:
-                console.print(Text(f"  {row.name}: {row.error}", style="red"))
+                console.print(Text(shown(f"  {row.name}: {row.error}"), style="red"))
             first, second = ("real", "textbook") if row.kind == "step" else ("analytic", "numeric")
             for w in row.worst:
                 console.print(Text(f"  {row.name}{list(w.index)}: {first} {w.analytic:.6e}, {second} {w.numeric:.6e}, "
@@ -109,7 +108,7 @@ def _bar(value: float, lo: float, hi: float, width: int = _BAR) -> str:
 def grad_profile(p: GradProfile) -> None:
     """Bars of ‖db‖ per layer on a log scale, then the numbers at each epoch."""
     snaps = p.snapshots
-    console.print(Text(f"{p.description}: gradient norms on a probe of {p.probe:,} training images "
+    console.print(Text(f"{shown(p.description)}: gradient norms on a probe of {p.probe:,} training images "
                        f"(mean gradient, inference mode)", style="bold"))
     values = [s.db_norm for snap in snaps for s in snap.linear if s.db_norm > 0]
     if values:
@@ -204,15 +203,16 @@ def predictions(r: Predictions, images: list[np.ndarray] | None = None) -> None:
     for k, item in enumerate(r.items):
         if images is not None:
             console.print(Text(block_art(images[k]), style="white on black"), soft_wrap=True)
-        guesses = ", ".join(f"{g.name} {100 * g.probability:.1f}%" for g in item.top)
+        guesses = ", ".join(f"{shown(g.name)} {100 * g.probability:.1f}%" for g in item.top)
         note = "" if item.prepared else " (used as given)"
-        console.print(Text(f"{item.source}{note}: ") + Text(item.top[0].name, style="bold") + Text(f"  ({guesses})"))
+        console.print(Text(f"{shown(item.source)}{note}: ") + Text(shown(item.top[0].name), style="bold")
+                      + Text(f"  ({guesses})"))
 
 
 def exported(r: Exported) -> None:
     stack = " → ".join(d["type"] + (f"({d['in_features']}, {d['out_features']})" if d["type"] == "Linear" else "")
                        for d in r.layers if d["type"] != "Dropout")
-    console.print(f"{r.format} written to {escape(r.file)} ({r.bytes:,} bytes): {stack}")
+    console.print(f"{r.format} written to {literal(r.file)} ({r.bytes:,} bytes): {stack}")
 
 
 def augment_preview(p: Preview) -> None:
@@ -223,7 +223,7 @@ def augment_preview(p: Preview) -> None:
 
     rows = [np.asarray(p.originals)] + [np.asarray(a) for a in p.augmented]
     per_line = max(1, console.width // (2 * rows[0].shape[2] + 2) // len(rows))
-    console.print(f"{p.dataset}: each original, then {len(rows) - 1} augmented version(s)")
+    console.print(f"{literal(p.dataset)}: each original, then {len(rows) - 1} augmented version(s)")
     for start in range(0, rows[0].shape[0], per_line):
         arts = [block_art(r[k]).split("\n") for k in range(start, min(start + per_line, rows[0].shape[0]))
                 for r in rows]
@@ -243,7 +243,7 @@ def run_list(rows: list[RunRow]) -> None:
     for r in rows:
         planned = f"/{r.epochs_planned}" if r.epochs_planned is not None else ""
         started = (r.started or "—")[:16].replace("T", " ")
-        t.add_row(escape(r.name), escape(Path(r.config).name) if r.config else "—", started,
+        t.add_row(literal(r.name), literal(Path(r.config).name) if r.config else "—", started,
                   f"{r.epochs_done}{planned}", fmt_pct(r.best_val_acc), fmt_pct(r.test_acc),
                   Text(r.status, style=styles.get(r.status, "")))
     show(t)
@@ -262,7 +262,7 @@ def comparison(c: Comparison) -> None:
     t = Table(title="final metrics", box=box.SIMPLE_HEAD, title_justify="left")
     t.add_column("metric")
     for n in names:
-        t.add_column(escape(n), justify="right")
+        t.add_column(literal(n), justify="right")
     for metric, values in c.metrics:
         t.add_row(metric, *[fmt_pct(v) if "acc" in metric and isinstance(v, float) else _cell(v) for v in values])
     show(t)
@@ -272,14 +272,14 @@ def comparison(c: Comparison) -> None:
     d = Table(title="config keys that differ", box=box.SIMPLE_HEAD, title_justify="left")
     d.add_column("key")
     for n in names:
-        d.add_column(escape(n), justify="right")
+        d.add_column(literal(n), justify="right")
     for key, values in c.differences:
-        d.add_row(escape(key), *[escape(_cell(v)) for v in values])
+        d.add_row(literal(key), *[literal(_cell(v)) for v in values])
     show(d)
 
 
 def downloaded(r: Downloaded) -> None:
-    console.print(f"{r.dataset}: {len(r.files)} files present and verified in {escape(r.folder)}")
+    console.print(f"{literal(r.dataset)}: {len(r.files)} files present and verified in {literal(r.folder)}")
 
 
 def dataset_list(rows: list[DatasetStatus]) -> None:
@@ -289,13 +289,13 @@ def dataset_list(rows: list[DatasetStatus]) -> None:
     for r in rows:
         style = "green" if r.status in ("present", "embedded") else ("red" if r.status.startswith("corrupt") else
                                                                      "yellow" if r.status.startswith("unverified") else "")
-        t.add_row(r.name, f"{r.n_train:,}", f"{r.n_test:,}", str(r.num_classes), _mb(r.download_bytes),
-                  Text(r.status, style=style), r.folder)
+        t.add_row(literal(r.name), f"{r.n_train:,}", f"{r.n_test:,}", str(r.num_classes), _mb(r.download_bytes),
+                  Text(shown(r.status), style=style), literal(r.folder))
     show(t)
 
 
 def dataset_info(s: DatasetSummary) -> None:
-    console.print(f"[bold]{s.name}[/bold] from {s.source}")
+    console.print(f"[bold]{literal(s.name)}[/bold] from {literal(s.source)}")
     console.print(f"train {tuple(s.x_train_shape)}, test {tuple(s.x_test_shape)}, images {tuple(s.image_shape)}, "
                   f"{s.dtype}, pixels {s.pixel_min:g}..{s.pixel_max:g} (scaled by {s.scale:.6g} to model inputs), "
                   f"{s.memory_bytes / 1e6:.1f} MB in memory")
@@ -303,6 +303,6 @@ def dataset_info(s: DatasetSummary) -> None:
     for col in ("class", "name", "train", "test"):
         t.add_column(col, justify="right" if col in ("train", "test") else "left")
     for i, (a, b) in enumerate(zip(s.train_per_class, s.test_per_class)):
-        t.add_row(str(i), s.class_names[i] if i < len(s.class_names) else "", f"{a:,}", f"{b:,}")
+        t.add_row(str(i), literal(s.class_names[i]) if i < len(s.class_names) else "", f"{a:,}", f"{b:,}")
     t.add_row("all", "", f"{sum(s.train_per_class):,}", f"{sum(s.test_per_class):,}", style="bold")
     show(t)

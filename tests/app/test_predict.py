@@ -171,3 +171,30 @@ def test_a_csv_with_a_byte_order_mark_predicts_like_without(tmp_path):
            for n in ("plain.csv", "bom.csv")]
     assert len(out[0]) == len(out[1]) == 3
     assert [i["top"] for i in out[0]] == [i["top"] for i in out[1]]
+
+
+HOSTILE_NAMES = ["[bold]x", "[link=file:x]y", "\x1b[2Jz", "a\x07b", "\x9b31mc"]
+
+
+def test_class_names_from_a_folder_are_printed_literally(tmp_path):
+    """Issue 23, item 19: rich markup in a class folder's name was interpreted, and an ANSI escape cleared the
+    screen. Every name reaches the terminal as it is: markup shown, control characters as \\x.. escapes."""
+    root = tmp_path / "pics"
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(HOSTILE_NAMES):
+        (root / name).mkdir(parents=True)
+        for i in range(6):
+            img = np.zeros((12, 12), np.uint8)
+            img[2:10, 2 + k: 4 + k] = 200 + rng.integers(0, 50)
+            Image.fromarray(img).save(root / name / f"{i}.png")
+    r = runner.invoke(app, ["data", "info", str(root)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.output and "\x07" not in r.output and "\x9b" not in r.output
+    for shown in ("[bold]x", "[link=file:x]y", "\\x1b[2Jz", "a\\x07b", "\\x9b31mc"):
+        assert shown in r.output, (shown, r.output)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{dataset: '{root}', image_size: 8, test_fraction: 0.34}}\n"
+                   "model: {layers: [{linear: 5}]}\ntrain: {epochs: 2}\n")
+    assert runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "run"), "-q"]).exit_code == 0
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "run")], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "\x1b" not in r.output and "[bold]x" in r.output and "\\x1b[2Jz" in r.output
