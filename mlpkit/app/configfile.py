@@ -68,11 +68,44 @@ class _DuplicateKey(Exception):
     pass
 
 
+MAX_YAML_VALUES = 100_000  # values in a document once its aliases are expanded; a config has a few hundred
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values ``node`` stands for with every alias expanded, counted once per node (linear time)."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 1  # a node that refers to itself counts once
+        if isinstance(node, yaml.SequenceNode):
+            memo[key] = 1 + sum(_expanded_size(c, memo) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            memo[key] = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    return memo[key]
+
+
+def _load(text: str, source: str) -> Any:
+    """yaml.load, with the document's size once its aliases are expanded bounded before anything is built:
+    a "billion laughs" document is a few hundred bytes that every reader after the parser would walk for ever."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_YAML_VALUES:
+            raise ConfigError(f"{source}: its aliases expand to more than {MAX_YAML_VALUES:,} values; a config "
+                              "needs no more than a few hundred")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text safely; any failure of the parser or of a tag's constructor (an invalid
     date, an integer too long to convert, ``!!float ''``...) becomes a one-line ConfigError."""
     try:
-        return yaml.load(text, Loader=_Loader)
+        return _load(text, source)
+    except ConfigError:
+        raise
     except _DuplicateKey as e:
         raise ConfigError(f"{source}: {e}") from None
     except yaml.MarkedYAMLError as e:

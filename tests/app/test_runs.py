@@ -364,3 +364,22 @@ def test_force_never_deletes_through_a_linked_checkpoints_folder(tmp_path):
                                 "written only inside it.")
     assert {p.name: p.read_bytes() for p in (other / "checkpoints").iterdir()} == kept
     assert (x / "model.npz").is_file()  # nothing of x removed either: the check came first
+
+
+BOMB = ('a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+        + "".join(f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")))
+
+
+def test_an_alias_bomb_is_refused_by_every_reader_of_configs(tmp_path, write_config):
+    """Issue 23, item 14: a "billion laughs" config.yaml (400 bytes, 10⁹ values expanded) hung compare for
+    90 s and 1.9 GB; train refused it only because validation failed early. Now the parser refuses it."""
+    r = runner.invoke(app, ["train", str(write_config(BOMB))])
+    assert r.exit_code == 2 and "its aliases expand to more than 100,000 values" in r.output
+    for name in ("a", "b"):
+        assert runner.invoke(app, ["train", Q, "--epochs", "1", "--out", str(tmp_path / name), "-q"]).exit_code == 0
+    (tmp_path / "b" / "config.yaml").write_text(BOMB)
+    for args in (["compare", str(tmp_path / "a"), str(tmp_path / "b")], ["runs", str(tmp_path)]):
+        r = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert r.exit_code in (0, 2) and "Traceback" not in r.output, r.output
+    ok = runner.invoke(app, ["train", str(write_config("model: {layers: &l [{linear: 10}]}\nx: *l\n"))])
+    assert "unknown key" in ok.output  # an ordinary alias is still read: the document reaches validation
