@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
+import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,10 @@ from mlpkit.app.runfiles import CHECKPOINTS, RUN_INFO, read_run_info, small_text
 from mlpkit.errors import CheckpointError, ConfigError
 
 MAX_DEPTH = 3  # runs/<name>, runs/<group>/<name>, ...
+
+
+class RunFileWarning(UserWarning):
+    """A run file was damaged; what could not be read is treated as unknown (the CLI shows it as one line)."""
 
 
 @dataclass(frozen=True)
@@ -38,15 +45,55 @@ class RunRow:
     status: str  # finished | running | interrupted | diverged | unknown
 
 
-def read_metrics(run: Path) -> list[dict]:
-    """The run's metrics.jsonl rows (unreadable lines are skipped)."""
+_NUMBERS = ("train_loss", "train_eval_loss", "train_eval_acc", "val_loss", "val_acc", "lr")
+_WEIGHT_NAME = re.compile(r"layers\.\d{1,6}\.[Wb]\Z")
+
+
+def _number(v: object) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def clean_row(row: dict) -> tuple[dict, int]:
+    """A metrics row with every field of the right type: (the row, how many fields were damaged and became
+    unknown, None). The one policy of runs, compare and plot for a row a user or a crash has damaged."""
+    damaged = 0
+    epoch = row.get("epoch")
+    ok_epoch = isinstance(epoch, int) and not isinstance(epoch, bool) and 1 <= epoch <= 10_000_000
+    out: dict = {"epoch": epoch if ok_epoch else None}
+    damaged += not ok_epoch
+    for key in _NUMBERS:
+        out[key] = _number(row.get(key))
+        damaged += key in row and row[key] is not None and out[key] is None
+    norms = row.get("grad_norms")
+    good = {k: _number(v) for k, v in norms.items() if isinstance(k, str) and _WEIGHT_NAME.match(k)} \
+        if isinstance(norms, dict) else {}
+    out["grad_norms"] = {k: v for k, v in good.items() if v is not None}
+    damaged += (norms is not None and not isinstance(norms, dict)) + (
+        len(norms) - len(out["grad_norms"]) if isinstance(norms, dict) else 0)
+    return out, damaged
+
+
+def read_metrics(run: Path, damaged: list[str] | None = None) -> list[dict]:
+    """The run's metrics.jsonl rows, cleaned (``clean_row``); lines that are not JSON objects are skipped. With
+    ``damaged``, a sentence saying what was unreadable is appended to it."""
     text = small_text(run / "metrics.jsonl") or ""
-    rows = []
+    rows, bad_lines, bad_fields = [], 0, 0
     for line in text.splitlines():
-        with contextlib.suppress(ValueError, RecursionError):
+        if not line.strip():
+            continue
+        try:
             row = json.loads(line)
-            if isinstance(row, dict):
-                rows.append(row)
+        except (ValueError, RecursionError):
+            row = None
+        if not isinstance(row, dict):
+            bad_lines += 1
+            continue
+        clean, n = clean_row(row)
+        bad_fields += n
+        rows.append(clean)
+    if damaged is not None and (bad_lines or bad_fields):
+        damaged.append(f"{run / 'metrics.jsonl'}: {bad_lines} unreadable line(s) skipped and {bad_fields} damaged "
+                       "value(s) read as unknown")
     return rows
 
 
@@ -200,8 +247,12 @@ def learning_curves(paths: list[str | Path]) -> list[tuple[str, list[dict]]]:
         p = Path(p)
         if not p.is_dir() or not is_run(p):
             raise CheckpointError(f"{p}: is not an mlpkit run folder (no config.yaml with checkpoints or weights)")
-        rows = read_metrics(p)
+        notes: list[str] = []
+        rows = [r for r in read_metrics(p, notes) if r["epoch"] is not None]
+        for note in notes:
+            warnings.warn(note, RunFileWarning, stacklevel=2)
         if not rows:
-            raise CheckpointError(f"{p}: has no finished epoch to plot (metrics.jsonl is empty)")
+            why = "is empty" if not (small_text(p / "metrics.jsonl") or "").strip() else "holds no readable epoch row"
+            raise CheckpointError(f"{p}: has no finished epoch to plot (metrics.jsonl {why})")
         out.append((p.name, rows))
     return out

@@ -25,6 +25,7 @@ from typer.core import TyperGroup
 
 from mlpkit import __version__
 from mlpkit.app import api, catalog, plots, render, reports
+from mlpkit.app.catalog import RunFileWarning
 from mlpkit.app.configfile import load_config
 from mlpkit.app.interrupts import graceful_stop
 from mlpkit.data.cache import DataWarning, dataset_status
@@ -94,6 +95,7 @@ def _errors() -> Iterator[None]:
     """Turn library errors into one line on stderr and their exit code, and warnings into one line each."""
     with warnings.catch_warnings():
         warnings.simplefilter("always", DataWarning)
+        warnings.simplefilter("always", RunFileWarning)
         warnings.showwarning = lambda message, *args, **kwargs: render.warning(str(message))
         with _error_lines():
             yield

@@ -81,7 +81,8 @@ def plot_runs(curves: list[tuple[str, list[dict]]], path: str | Path) -> Path:
     for ax in (ax_loss, ax_acc, ax_grad):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # an axis with no readable series has no legend
+            ax.legend(fontsize=7)
     save_figure(fig, p, "-o")
     plt.close(fig)
     return p

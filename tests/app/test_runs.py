@@ -383,3 +383,23 @@ def test_an_alias_bomb_is_refused_by_every_reader_of_configs(tmp_path, write_con
         assert r.exit_code in (0, 2) and "Traceback" not in r.output, r.output
     ok = runner.invoke(app, ["train", str(write_config("model: {layers: &l [{linear: 10}]}\nx: *l\n"))])
     assert "unknown key" in ok.output  # an ordinary alias is still read: the document reaches validation
+
+
+@pytest.mark.parametrize("rows,expect_code,expect", [
+    ([{"epoch": 1, "train_loss": "x", "val_acc": [1], "grad_norms": "oops"},
+      {"epoch": 2, "train_loss": 0.5, "grad_norms": {"layers.0.W": "y", "../../x": 1.0, "layers.3.W": 0.2}}],
+     0, "5 damaged value(s) read as unknown"),
+    (["[1, 2]", "not json", {"epoch": "one"}], 2, "has no finished epoch to plot (metrics.jsonl holds no readable "
+                                                   "epoch row)"),
+])
+def test_plot_reads_damaged_metrics_as_unknown(tmp_path, rows, expect_code, expect):
+    """Issue 23, items 15 and 21: wrong types in metrics.jsonl gave plot an AttributeError traceback, and a file of
+    unreadable rows was called empty. runs, compare and plot now share one policy (catalog.clean_row)."""
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "r"
+    assert runner.invoke(app, ["train", Q, "--epochs", "2", "--out", str(run), "-q"]).exit_code == 0
+    (run / "metrics.jsonl").write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    r = runner.invoke(app, ["plot", str(run), "-o", str(tmp_path / "c.png")])
+    assert r.exit_code == expect_code and "Traceback" not in r.output and expect in r.output, r.output
+    for args in (["runs", str(tmp_path)], ["compare", str(run), str(run)]):
+        assert runner.invoke(app, args).exit_code == 0
