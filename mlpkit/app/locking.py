@@ -8,13 +8,16 @@ released when closed or when the process ends, however it ends. The file holds t
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from mlpkit.errors import OutputError
 
 LOCK_NAME = ".lock"
 # O_NOFOLLOW: a link planted as .lock is refused, never followed (POSIX; Windows has no such flag).
-_OPEN = os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+# O_NONBLOCK: a FIFO planted as .lock never blocks the open (POSIX; its fstat then shows it is not a file).
+_OPEN = os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0) | \
+    getattr(os, "O_NONBLOCK", 0)
 
 
 class RunLock:
@@ -26,6 +29,9 @@ class RunLock:
             fd = os.open(lock, os.O_RDWR | _OPEN, 0o644)
         except OSError as e:
             raise OutputError(f"{lock}: cannot be created ({e.strerror or e})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OutputError(f"{lock}: is not a regular file; remove it (mlpkit keeps its lock there)")
         import filelock  # here, not at import: where the OS has no lock call, only locking fails, not `mlpkit --help`
 
         try:
@@ -57,6 +63,8 @@ def is_locked(run: Path) -> bool:
     except OSError:
         return False
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False  # not a lock mlpkit made: nobody holds it
         return not filelock.lock_descriptor(fd, blocking=False)
     except OSError:
         return True

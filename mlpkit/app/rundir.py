@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpkit.app.configfile import config_to_yaml
-from mlpkit.app.locking import RunLock
+from mlpkit.app.locking import RunLock, is_locked
 from mlpkit.app.runfiles import (
     _RUN_FILES,
     CHECKPOINTS,
@@ -71,9 +71,13 @@ def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = Fal
     try:
         if path.exists() and not path.is_dir():
             raise OutputError(f"{path}: exists and is not a folder; choose another --out")
-        if not resume and not force and path.is_dir() and any((path / m).exists() for m in RUN_MARKERS):
-            raise OutputError(f"{path}: already holds a run; choose another --out, resume it with "
-                              f"--resume {path}, or replace it with --force")
+        if not resume and path.is_dir() and any((path / m).exists() for m in RUN_MARKERS):
+            if is_locked(path):  # --force would be refused too: say what is going on instead
+                raise OutputError(f"{path}: another mlpkit process is training a run in this folder; wait for it "
+                                  "to finish or choose another --out")
+            if not force and not stopped_before_first_checkpoint(path):
+                raise OutputError(f"{path}: already holds a run; choose another --out, resume it with "
+                                  f"--resume {path}, or replace it with --force")
         if path.is_dir():
             _check_checkpoints_folder(path)  # --force removes nothing before the whole folder is checked
         path.mkdir(parents=True, exist_ok=True)
@@ -93,6 +97,14 @@ def _check_checkpoints_folder(path: Path) -> None:
         raise OutputError(f"{ck}: is a symbolic link; a run folder's checkpoints are written only inside it")
     if ck.exists() and not ck.is_dir():
         raise OutputError(f"{ck}: is not a folder; a run folder's checkpoints are written only inside it")
+
+
+def stopped_before_first_checkpoint(path: Path) -> bool:
+    """An mlpkit run (its run.json says so) that holds no weights: neither final weights nor a checkpoint. It has
+    nothing to lose, so a new run may take its folder without --force. A folder that merely holds a file named
+    config.yaml is not such a run."""
+    weights = ("model.npz", f"{CHECKPOINTS}/last.npz", f"{CHECKPOINTS}/best.npz")
+    return read_run_info(path).get("format") == RUN_FORMAT and not any((path / n).exists() for n in weights)
 
 
 def _remove_run_files(path: Path) -> None:
@@ -144,9 +156,8 @@ class RunWriter:
         self.path = prepare_run_dir(path, force=force, resume=resume)
         self.lock = RunLock(self.path)
         try:
-            if resume:
-                remove_stale_temp_files(self.path)
-            elif force:
+            remove_stale_temp_files(self.path)  # a killed writer's debris, whatever comes next
+            if not resume and (force or stopped_before_first_checkpoint(self.path)):
                 _remove_run_files(self.path)  # under the lock: never another process's live run
             self.cfg = cfg
             self.data = data  # where the data came from (data_record), stored with every weights file

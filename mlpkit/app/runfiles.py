@@ -90,8 +90,10 @@ def resolve_weights_path(run: str | Path) -> Path:
 
 def _no_checkpoint(p: Path, wanted: str) -> str:
     if (p / "config.yaml").is_file():  # a run stopped before its first checkpoint was written
+        how = (f"into the same folder (--out {p}: no --force needed, it holds no weights)"
+               if read_run_info(p).get("format") == RUN_FORMAT else f"(--out {p} --force replaces this folder)")
         return (f"{p}: the run was stopped before its first checkpoint was written, so there is nothing to resume or "
-                "score; train it again")
+                f"score; train it again {how}")
     return f"{p}: has no {wanted.format(CHECKPOINTS=CHECKPOINTS)}; is it an mlpkit run folder?"
 
 

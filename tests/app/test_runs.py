@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shlex
 from pathlib import Path
@@ -403,3 +404,64 @@ def test_plot_reads_damaged_metrics_as_unknown(tmp_path, rows, expect_code, expe
     assert r.exit_code == expect_code and "Traceback" not in r.output and expect in r.output, r.output
     for args in (["runs", str(tmp_path)], ["compare", str(run), str(run)]):
         assert runner.invoke(app, args).exit_code == 0
+
+
+def _stopped_before_first_checkpoint(folder: Path) -> None:
+    """What a kill -9 between the run folder's creation and its first checkpoint leaves behind."""
+    from mlpkit.app.configfile import load_config
+    from mlpkit.app.rundir import RunWriter
+
+    w = RunWriter(folder, load_config(Q))
+    w.close()
+    (folder / ".run.json.x1y2z3.tmp").write_text("{")  # a write the kill cut short
+
+
+def test_a_run_killed_before_its_first_checkpoint_gives_consistent_advice(tmp_path):
+    """Issue 23, item 17: --resume said "train it again", and training again said "replace it with --force"; the
+    killed writer's temporary file stayed for ever."""
+    run = tmp_path / "run"
+    _stopped_before_first_checkpoint(run)
+    r = runner.invoke(app, ["train", "--resume", str(run)])
+    assert r.exit_code == 2 and f"train it again into the same folder (--out {run}: no --force needed" in r.output
+    r = runner.invoke(app, ["train", Q, "--epochs", "1", "--out", str(run), "-q"])
+    assert r.exit_code == 0, r.output
+    assert not list(run.glob(".*.tmp")) and (run / "model.npz").is_file()
+    r = runner.invoke(app, ["train", Q, "--epochs", "1", "--out", str(run), "-q"])  # now it holds weights
+    assert r.exit_code == 2 and "already holds a run" in r.output and "--force" in r.output
+
+
+def test_a_folder_being_trained_is_not_offered_force(tmp_path):
+    """Issue 23, item 21: a new run into a running run's folder advised --force, which the lock then refused."""
+    from mlpkit.app.locking import RunLock
+
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", Q, "--epochs", "1", "--out", str(run), "-q"]).exit_code == 0
+    lock = RunLock(run)  # as a live trainer holds it
+    try:
+        for extra in ([], ["--force"]):
+            r = runner.invoke(app, ["train", Q, "--epochs", "1", "--out", str(run), "-q", *extra])
+            assert r.exit_code == 2 and "another mlpkit process" in r.output, r.output
+            assert "--force" not in r.output.split("another mlpkit process")[1]
+    finally:
+        lock.close()
+
+
+def test_a_folder_holding_only_a_users_config_yaml_is_never_emptied(tmp_path):
+    """The no-weights rule is for mlpkit's own runs: a folder with a config.yaml of the user's is still refused."""
+    (tmp_path / "config.yaml").write_text("mine: true\n")
+    r = runner.invoke(app, ["train", Q, "--epochs", "1", "--out", str(tmp_path), "-q"])
+    assert r.exit_code == 2 and "already holds a run" in r.output
+    assert (tmp_path / "config.yaml").read_text() == "mine: true\n"
+
+
+def test_a_fifo_named_lock_never_blocks_runs_or_compare(tmp_path):
+    """Issue 23, item 4: a FIFO named .lock in a run folder blocked `runs` and `compare` for ever."""
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", Q, "--epochs", "1", "--out", str(run), "-q"]).exit_code == 0
+    (run / ".lock").unlink()
+    os.mkfifo(run / ".lock")
+    for args in (["runs", str(tmp_path)], ["compare", str(run), str(run)]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    r = runner.invoke(app, ["train", "--resume", str(run), "--set", "train.epochs=2", "-q"])
+    assert r.exit_code == 2 and f"{run / '.lock'}: is not a regular file" in r.output
