@@ -32,6 +32,7 @@ import numpy as np
 
 from mlpkit.data.core import MAX_CLASSES
 from mlpkit.data.images import IMAGE_SUFFIXES, MAX_FILE_BYTES, is_number, prepare, read_image
+from mlpkit.data.reader import read_bytes
 from mlpkit.errors import DataError
 
 MAX_IMAGES = 2_000_000
@@ -179,9 +180,8 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def load_csv(path: Path, opts: FolderOptions) -> tuple[dict[str, np.ndarray], list[str]]:
     """(arrays, class names) of a CSV of label + pixel rows, split by ``test_fraction``."""
     try:
-        if path.stat().st_size > 4 * MAX_FILE_BYTES:  # 256 MB of text; MNIST as a CSV is about 110 MB
-            raise DataError(f"{path}: is larger than {4 * MAX_FILE_BYTES:,} bytes")
-        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark (Excel's "CSV UTF-8") is not data
+        # 256 MB of text at most (MNIST as a CSV is about 110 MB); -sig: a byte-order mark (Excel's "CSV UTF-8")
+        text = read_bytes(path, 4 * MAX_FILE_BYTES).decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: is not a readable CSV file ({type(e).__name__})") from None
     reader = csv.reader(io.StringIO(text))

@@ -24,11 +24,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from mlpkit.data.reader import open_regular, read_bytes
 from mlpkit.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
@@ -50,17 +52,18 @@ def read_image(path: Path) -> np.ndarray:
     """A grayscale (H, W) float array in [0, 255]; one DataError naming the file for anything unreadable."""
     image_mod = _pil()
     try:
-        size = path.stat().st_size
+        fh = open_regular(path)  # a FIFO or a device is refused, never waited on
+        size = os.fstat(fh.fileno()).st_size
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if size == 0:
-        raise DataError(f"{path}: is empty")
-    if size > MAX_FILE_BYTES:
-        raise DataError(f"{path}: is {size:,} bytes; an image is at most {MAX_FILE_BYTES:,}")
+    if size == 0 or size > MAX_FILE_BYTES:
+        fh.close()
+        raise DataError(f"{path}: is empty" if size == 0 else
+                        f"{path}: is {size:,} bytes; an image is at most {MAX_FILE_BYTES:,}")
     try:
-        with warnings.catch_warnings():
+        with fh, warnings.catch_warnings():
             warnings.simplefilter("error", image_mod.DecompressionBombWarning)
-            with image_mod.open(path) as im:
+            with image_mod.open(fh) as im:
                 w, h = im.size
                 if w * h > MAX_PIXELS:
                     raise DataError(f"{path}: is {w}×{h} pixels; at most {MAX_PIXELS:,} are decoded")
@@ -133,9 +136,7 @@ def _array_items(arr: np.ndarray, side: int, name: str) -> list[tuple[str, np.nd
 
 def _csv_rows(path: Path, side: int) -> np.ndarray:
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise DataError(f"{path}: is larger than {MAX_FILE_BYTES:,} bytes")
-        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not data
+        text = read_bytes(path, MAX_FILE_BYTES).decode("utf-8-sig")  # -sig: a byte-order mark is not data
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: is not a readable CSV file ({type(e).__name__})") from None
     rows = []
@@ -196,7 +197,7 @@ def load_inputs(inputs: list[str | Path], side: int) -> list[tuple[str, np.ndarr
 def _read_npy(p: Path) -> np.ndarray:
     """A .npy file's array, its header checked before its data is read (never unpickled)."""
     try:
-        arr = np.load(p, mmap_mode="r", allow_pickle=False)
+        arr = np.load(io.BytesIO(read_bytes(p, MAX_FILE_BYTES * 4)), allow_pickle=False)
         if not isinstance(arr, np.ndarray) or arr.dtype.hasobject:
             raise ValueError("not a plain array")
         if arr.nbytes > MAX_FILE_BYTES * 4:

@@ -16,12 +16,14 @@ import io
 import json
 import math
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlpkit.data.core import MAX_CLASSES, Dataset
+from mlpkit.data.reader import NotARegularFile, open_regular
 from mlpkit.errors import DataError, MlpkitError
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -54,38 +56,48 @@ def read_npz(path: str | Path, error: type[MlpkitError], what: str, max_bytes: i
         return error(f"{path}: is not {what} ({why})")
 
     try:
-        zf = zipfile.ZipFile(path)
+        fh = open_regular(path)  # a FIFO or a device is refused, never waited on
     except FileNotFoundError:
         raise error(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise error(f"{path}: is a folder, not {what}") from None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
-        raise fail("not a zip archive of .npy arrays") from None
+    except (IsADirectoryError, NotARegularFile):
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise error(f"{path}: is {kind}, not {what}") from None
     except OSError as e:
         raise error(f"{path}: cannot be read ({e.strerror or e})") from None
+    with fh:
+        try:
+            zf = zipfile.ZipFile(fh)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
+            raise fail("not a zip archive of .npy arrays") from None
+        except OSError as e:
+            raise error(f"{path}: cannot be read ({e.strerror or e})") from None
+        with zf:
+            return _read_members(zf, fail, max_bytes)
+
+
+def _read_members(zf: zipfile.ZipFile, fail: Callable[[str], MlpkitError], max_bytes: int) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     total = 0
-    with zf:
-        infos = zf.infolist()
-        if len(infos) > MAX_MEMBERS:
-            raise fail(f"{len(infos):,} members; at most {MAX_MEMBERS:,}")
-        for info in infos:
-            name = info.filename
-            if not name.endswith(".npy") or len(name) > 256:
-                raise fail(f"member {_short(name, 60)!r} is not an .npy array")
-            key = name[:-4]
-            if key in arrays:
-                raise fail(f"member {_short(name, 60)!r} appears twice")
-            try:
-                arr, nbytes = _read_member(zf, info, max_bytes - total)
-            except MlpkitError:
-                raise
-            except _Refused as e:
-                raise fail(f"array {_short(key, 60)!r}: {e}") from None
-            except Exception as e:
-                raise fail(f"array {_short(key, 60)!r} cannot be read: {type(e).__name__}") from None
-            total += nbytes
-            arrays[key] = arr
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise fail(f"{len(infos):,} members; at most {MAX_MEMBERS:,}")
+    for info in infos:
+        name = info.filename
+        if not name.endswith(".npy") or len(name) > 256:
+            raise fail(f"member {_short(name, 60)!r} is not an .npy array")
+        key = name[:-4]
+        if key in arrays:
+            raise fail(f"member {_short(name, 60)!r} appears twice")
+        try:
+            arr, nbytes = _read_member(zf, info, max_bytes - total)
+        except MlpkitError:
+            raise
+        except _Refused as e:
+            raise fail(f"array {_short(key, 60)!r}: {e}") from None
+        except Exception as e:
+            raise fail(f"array {_short(key, 60)!r} cannot be read: {type(e).__name__}") from None
+        total += nbytes
+        arrays[key] = arr
     return arrays
 
 

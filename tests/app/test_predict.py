@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -198,3 +199,30 @@ def test_class_names_from_a_folder_are_printed_literally(tmp_path):
     assert runner.invoke(app, ["train", str(cfg), "--out", str(tmp_path / "run"), "-q"]).exit_code == 0
     r = runner.invoke(app, ["evaluate", str(tmp_path / "run")], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and "\x1b" not in r.output and "[bold]x" in r.output and "\\x1b[2Jz" in r.output
+
+
+@pytest.mark.parametrize("name", ["in.npy", "in.npz", "in.csv", "in.png"])
+def test_a_fifo_or_a_device_given_to_predict_is_refused_at_once(tmp_path, name):
+    """Issue 23, item 4: a FIFO given to predict blocked for ever; a link to /dev/zero ran until MemoryError."""
+    run = tmp_path / "d"
+    assert runner.invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--epochs", "1", "--out", str(run),
+                               "-q"]).exit_code == 0
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    zero = tmp_path / f"zero-{name}"
+    zero.symlink_to("/dev/zero")
+    for p, kind in ((fifo, "a FIFO"), (zero, "a device")):
+        r = runner.invoke(app, ["predict", str(run), str(p)])
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert str(p) in r.output and (kind in r.output or "not a regular file" in r.output), r.output
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npz"])
+def test_a_fifo_or_a_device_as_a_dataset_is_refused_at_once(tmp_path, suffix):
+    fifo = tmp_path / f"data{suffix}"
+    os.mkfifo(fifo)
+    zero = tmp_path / f"zero{suffix}"
+    zero.symlink_to("/dev/zero")
+    for p in (fifo, zero):
+        r = runner.invoke(app, ["data", "info", str(p)])
+        assert r.exit_code == 2 and "Traceback" not in r.output and str(p) in r.output, r.output
