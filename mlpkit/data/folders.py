@@ -96,7 +96,9 @@ def _key(root: Path, files: dict[str, list[tuple[Path, int]]], opts: FolderOptio
     for split, items in files.items():
         for f, label in items:
             st = f.stat()
-            h.update(f"{split}\0{f.relative_to(root)}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            # ctime too: any write changes it, and unlike mtime no program can set it back (os.utime cannot)
+            h.update(f"{split}\0{f.relative_to(root)}\0{label}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}"
+                     "\n".encode())
     return h.hexdigest()[:32]
 
 

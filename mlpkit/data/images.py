@@ -27,6 +27,7 @@ import math
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,14 +69,44 @@ def read_image(path: Path) -> np.ndarray:
                 if w * h > MAX_PIXELS:
                     raise DataError(f"{path}: is {w}×{h} pixels; at most {MAX_PIXELS:,} are decoded")
                 im.load()
-                gray = im.convert("L")
-                return np.asarray(gray, dtype=np.float32)
+                return _gray(image_mod, im)
     except DataError:
         raise
     except (image_mod.DecompressionBombError, image_mod.DecompressionBombWarning):
         raise DataError(f"{path}: claims more pixels than an image may have (a decompression bomb?)") from None
     except Exception as e:
         raise DataError(f"{path}: is not a readable image ({type(e).__name__})") from None
+
+
+def _gray(image_mod: Any, im: Any) -> np.ndarray:
+    """A decoded picture as the grayscale a person sees, (H, W) float32 in [0, 255]:
+
+    - turned upright by its EXIF Orientation tag (phone cameras store pictures rotated and say so);
+    - transparency composited on white (paint programs export dark ink on a transparent background);
+    - 16-bit and 32-bit pictures scaled by their format's range, float ones from [0, 1] or else their own
+      range (``convert("L")`` clips all of them to 0..255).
+    """
+    from PIL import ImageOps
+
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("I", "F") or im.mode.startswith("I;"):
+        a = np.asarray(im.convert("F") if im.mode != "F" else im, dtype=np.float64)
+        a = np.where(np.isfinite(a), a, 0.0)
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if im.mode != "F" and lo >= 0:  # integers: by their format's range (16-bit, or 32-bit holding 16-bit)
+            top = 65535.0 if hi <= 65535 else hi
+            return (a * (255.0 / top)).astype(np.float32)
+        if lo >= 0 and hi <= 1:  # floats in [0, 1], the usual convention
+            return (a * 255.0).astype(np.float32)
+        span = hi - lo  # any other range: its own, black to white
+        return ((a - lo) * (255.0 / span) if span > 0 else np.zeros_like(a)).astype(np.float32)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info) or \
+            (im.mode in ("L", "RGB") and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        page = image_mod.new("RGBA", rgba.size, (255, 255, 255, 255))
+        page.alpha_composite(rgba)
+        im = page
+    return np.asarray(im.convert("L"), dtype=np.float32)
 
 
 def prepare(gray: np.ndarray, side: int = 28, source: str = "image") -> np.ndarray:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -215,3 +217,27 @@ def test_a_folder_of_too_many_classes_is_refused_before_reading(tmp_path, monkey
         (tmp_path / "pics" / c).mkdir(parents=True)
     with pytest.raises(DataError, match=r"holds 4 class folders; at most 3"):
         load_dataset(str(tmp_path / "pics"))
+
+
+def test_a_content_change_that_keeps_size_and_mtime_is_read_again(tmp_path, monkeypatch):
+    """Issue 23, item 9: the cache was keyed on size and mtime, which a copy tool (or os.utime) can keep."""
+    root = _folder(tmp_path / "c", n=60)
+    first = load_dataset(str(root))
+    victim = sorted((root / "three").iterdir())[0]
+    st = victim.stat()
+    data = bytearray(victim.read_bytes())
+    other = sorted((root / "seven").iterdir())[0].read_bytes()
+    if len(other) == len(data):  # the same size: a real change of content that keeps the size
+        data = bytearray(other)
+    else:
+        data[-20] ^= 0xFF  # flip a byte of the image data near the end (inside the last chunk before IEND)
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert victim.stat().st_size == st.st_size and victim.stat().st_mtime_ns == st.st_mtime_ns
+    calls = []
+    real = images.read_image
+    monkeypatch.setattr("mlpkit.data.folders.read_image", lambda p: calls.append(p) or real(p))
+    with contextlib.suppress(DataError):  # a corrupted picture is refused: it was read again, which is the point
+        load_dataset(str(root))
+    assert victim in calls
+    assert first.x_train.shape[0] > 0
