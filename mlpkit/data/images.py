@@ -154,13 +154,14 @@ def _array_items(arr: np.ndarray, side: int, name: str) -> list[tuple[str, np.nd
         raise DataError(f"{name}: must be N×H×W or N×{side * side} images, got shape {arr.shape}")
     if len(arr) > MAX_ITEMS:
         raise DataError(f"{name}: holds {len(arr):,} images; at most {MAX_ITEMS:,} at a time")
-    a = arr.astype(np.float32)
-    if not np.isfinite(a).all():
+    # Checked in the array's own type, before any cast: 1e300 must not overflow float32 into a NumPy warning.
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise DataError(f"{name}: holds NaN or infinite values")
-    hi = 255.0 if arr.dtype.kind in "ui" or a.max() > 1.0 else 1.0
-    if a.min() < 0 or a.max() > hi:
+    top = float(arr.max())
+    hi = 255.0 if arr.dtype.kind in "ui" or top > 1.0 else 1.0
+    if float(arr.min()) < 0 or top > hi:
         raise DataError(f"{name}: pixels must lie in [0, 255] (integers) or [0, 1] (floats)")
-    a = a / hi * 255.0
+    a = arr.astype(np.float32) / hi * 255.0
     ready = a.shape[1:] == (side, side)
     return [(f"{name}[{i}]", img, ready) for i, img in enumerate(a)]
 

@@ -74,6 +74,16 @@ def load_own(path: str | Path, options: FolderOptions | None = None) -> Dataset:
                    len(names), tuple(names), shape, str(p), location=str(p.resolve()))
 
 
+def _nonempty(ds: Dataset) -> Dataset:
+    """Every reader's result checked the same way: a split without examples is refused by name, before any
+    statistic or model is computed from it (a kmnist folder of empty files gave a traceback in data info)."""
+    where = ds.location or ds.name
+    for split, y in (("training", ds.y_train), ("test", ds.y_test)):
+        if len(y) == 0:
+            raise DataError(f"{where}: its {split} split holds no examples")
+    return ds
+
+
 def load_dataset(
     name: str, data_dir: str | Path | None = None, *, offline: bool = False, progress: Progress | None = None,
     options: FolderOptions | None = None,
@@ -87,10 +97,10 @@ def load_dataset(
     if name == "digits":
         return load_digits()
     if name in REGISTRY:
-        return load_idx_dataset(name, data_dir, offline=offline, progress=progress)
+        return _nonempty(load_idx_dataset(name, data_dir, offline=offline, progress=progress))
     if name.endswith(".npz"):
-        return load_npz(name)
+        return _nonempty(load_npz(name))
     if is_path_dataset(name):
-        return load_own(name, options)
+        return _nonempty(load_own(name, options))
     raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(REGISTRY)}, or a path to an .npz file, a "
                     f"CSV file or an image folder")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from mlpkit.app.cli import app
 from mlpkit.data import images
 
-from ..conftest import CONFIGS, MNIST_DIR, needs_mnist
+from ..conftest import CONFIGS, MNIST_DIR, ROOT, needs_mnist
 
 runner = CliRunner()
 
@@ -226,3 +226,11 @@ def test_a_fifo_or_a_device_as_a_dataset_is_refused_at_once(tmp_path, suffix):
     for p in (fifo, zero):
         r = runner.invoke(app, ["data", "info", str(p)])
         assert r.exit_code == 2 and "Traceback" not in r.output and str(p) in r.output, r.output
+
+
+def test_huge_pixels_are_one_line_without_a_numpy_warning(tmp_path):
+    """Issue 23, item 21: pixels of 1e300 printed NumPy's "overflow encountered in cast" before the error."""
+    np.save(tmp_path / "big.npy", np.full((2, 8, 8), 1e300))
+    r = runner.invoke(app, ["predict", str(ROOT / "tests" / "app" / "legacy_run"), str(tmp_path / "big.npy")])
+    assert r.exit_code == 2 and r.output.strip() == (f"error: {tmp_path / 'big.npy'}: pixels must lie in [0, 255] "
+                                                     "(integers) or [0, 1] (floats).")

@@ -323,3 +323,13 @@ def test_uint8_histogram_counts_like_bincount(shape):
     x = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
     np.testing.assert_array_equal(uint8_histogram(x), np.bincount(x.ravel(), minlength=256))
     np.testing.assert_array_equal(uint8_histogram(x[..., ::2]), np.bincount(x[..., ::2].ravel(), minlength=256))
+
+
+@pytest.mark.parametrize("n_train,n_test,split", [(0, 5, "training"), (12, 0, "test")])
+def test_a_dataset_with_an_empty_split_is_one_line(tmp_path, monkeypatch, n_train, n_test, split):
+    """Issue 23, item 8: a kmnist folder whose training files held 0 images gave a traceback in data info."""
+    write_idx_dataset(tmp_path / "kmnist", n_train=n_train, n_test=n_test)
+    register(monkeypatch, tmp_path / "kmnist", name="kmnist")
+    r = CliRunner().invoke(app, ["data", "info", "kmnist", "--data-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert f"{tmp_path / 'kmnist'}: its {split} split holds no examples" in r.output
