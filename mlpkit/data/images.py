@@ -26,6 +26,7 @@ import io
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -195,35 +196,49 @@ def is_number(v: str) -> bool:
         return False
 
 
-def load_inputs(inputs: list[str | Path], side: int) -> list[tuple[str, np.ndarray, bool]]:
-    """Every image the inputs name, as (label, (H, W) array in [0, 255], already the model's size)."""
+def load_inputs(inputs: list[str | Path], side: int) -> Iterator[tuple[str, np.ndarray, bool]]:
+    """Every image the inputs name, one at a time, as (label, (H, W) array in [0, 255], already the model's size).
+
+    A generator: the caller prepares each picture and lets it go before the next is decoded, so memory holds one
+    full-size picture at a time, not all of them (120 photos of 3000×3000 ran out of memory).
+    """
     from mlpkit.data import npz as npzio
 
-    items: list[tuple[str, np.ndarray, bool]] = []
+    count = 0
+
+    def counted(p: Path, found: list[tuple[str, np.ndarray, bool]] | None = None, n: int = 1) -> None:
+        nonlocal count
+        count += len(found) if found is not None else n
+        if count > MAX_ITEMS:
+            raise DataError(f"{p}: more than {MAX_ITEMS:,} images at a time")
+
     for inp in inputs:
         p = Path(inp)
         if p.is_dir():
             files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
             if not files:
                 raise DataError(f"{p}: holds no image files ({', '.join(IMAGE_SUFFIXES[:4])}, ...)")
-            items += [(str(f), read_image(f), False) for f in files]
+            counted(p, n=len(files))
+            for f in files:
+                yield str(f), read_image(f), False
         elif not p.exists():
             raise DataError(f"{p}: no such file or folder")
-        elif p.suffix.lower() == ".npz":
-            arrays = npzio.read_npz(p, DataError, "a readable .npz of images", max_bytes=4 * MAX_FILE_BYTES)
-            if not arrays:
-                raise DataError(f"{p}: holds no arrays")
-            key = "x" if "x" in arrays else ("x_test" if "x_test" in arrays else next(iter(arrays)))
-            items += _array_items(arrays[key], side, f"{p}:{key}")
-        elif p.suffix.lower() == ".npy":
-            items += _array_items(_read_npy(p), side, str(p))
-        elif p.suffix.lower() == ".csv":
-            items += _array_items(_csv_rows(p, side), side, str(p))
+        elif p.suffix.lower() in (".npz", ".npy", ".csv"):
+            if p.suffix.lower() == ".npz":
+                arrays = npzio.read_npz(p, DataError, "a readable .npz of images", max_bytes=4 * MAX_FILE_BYTES)
+                if not arrays:
+                    raise DataError(f"{p}: holds no arrays")
+                key = "x" if "x" in arrays else ("x_test" if "x_test" in arrays else next(iter(arrays)))
+                found = _array_items(arrays[key], side, f"{p}:{key}")
+            elif p.suffix.lower() == ".npy":
+                found = _array_items(_read_npy(p), side, str(p))
+            else:
+                found = _array_items(_csv_rows(p, side), side, str(p))
+            counted(p, found)
+            yield from found
         else:
-            items.append((str(p), read_image(p), False))
-        if len(items) > MAX_ITEMS:
-            raise DataError(f"{p}: more than {MAX_ITEMS:,} images at a time")
-    return items
+            counted(p)
+            yield str(p), read_image(p), False
 
 
 def _read_npy(p: Path) -> np.ndarray:

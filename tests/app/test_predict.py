@@ -234,3 +234,19 @@ def test_huge_pixels_are_one_line_without_a_numpy_warning(tmp_path):
     r = runner.invoke(app, ["predict", str(ROOT / "tests" / "app" / "legacy_run"), str(tmp_path / "big.npy")])
     assert r.exit_code == 2 and r.output.strip() == (f"error: {tmp_path / 'big.npy'}: pixels must lie in [0, 255] "
                                                      "(integers) or [0, 1] (floats).")
+
+
+def test_predict_decodes_one_picture_at_a_time(tmp_path, monkeypatch):
+    """Issue 23, item 13: every picture was kept decoded at full size until all were read (120 photos of
+    3000×3000 ran out of memory and were called unreadable). Now each is read when the previous one is done."""
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((30, 20), 255, np.uint8)).save(folder / f"{i}.png")
+    calls = []
+    real = images.read_image
+    monkeypatch.setattr(images, "read_image", lambda p: calls.append(p) or real(p))
+    stream = images.load_inputs([folder], 8)
+    first = next(stream)
+    assert first[0].endswith("0.png") and len(calls) == 1
+    assert len(list(stream)) == 2 and len(calls) == 3
