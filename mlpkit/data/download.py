@@ -14,6 +14,7 @@ import http.client
 import math
 import os
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +22,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlpkit.atomic import replacing
 from mlpkit.data.registry import RemoteFile
@@ -153,13 +155,36 @@ class _Clock:
             self.window_start, self.window_bytes = now, 0
 
 
+def _open(req: urllib.request.Request, clock: _Clock) -> Any:
+    """``urlopen``, bounded by the deadline as a whole. A server or proxy that sends its handshake, status line
+    and headers a byte at a time keeps every recv inside the stall window, so no socket timeout fires: the
+    request runs in a daemon thread and is abandoned when the deadline passes."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["response"] = urllib.request.urlopen(req, timeout=clock.timeout())
+        except BaseException as e:  # handed to the caller's thread as it is
+            result["error"] = e
+
+    worker = threading.Thread(target=run, name="mlpkit-download", daemon=True)
+    worker.start()
+    worker.join(max(0.0, clock.end - time.monotonic()))
+    if worker.is_alive():
+        raise DataError(f"took longer than the {clock.deadline_s:g} s deadline (${DEADLINE_ENV}) before the "
+                        "server answered")
+    if "error" in result:
+        raise result["error"]
+    return result["response"]
+
+
 def _fetch_one(url: str, dest: Path, f: RemoteFile, progress: Progress | None, clock: _Clock) -> None:
     """Download ``url`` to ``dest`` via a verified temporary file; raises on any failure."""
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     clock.start_connection()
     # urlopen's timeout bounds every recv of this connection (the socket keeps it): a silent server fails within
     # the stall window; a trickle is caught by the stall rule and the deadline after each read.
-    with replacing(dest, suffix=".part") as out, urllib.request.urlopen(req, timeout=clock.timeout()) as resp:
+    with replacing(dest, suffix=".part") as out, _open(req, clock) as resp:
         h = hashlib.sha256()
         done = 0
         length = resp.headers.get("Content-Length")
