@@ -352,7 +352,9 @@ def inspect_grads(
         try:
             profile = grad_profile(trainer, k, probe, description=f"{Path(target).stem}: "
                                       f"{describe_model(trainer.model)}", on_step=progress,
-                                      trained=api.is_run_path(target))
+                                      trained=api.is_run_path(target),
+                                      trained_epoch_known=not api.is_run_path(target)
+                                      or api.load_weights(target).epoch is not None)
         finally:
             progress.close()
         _show(profile, json_, reports.grad_profile)

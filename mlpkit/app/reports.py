@@ -135,7 +135,8 @@ def grad_profile(p: GradProfile) -> None:
         console.print(Text(f"ratio: ‖db‖ relative to the last hidden layer; {start}", style="dim"))
     for snap in (snaps[0], snaps[-1]) if len(snaps) > 1 else snaps:  # the bars above show the epochs between
         if p.trained and snap is snaps[0]:
-            title = f"trained weights (epoch {snap.epoch})"
+            title = f"trained weights (epoch {snap.epoch})" if p.trained_epoch_known else \
+                "trained weights (epoch unknown: the file does not prove it)"
         else:
             title = "at initialization" if snap.epoch == 0 else f"after epoch {snap.epoch}"
         t = Table(title=f"{title}: probe loss {snap.probe_loss:.4f}", box=box.SIMPLE_HEAD, title_justify="left")

@@ -7,7 +7,6 @@ checkpoint adds the optimizer's velocity, the trainer's position, metrics and ra
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -189,14 +188,23 @@ def load_weights(run: str | Path, *, dtype: str | None = None) -> Saved:
     check_arrays(path, own, arrays, optim_ok=True)
     for name, p in own.items():
         p[...] = arrays[name]
-    epoch = None
+    return Saved(cfg, model, path, stored_data(path, meta), _weights_epoch(path, meta, cfg))
+
+
+def _weights_epoch(path: Path, meta: dict, cfg: Config) -> int | None:
+    """The epochs the weights were trained for, where the file proves it; None (unknown) otherwise. A checkpoint's
+    epoch must be a whole number within the run's epochs and agree with its history; a final model.npz's comes
+    from its run's metrics.jsonl, one row per epoch, no more than the run's epochs."""
     trainer = meta.get("trainer")
-    if isinstance(trainer, dict) and isinstance(trainer.get("epoch"), int):
-        epoch = trainer["epoch"]
-    elif path.name == "model.npz" and (path.parent / "metrics.jsonl").is_file():
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            epoch = sum(1 for line in (path.parent / "metrics.jsonl").read_text().splitlines() if line.strip())
-    return Saved(cfg, model, path, stored_data(path, meta), epoch)
+    if isinstance(trainer, dict):
+        epoch, history = trainer.get("epoch"), trainer.get("history")
+        ok = isinstance(epoch, int) and not isinstance(epoch, bool) and 0 <= epoch <= cfg.train.epochs
+        return epoch if ok and isinstance(history, list) and len(history) == epoch else None
+    if path.name == "model.npz":
+        text = small_text(path.parent / "metrics.jsonl")
+        rows = sum(1 for line in (text or "").splitlines() if line.strip())
+        return rows if 0 < rows <= cfg.train.epochs else None
+    return None
 
 
 # --------------------------------------------------------------------------- checkpoints

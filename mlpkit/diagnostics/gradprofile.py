@@ -65,6 +65,7 @@ class GradProfile:
     history: list[EpochMetrics]
     trained: bool = False  # the first snapshot is of trained weights (a saved run), not of the initialization
     reading: str = ""  # one sentence: what the numbers show
+    trained_epoch_known: bool = True  # the saved weights' epoch could be verified (else the label says unknown)
 
 
 def grad_snapshot(model: MLP, x: np.ndarray, y: np.ndarray, epoch: int) -> GradSnapshot:
@@ -102,6 +103,7 @@ def grad_profile(
     description: str = "",
     on_step: Callable[[StepInfo], None] | None = None,
     trained: bool = False,
+    trained_epoch_known: bool = True,
 ) -> GradProfile:
     """Snapshot at the trainer's current weights, then after each of ``epochs`` training epochs."""
     x, y = trainer.data.inputs(trainer.train_split, probe, trainer.model.dtype)
@@ -110,7 +112,8 @@ def grad_profile(
     for _ in range(epochs):
         trainer.train_epoch(on_step)
         snaps.append(grad_snapshot(trainer.model, x, y, trainer.epoch))
-    return GradProfile(description, len(y), snaps, list(trainer.history), trained, reading(snaps))
+    return GradProfile(description, len(y), snaps, list(trainer.history), trained, reading(snaps),
+                       trained_epoch_known)
 
 
 def reading(snaps: list[GradSnapshot]) -> str:

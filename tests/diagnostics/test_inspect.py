@@ -213,3 +213,28 @@ def test_inspect_grads_mnist_cli():
     assert r.exit_code == 0
     db = [s["db_norm"] for s in json.loads(r.stdout)["snapshots"][0]["linear"][:-1]]
     assert db == sorted(db) and db[3] / db[0] > 20
+
+
+@pytest.mark.parametrize("epoch", [99, -1, "2", None])
+def test_inspect_grads_labels_a_checkpoints_epoch_only_when_the_file_proves_it(tmp_path, epoch):
+    """Issue 23, item 21: a checkpoint whose epoch was wrong or missing was labelled "epoch 99" / "epoch 0"."""
+    from mlpkit.data.npz import npz_bytes, read_npz
+    from mlpkit.errors import DataError
+
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--epochs", "2", "--out", str(run), "-q"])
+    assert r.exit_code == 0
+    ck = run / "checkpoints" / "last.npz"
+    arrays = read_npz(ck, DataError, "a checkpoint")
+    meta = json.loads(str(arrays["__meta__"]))
+    if epoch is None:
+        del meta["trainer"]["epoch"]
+    else:
+        meta["trainer"]["epoch"] = epoch
+    arrays["__meta__"] = np.array(json.dumps(meta))
+    ck.write_bytes(npz_bytes(arrays))
+    r = runner.invoke(app, ["inspect-grads", str(ck), "-q"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert "trained weights (epoch unknown: the file does not prove it)" in r.output
+    r = runner.invoke(app, ["inspect-grads", str(run), "-q"], env={"COLUMNS": "200"})  # model.npz: 2 metric rows
+    assert r.exit_code == 0 and "trained weights (epoch 2)" in r.output
