@@ -10,7 +10,12 @@ transpose flags and memory orders); the layers read as the textbook does and
 leave the arithmetic to it.
 """
 
-from mlpkit.nn._kernels import Order, matmul, order_of  # the products other packages need, through the same BLAS
+from mlpkit.nn._kernels import (  # what other packages need of the fast path: its products, and the
+    Order,  # generator bytes a dropout mask draws (a checkpoint's dropout state is replayed with it)
+    mask_draw_bytes,
+    matmul,
+    order_of,
+)
 from mlpkit.nn.layers import LAYERS, Dropout, Layer, LayerKind, Linear, ReLU, Sigmoid, Tanh, kind_of
 from mlpkit.nn.losses import SoftmaxCrossEntropy, softmax, softmax_cross_entropy
 from mlpkit.nn.model import MLP
@@ -30,6 +35,7 @@ __all__ = [
            "SoftmaxCrossEntropy",
            "Tanh",
            "kind_of",
+           "mask_draw_bytes",
            "matmul",
            "order_of",
            "softmax",

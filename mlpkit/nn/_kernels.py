@@ -252,6 +252,17 @@ def keep_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, order:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def mask_draw_bytes(n: int, p: float) -> int:
+    """The generator bytes ``keep_mask`` draws for ``n`` entries at drop probability ``p`` (0 < p < 1): what a
+    checkpoint's dropout generator state is replayed with (``train.checkpoints``)."""
+    if p == 0.5:
+        return (n + 7) // 8
+    for nbytes in (1, 2):
+        if float(p * (1 << (8 * nbytes))).is_integer():
+            return nbytes * n
+    return 4 * n
+
+
 class LinearGrads(MutableMapping):
     """A Linear layer's ``grads``: ``"b"`` written by backward, ``"W"`` = xᵀ·dout formed when read.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,9 @@ import numpy as np
 
 from mlpkit.config.schema import Config
 from mlpkit.errors import CheckpointError
+from mlpkit.nn import Dropout, mask_draw_bytes
 from mlpkit.train.metrics import EpochMetrics
+from mlpkit.train.rngs import Rngs
 from mlpkit.train.schedules import lr_at, momentum_at
 
 if TYPE_CHECKING:
@@ -112,6 +115,33 @@ def _history_row(row: Any, epoch: int, names: set[str]) -> str | None:
     return None
 
 
+def expected_streams(trainer: Trainer, seed: int, epoch: int, step: int) -> dict[str, Mapping[str, Any]]:
+    """The generator states a run of ``seed`` holds after ``epoch`` epochs and ``step`` more steps, replayed:
+
+    - shuffle: one permutation of the training split per epoch (mid-epoch: the state as the epoch began);
+    - augment: one seed drawn per epoch when the run augments (likewise);
+    - dropout: each training step's masks, every Dropout layer (p > 0) in order, a batch × width draw each.
+    """
+    rngs = Rngs.from_seed(seed)
+    n, batch = len(trainer.train_split), trainer.cfg.train.batch_size
+    for _ in range(epoch):
+        rngs.shuffle.permutation(n)
+        if trainer.cfg.data.augment is not None:
+            rngs.augment.integers(2**63)
+    drops, width = [], trainer.model.in_features
+    for layer in trainer.model.layers:
+        if isinstance(layer, Dropout) and layer.p > 0:
+            drops.append((layer.p, width))
+        width = layer.out_features(width)
+    if drops:
+        sizes = [min(batch, n - s) for s in range(0, n, batch)]  # the epoch's batch sizes, in order
+        for b in sizes * epoch + sizes[:step]:
+            for p, w in drops:
+                rngs.dropout.bytes(mask_draw_bytes(b * w, p))
+    return {"shuffle_rng": rngs.shuffle.bit_generator.state, "augment_rng": rngs.augment.bit_generator.state,
+            "dropout_rng": rngs.dropout.bit_generator.state}
+
+
 def validate_state(path: Path, state: dict, cfg: Config, trainer: Any, arrays: dict[str, np.ndarray]) -> None:
     """Raise CheckpointError unless ``state`` is what the trainer of ``cfg`` could have saved.
 
@@ -130,8 +160,8 @@ def validate_state(path: Path, state: dict, cfg: Config, trainer: Any, arrays: d
     if extra:
         raise bad(sorted(extra)[0][:60], "is not a field of the trainer state")
     epoch, step = state["epoch"], state["step"]
-    if not _is_int(epoch, 0, MAX_EPOCH):
-        raise bad("epoch", f"must be an integer in [0, {MAX_EPOCH:,}]")
+    if not _is_int(epoch, 0, min(MAX_EPOCH, cfg.train.epochs)):
+        raise bad("epoch", f"must be an integer in [0, {cfg.train.epochs}] (the run's train.epochs)")
     if not _is_int(step, 0, trainer.steps_per_epoch - 1):
         raise bad("step", f"must be an integer in [0, {trainer.steps_per_epoch - 1}] (steps per epoch - 1)")
     for k in ("shuffle_rng", "dropout_rng", "augment_rng"):
@@ -184,3 +214,9 @@ def validate_state(path: Path, state: dict, cfg: Config, trainer: Any, arrays: d
                               f"{' for ' + lost[0] if lost else ''}; resuming without it would not continue the run")
     if not used and optim:
         raise CheckpointError(f"{path}: holds optimizer state {sorted(optim)[0]} for steps taken without momentum")
+    # Last, once epoch and step are known good: each generator state must be the one the seed gives there.
+    where = f"epoch {epoch + 1}, step {step}" if step else f"the end of epoch {epoch}"
+    for k, want in expected_streams(trainer, cfg.seed, epoch, step).items():
+        if state[k] != want:
+            raise bad(k, f"is not the state seed {cfg.seed} gives at {where}; the checkpoint was edited or is "
+                         "another run's")

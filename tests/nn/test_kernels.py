@@ -221,3 +221,14 @@ def test_products_write_the_output_order_asked_for(rng, w_order, out_order):
     np.testing.assert_allclose(dx, dy @ w.T, rtol=1e-13)
     with pytest.raises(ValueError, match="contiguous output"):
         blas.matmul_tn_acc(np.zeros((10, 3))[::2], x, dy)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.25, 0.2, 1 / 3, 0.1, 3 / 65536, 0.9])
+@pytest.mark.parametrize("n", [1, 7, 64, 1000])
+def test_mask_draw_bytes_is_what_keep_mask_draws(p, n):
+    """A checkpoint's dropout state is replayed with mask_draw_bytes: it must consume the generator exactly as
+    keep_mask does, for every resolution keep_mask picks."""
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    blas.keep_mask(a, (n,), p)
+    b.bytes(blas.mask_draw_bytes(n, p))
+    assert a.bit_generator.state == b.bit_generator.state

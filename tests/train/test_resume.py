@@ -203,3 +203,30 @@ def test_files_get_the_usual_permissions(tmp_path):
     from mlpkit import atomic
 
     assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o666 & ~atomic._UMASK
+
+
+@pytest.mark.parametrize("stream", ["shuffle_rng", "dropout_rng", "augment_rng"])
+def test_another_seeds_generator_state_is_refused(tmp_path, stream):
+    """Issue 23, item 16: a checkpoint whose shuffle or dropout state came from another seed resumed with exit 0
+    and different weights; each state is derivable from the seed and the position, so it is checked."""
+    from mlpkit.data.npz import npz_bytes, read_npz
+    from mlpkit.errors import DataError
+
+    q = str(ROOT / "configs" / "quickstart.yaml")
+    aug = ["--set", "data.augment.affine.rotate=5"]
+    runs = {}
+    for seed in (0, 1):
+        runs[seed] = tmp_path / f"s{seed}"
+        r = runner.invoke(app, ["train", q, "--set", "train.epochs=2", "--set", f"seed={seed}", *aug, "--out",
+                                str(runs[seed]), "-q"])
+        assert r.exit_code == 0, r.output
+    mine, theirs = (read_npz(runs[s] / "checkpoints" / "last.npz", DataError, "a checkpoint") for s in (0, 1))
+    meta, other = (json.loads(str(a["__meta__"])) for a in (mine, theirs))
+    assert meta["trainer"][stream] != other["trainer"][stream]
+    meta["trainer"][stream] = other["trainer"][stream]
+    mine["__meta__"] = np.array(json.dumps(meta))
+    (runs[0] / "checkpoints" / "last.npz").write_bytes(npz_bytes(mine))
+    r = runner.invoke(app, ["train", "--resume", str(runs[0]), "--set", "train.epochs=3", "-q"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert (f"trainer state '{stream}' is not the state seed 0 gives at the end of epoch 2; the checkpoint was "
+            "edited or is another run's") in r.output, r.output
