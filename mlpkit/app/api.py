@@ -33,7 +33,7 @@ from mlpkit.train.trainer import Stopped, Trainer, TrainResult, early_stop_summa
 
 __all__ = [
     "DataSource", "Downloaded", "DryRun", "Exported", "Guess", "Prediction", "Predictions", "Preview", "ResumePlan",
-    "check_resume", "download_dataset", "dry_run", "evaluate_run", "examples_of", "export_run", "is_run_path",
+    "check_resume", "download_dataset", "dry_run", "evaluate_run", "examples_of", "export_run", "inspected", "is_run_path",
     "load_data_for", "load_weights", "predict", "prepare", "preview_augment", "preview_png", "resume", "start_run",
     "train_epochs", "train_run", "trainer_for",
 ]
@@ -203,15 +203,22 @@ def is_run_path(target: str | Path) -> bool:
 
 def trainer_for(target: str | Path, overrides: tuple[str, ...] = (), data: DataSource | str | None = None) -> Trainer:
     """A trainer from a config, or one holding a saved run's weights."""
+    return inspected(target, overrides, data)[0]
+
+
+def inspected(target: str | Path, overrides: tuple[str, ...] = (), data: DataSource | str | None = None
+              ) -> tuple[Trainer, bool]:
+    """``trainer_for``, and whether the trainer's epoch is known: a config's is (0); saved weights' only where the
+    file proves it (``Saved.epoch``), else the trainer starts at 0 and labels should say "unknown"."""
     if not is_run_path(target):
-        return prepare(target, overrides, data)
+        return prepare(target, overrides, data), True
     if overrides:
         raise ConfigError(f"{target}: --set applies to configs, not to saved runs")
     saved = load_weights(target)
     trainer = Trainer(saved.cfg, load_data_for(saved.cfg, data, stored=True, record=saved.data))
     trainer.model.load_params(saved.model.named_params())
     trainer.epoch = saved.epoch or 0  # the weights' age, for labels ("trained weights, epoch N")
-    return trainer
+    return trainer, saved.epoch is not None
 
 
 def train_epochs(trainer: Trainer, epochs: int, on_step: Callable[[StepInfo], None] | None = None) -> None:

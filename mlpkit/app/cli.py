@@ -346,15 +346,13 @@ def inspect_grads(
         if plot is not None:
             plots.require_matplotlib()
             plots.check_plot_path(plot)
-        trainer = api.trainer_for(target, tuple(set_ or ()), as_source(data_dir, offline, quiet))
+        trainer, epoch_known = api.inspected(target, tuple(set_ or ()), as_source(data_dir, offline, quiet))
         k = epochs if epochs is not None else (0 if api.is_run_path(target) else 3)
         progress = render.EpochProgress(trainer.epoch + k, disable=quiet)
         try:
             profile = grad_profile(trainer, k, probe, description=f"{Path(target).stem}: "
                                       f"{describe_model(trainer.model)}", on_step=progress,
-                                      trained=api.is_run_path(target),
-                                      trained_epoch_known=not api.is_run_path(target)
-                                      or api.load_weights(target).epoch is not None)
+                                      trained=api.is_run_path(target), trained_epoch_known=epoch_known)
         finally:
             progress.close()
         _show(profile, json_, reports.grad_profile)

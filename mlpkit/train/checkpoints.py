@@ -12,6 +12,7 @@ naming the file and the field.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -135,9 +136,10 @@ def expected_streams(trainer: Trainer, seed: int, epoch: int, step: int) -> dict
         width = layer.out_features(width)
     if drops:
         sizes = [min(batch, n - s) for s in range(0, n, batch)]  # the epoch's batch sizes, in order
-        for b in sizes * epoch + sizes[:step]:
-            for p, w in drops:
-                rngs.dropout.bytes(mask_draw_bytes(b * w, p))
+        draws = [[mask_draw_bytes(b * w, p) for p, w in drops] for b in sizes]  # bytes per layer, per step
+        for k in itertools.chain(itertools.chain.from_iterable(itertools.repeat(draws, epoch)), draws[:step]):
+            for nbytes in k:
+                rngs.dropout.bytes(nbytes)
     return {"shuffle_rng": rngs.shuffle.bit_generator.state, "augment_rng": rngs.augment.bit_generator.state,
             "dropout_rng": rngs.dropout.bit_generator.state}
 
