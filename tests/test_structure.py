@@ -117,3 +117,79 @@ def test_no_misleading_aliases():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 assert not {a.asname for a in node.names} & {"gc", "dr", "gp", "ex"}, path
+
+
+# --------------------------------------------------------------------------- one way in, one way out
+
+# Calls that open, write, create or remove a file. mlpkit.reader and mlpkit.writer may make them; nothing else may.
+_MODULE_CALLS: dict[str, set[str] | None] = {  # None: every function of the module
+    "os": {"open", "fdopen", "unlink", "remove", "rmdir", "removedirs", "replace", "rename", "renames", "mkdir",
+           "makedirs", "truncate", "link", "symlink", "mkfifo", "mknod", "chmod"},
+    "np": {"load", "loadtxt", "genfromtxt", "fromfile", "memmap", "save", "savez", "savez_compressed", "savetxt"},
+    "gzip": {"open", "GzipFile"}, "bz2": {"open", "BZ2File"}, "lzma": {"open", "LZMAFile"}, "zipfile": {"ZipFile"},
+    "tarfile": {"open"}, "shutil": None, "tempfile": None, "io": {"open", "FileIO"}, "codecs": {"open"},
+    "Image": {"open"}, "image_mod": {"open"},
+}
+_METHODS = {"open", "read_text", "read_bytes", "write_text", "write_bytes", "unlink", "rmdir", "mkdir", "touch",
+            "symlink_to", "hardlink_to", "savefig", "save", "tofile"}
+# The calls outside the reader and the writer that look like file access but are not: each works on bytes in
+# memory or on a file object the reader opened. Listed by module and exact source text, with the reason.
+_NOT_FILE_ACCESS = {
+    ("app/export.py", "st.save(tensors, metadata=meta)"): "safetensors.numpy.save returns bytes",
+    ("app/plots.py", 'fig.savefig(buf, format=path.suffix.lstrip(".").lower(), dpi=110, bbox_inches="tight")'):
+        "into a BytesIO, written by the writer",
+    ("app/preview.py", 'pic.save(buf, format="PNG")'): "into a BytesIO, written by the writer",
+    ("data/download.py", 'gzip.GzipFile(fileobj=raw, mode="rb")'): "decompresses a file the reader opened",
+    ("data/images.py", "np.load(io.BytesIO(read_bytes(p, MAX_FILE_BYTES * 4)), allow_pickle=False)"):
+        "parses bytes the reader read",
+    ("data/images.py", "image_mod.open(fh)"): "decodes a file object the reader opened",
+    ("data/load.py", 'np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.uint8)'): "parses text in memory",
+    ("data/npz.py", "zf.open(info)"): "a member of an archive the reader opened",
+    ("data/npz.py", 'zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED)'): "builds an archive in a BytesIO",
+    ("data/npz.py", "zipfile.ZipFile(fh)"): "reads an archive from a file object the reader opened",
+    ("data/npz.py", 'zf.open(info, "w", force_zip64=True)'): "a member of the archive in memory",
+}
+
+
+def _file_calls(source: str) -> list[str]:
+    """The source text of every call in ``source`` that may open, write, create or remove a file."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        if isinstance(f, ast.Name):
+            hit = f.id == "open"
+        elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in _MODULE_CALLS:
+            allowed = _MODULE_CALLS[f.value.id]
+            hit = allowed is None or f.attr in allowed
+        else:
+            hit = isinstance(f, ast.Attribute) and f.attr in _METHODS
+        if hit:
+            found.append(ast.get_source_segment(source, node) or "")
+    return found
+
+
+def test_the_file_access_scan_can_fail():
+    src = ("open(p)\nos.unlink(p)\np.unlink()\nnp.load(p)\nImage.open(p)\nPath(p).read_text()\ntempfile.mkstemp()\n"
+           "shutil.rmtree(p)\nos.replace(a, b)\n'x'.replace('a', 'b')\nos.path.join(a)\nlen(p)\n")
+    assert _file_calls(src) == ["open(p)", "os.unlink(p)", "p.unlink()", "np.load(p)", "Image.open(p)",
+                                "Path(p).read_text()", "tempfile.mkstemp()", "shutil.rmtree(p)", "os.replace(a, b)"]
+
+
+def test_only_the_reader_and_the_writer_open_write_or_remove_files():
+    """One way in (mlpkit/reader.py), one way out (mlpkit/writer.py): every other call that touches a file is
+    one of the listed in-memory ones, and every listed one still exists (the list cannot go stale)."""
+    seen, stray = set(), []
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG).as_posix()
+        if rel in ("reader.py", "writer.py"):
+            continue
+        for call in _file_calls(path.read_text(encoding="utf-8")):
+            if (rel, call) in _NOT_FILE_ACCESS:
+                seen.add((rel, call))
+            else:
+                stray.append(f"{rel}: {call}")
+    assert stray == []
+    assert seen == set(_NOT_FILE_ACCESS)
+    assert _file_calls((PKG / "reader.py").read_text()) and _file_calls((PKG / "writer.py").read_text())

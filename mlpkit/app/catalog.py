@@ -240,6 +240,11 @@ def compare_runs(paths: list[str | Path]) -> Comparison:
     return Comparison([str(p) for p in runs], list(rows.items()), diffs)
 
 
+def run_files(runs: list[Path]) -> list[Path]:
+    """The files ``learning_curves`` reads, which a figure of them must never replace."""
+    return [p / name for p in runs for name in ("metrics.jsonl", "config.yaml", RUN_INFO)]
+
+
 def learning_curves(paths: list[str | Path]) -> list[tuple[str, list[dict]]]:
     """(run name, metrics rows) of each run, for ``mlpkit plot``."""
     out = []

@@ -357,7 +357,10 @@ def inspect_grads(
             progress.close()
         _show(profile, json_, reports.grad_profile)
         if plot is not None:
-            where = plots.plot_grad_profile(profile, plot)
+            # what was read: the config or weights file (a run folder may hold the figure) and the dataset
+            read: list[str | Path] = [*([] if Path(target).is_dir() else [target])]
+            read += [trainer.data.location] if trainer.data.location else []
+            where = plots.plot_grad_profile(profile, plot, inputs=read)
             if not json_:
                 render.note(f"figure written to {where}")
 
@@ -502,7 +505,7 @@ def plot(
     """
     with _errors():
         plots.require_matplotlib("mlpkit plot")
-        where = plots.plot_runs(catalog.learning_curves(list(runs)), out)
+        where = plots.plot_runs(catalog.learning_curves(list(runs)), out, catalog.run_files(list(runs)))
         _show({"figure": str(where), "runs": [str(r) for r in runs]}, json_,
               lambda r: render.console.print(f"figure written to {r['figure']}"))
 

@@ -9,7 +9,6 @@ are booleans (not ``yes``, ``no``, ``on``, ``off``). Duplicate keys are errors.
 from __future__ import annotations
 
 import re
-import stat
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ import yaml
 
 from mlpkit.config.schema import Config, TrainConfig
 from mlpkit.config.validate import _check_value, _Ctx, _field_types, _kind, _short, config_from_dict
-from mlpkit.errors import ConfigError
+from mlpkit.errors import ConfigError, DataError
+from mlpkit.reader import NotARegularFile, read_text
 
 MAX_CONFIG_BYTES = 1_000_000
 
@@ -123,27 +123,23 @@ def parse_yaml(text: str, source: str) -> Any:
 
 
 def read_config_text(path: str | Path) -> str:
-    """The file's text: a regular file (not a folder, FIFO or device), read with a bound."""
+    """The file's text: a regular file (not a folder, FIFO or device), read with a bound (``mlpkit.reader``)."""
     p = Path(path)
     try:
-        if p.is_dir():
-            raise ConfigError(f"{p}: is a folder, not a config file")
-        if not stat.S_ISREG(p.stat().st_mode):
-            raise ConfigError(f"{p}: is not a regular file (a device, pipe or socket); give a YAML file")
-        with open(p, "rb") as fh:
-            raw = fh.read(MAX_CONFIG_BYTES + 1)
-        if len(raw) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{p}: is larger than {MAX_CONFIG_BYTES:,} bytes, the most a config may be")
+        return read_text(p, MAX_CONFIG_BYTES)
+    except NotARegularFile as e:
+        if e.kind == "a folder":
+            raise ConfigError(f"{p}: is a folder, not a config file") from None
+        raise ConfigError(f"{p}: is not a regular file ({e.kind[2:] if e.kind.startswith('a ') else e.kind}); "
+                          "give a YAML config file") from None
     except FileNotFoundError:
         raise ConfigError(f"{p}: config file not found") from None
     except PermissionError:
         raise ConfigError(f"{p}: config file cannot be read (permission denied)") from None
     except OSError as e:
         raise ConfigError(f"{p}: config file cannot be read ({e.strerror or e})") from None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{p}: is not UTF-8 text (byte {e.start})") from None
+    except DataError as e:  # too large, or not UTF-8: the reader's sentence names the file and the bound
+        raise ConfigError(str(e)) from None
 
 
 # --------------------------------------------------------------------------- overrides

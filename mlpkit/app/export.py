@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from mlpkit.app.runfiles import CHECKPOINTS, input_record, load_weights
-from mlpkit.atomic import atomic_write, check_destination
 from mlpkit.errors import ConfigError, MlpkitError
 from mlpkit.nn.layers import Linear, kind_of
+from mlpkit.writer import atomic_write, check_destination
 
 OPSET = 17
 EXTRA_HINT = "pip install 'mlpkit[export]'"

@@ -7,17 +7,15 @@ released when closed or when the process ends, however it ends. The file holds t
 
 from __future__ import annotations
 
+import errno
 import os
-import stat
 from pathlib import Path
 
 from mlpkit.errors import OutputError
+from mlpkit.reader import NotARegularFile, open_regular
+from mlpkit.writer import open_lock
 
 LOCK_NAME = ".lock"
-# O_NOFOLLOW: a link planted as .lock is refused, never followed (POSIX; Windows has no such flag).
-# O_NONBLOCK: a FIFO planted as .lock never blocks the open (POSIX; its fstat then shows it is not a file).
-_OPEN = os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0) | \
-    getattr(os, "O_NONBLOCK", 0)
 
 
 class RunLock:
@@ -26,12 +24,11 @@ class RunLock:
     def __init__(self, path: Path) -> None:
         lock = path / LOCK_NAME
         try:
-            fd = os.open(lock, os.O_RDWR | _OPEN, 0o644)
+            fd = open_lock(lock)
         except OSError as e:
+            if e.errno in (errno.EEXIST, errno.ELOOP, errno.EISDIR):  # a link, a FIFO, a folder in its place
+                raise OutputError(f"{lock}: is not a regular file; remove it (mlpkit keeps its lock there)") from None
             raise OutputError(f"{lock}: cannot be created ({e.strerror or e})") from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise OutputError(f"{lock}: is not a regular file; remove it (mlpkit keeps its lock there)")
         import filelock  # here, not at import: where the OS has no lock call, only locking fails, not `mlpkit --help`
 
         try:
@@ -59,14 +56,11 @@ def is_locked(run: Path) -> bool:
     import filelock
 
     try:
-        fd = os.open(run / LOCK_NAME, os.O_RDONLY | _OPEN & ~os.O_CREAT)
-    except OSError:
-        return False
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False  # not a lock mlpkit made: nobody holds it
-        return not filelock.lock_descriptor(fd, blocking=False)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # also releases a lock we just took
+        fh = open_regular(run / LOCK_NAME, follow_links=False)
+    except (OSError, NotARegularFile):
+        return False  # none, or not a lock mlpkit made: nobody holds it
+    with fh:  # closing also releases a lock we just took
+        try:
+            return not filelock.lock_descriptor(fh.fileno(), blocking=False)
+        except OSError:
+            return True

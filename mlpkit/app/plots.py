@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mlpkit.atomic import atomic_write
 from mlpkit.errors import MlpkitError
+from mlpkit.writer import atomic_write
 
 INSTALL_HINT = "pip install 'mlpkit[plot]' (or pip install matplotlib)"
 
@@ -33,11 +34,13 @@ def check_plot_path(path: str | Path, what: str = "--plot") -> Path:
     return p
 
 
-def save_figure(fig: Any, path: Path, what: str = "--plot") -> None:
+def save_figure(fig: Any, path: Path, what: str = "--plot", inputs: Iterable[str | Path] = ()) -> None:
+    """Write the figure atomically; never onto one of ``inputs`` (the files, or inside the folders, the command
+    read)."""
     buf = io.BytesIO()
     fig.savefig(buf, format=path.suffix.lstrip(".").lower(), dpi=110, bbox_inches="tight")
     try:
-        atomic_write(path, buf.getvalue())
+        atomic_write(path, buf.getvalue(), inputs)
     except OSError as e:
         raise MlpkitError(f"{what} {path}: cannot be written ({e.strerror or e})") from None
 
@@ -46,7 +49,7 @@ def save_figure(fig: Any, path: Path, what: str = "--plot") -> None:
 RUN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#0b7285")
 
 
-def plot_runs(curves: list[tuple[str, list[dict]]], path: str | Path) -> Path:
+def plot_runs(curves: list[tuple[str, list[dict]]], path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
     """Learning curves of one or more runs, overlaid: losses, accuracies, and per-layer ‖dW‖ per epoch."""
     plt = require_matplotlib("mlpkit plot")
     p = check_plot_path(path, "-o")
@@ -83,12 +86,13 @@ def plot_runs(curves: list[tuple[str, list[dict]]], path: str | Path) -> Path:
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # an axis with no readable series has no legend
             ax.legend(fontsize=7)
-    save_figure(fig, p, "-o")
+    save_figure(fig, p, "-o", inputs)
     plt.close(fig)
     return p
 
 
-def plot_grad_profile(profile: Any, path: str | Path, title: str | None = None) -> Path:
+def plot_grad_profile(profile: Any, path: str | Path, title: str | None = None,
+                      inputs: Iterable[str | Path] = ()) -> Path:
     """‖db‖ per Linear layer (log scale), one line per epoch."""
     plt = require_matplotlib()
     p = check_plot_path(path)
@@ -107,6 +111,6 @@ def plot_grad_profile(profile: Any, path: str | Path, title: str | None = None) 
     ax.set_title(title or profile.description, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    save_figure(fig, p)
+    save_figure(fig, p, inputs=inputs)
     plt.close(fig)
     return p

@@ -12,7 +12,7 @@ import numpy as np
 
 from mlpkit.app.configfile import load_config
 from mlpkit.app.sources import DataSource, load_data_for
-from mlpkit.errors import ConfigError
+from mlpkit.errors import ConfigError, OutputError
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Preview:
     settings: dict
     originals: list[list[list[float]]]  # (n, H, W) in [0, 1]
     augmented: list[list[list[list[float]]]]  # (versions, n, H, W) in [0, 1]
+    inputs: tuple[str, ...] = ()  # the files and folders read (the config, the dataset): never written over
 
 
 def preview_augment(config: str | Path, overrides: tuple[str, ...] = (), data: DataSource | str | None = None,
@@ -45,14 +46,15 @@ def preview_augment(config: str | Path, overrides: tuple[str, ...] = (), data: D
     rng = Rngs.from_seed(cfg.seed).augment
     top = float(ds.pixel_max)
     outs = [augment(imgs, rng, **settings) / top for _ in range(max(1, versions))]
-    return Preview(ds.name, settings, (imgs / top).tolist(), [o.tolist() for o in outs])
+    inputs = (str(config),) + ((str(ds.location),) if ds.location else ())
+    return Preview(ds.name, settings, (imgs / top).tolist(), [o.tolist() for o in outs], inputs)
 
 
 def preview_png(p: Preview, out: str | Path, zoom: int = 4) -> Path:
     """The preview as a PNG grid: the originals in the first row, each augmented version below."""
     from PIL import Image
 
-    from mlpkit.atomic import atomic_write
+    from mlpkit.writer import atomic_write
 
     rows = [np.asarray(p.originals)] + [np.asarray(a) for a in p.augmented]
     n, h, w = rows[0].shape
@@ -68,5 +70,8 @@ def preview_png(p: Preview, out: str | Path, zoom: int = 4) -> Path:
         raise ConfigError(f"-o {target}: give a .png file in an existing folder")
     buf = io.BytesIO()
     pic.save(buf, format="PNG")
-    atomic_write(target, buf.getvalue())
+    try:
+        atomic_write(target, buf.getvalue(), p.inputs)
+    except OSError as e:
+        raise OutputError(f"-o {target}: cannot be written ({e.strerror or e})") from None
     return target

@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,13 +36,11 @@ from mlpkit.app.runfiles import (
     read_run_info,
     weights_bytes,
 )
-from mlpkit.atomic import atomic_write
 from mlpkit.config.schema import Config
-from mlpkit.errors import OutputError
+from mlpkit.errors import DataError, OutputError
 from mlpkit.nn.model import MLP
-
-# --------------------------------------------------------------------------- atomic files
-
+from mlpkit.reader import read_text
+from mlpkit.writer import atomic_write, make_folder, make_subfolder, probe_writable, remove_file
 
 # --------------------------------------------------------------------------- run folder
 
@@ -78,11 +75,10 @@ def prepare_run_dir(path: str | Path, *, force: bool = False, resume: bool = Fal
             if not force and not stopped_before_first_checkpoint(path):
                 raise OutputError(f"{path}: already holds a run; choose another --out, resume it with "
                                   f"--resume {path}, or replace it with --force")
-        if path.is_dir():
-            _check_checkpoints_folder(path)  # --force removes nothing before the whole folder is checked
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path, prefix=".write-test-"):
-            pass
+        if path.is_dir():  # --force removes nothing before the whole folder is checked
+            _check_checkpoints_folder(path) if resume else _check_run_files(path)
+        make_folder(path)
+        probe_writable(path)
     except OutputError:
         raise
     except OSError as e:
@@ -107,13 +103,28 @@ def stopped_before_first_checkpoint(path: Path) -> bool:
     return read_run_info(path).get("format") == RUN_FORMAT and not any((path / n).exists() for n in weights)
 
 
-def _remove_run_files(path: Path) -> None:
-    """The files an earlier run wrote (only mlpkit's own names; a link is removed, never followed). The
-    checkpoints folder is checked first, under the lock: nothing is removed through a link."""
+def _old_run_files(path: Path) -> list[Path]:
+    return [*(path / n for n in _RUN_FILES), path / CHECKPOINTS / "last.npz", path / CHECKPOINTS / "best.npz"]
+
+
+def _check_run_files(path: Path) -> None:
+    """Before anything is removed: the checkpoints folder is a real folder, and each file an earlier run wrote is
+    a file or a link (which is removed itself), never a folder, a FIFO or a device planted under its name."""
     _check_checkpoints_folder(path)
-    for p in [*(path / n for n in _RUN_FILES), path / CHECKPOINTS / "last.npz", path / CHECKPOINTS / "best.npz"]:
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
+    for p in _old_run_files(path):
+        if os.path.lexists(p) and not (p.is_symlink() or p.is_file()):
+            raise OutputError(f"{p}: is not a file mlpkit wrote; remove it yourself or choose another --out")
+
+
+def _remove_run_files(path: Path) -> None:
+    """The files an earlier run wrote (only mlpkit's own names; a link is removed, never followed). The whole
+    folder is checked first, under the lock: nothing is removed unless everything can be."""
+    _check_run_files(path)
+    for p in _old_run_files(path):
+        try:
+            remove_file(p)
+        except OSError as e:
+            raise OutputError(f"{p}: cannot be removed ({e.strerror or e})") from None
 
 
 def remove_stale_temp_files(path: Path) -> list[Path]:
@@ -125,8 +136,8 @@ def remove_stale_temp_files(path: Path) -> list[Path]:
         for p in folder.glob(".*.tmp"):
             if p.name.startswith(tuple(f".{n}." for n in (*_RUN_FILES, "last.npz", "best.npz"))):
                 with contextlib.suppress(OSError):
-                    p.unlink()  # removes a link itself, never its target
-                    removed.append(p)
+                    if remove_file(p):  # a link itself, never its target
+                        removed.append(p)
     return removed
 
 
@@ -163,10 +174,8 @@ class RunWriter:
             self.data = data  # where the data came from (data_record), stored with every weights file
             self.times: list[float] = _read_times(self.path / "timings.jsonl") if resume else []
             ck = self.path / CHECKPOINTS
-            if ck.is_symlink():
-                raise OutputError(f"{ck}: is a symbolic link; a run folder's checkpoints are written only inside it")
             try:
-                ck.mkdir(exist_ok=True)
+                make_subfolder(ck)
             except OSError as e:
                 raise OutputError(f"{ck}: cannot be created ({e.strerror or e})") from None
             self._write("config.yaml", config_to_yaml(cfg))
@@ -237,6 +246,7 @@ def data_record(cfg: Config, ds: Any) -> dict:
 
 def _read_times(path: Path) -> list[float]:
     try:
-        return [float(json.loads(line)["time_s"]) for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError, KeyError, TypeError):
+        text = read_text(path, 64 << 20, follow_links=False)
+        return [float(json.loads(line)["time_s"]) for line in text.splitlines() if line.strip()]
+    except (OSError, DataError, ValueError, KeyError, TypeError):
         return []

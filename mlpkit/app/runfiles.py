@@ -20,8 +20,9 @@ from mlpkit.config.validate import config_from_dict
 from mlpkit.data import npz as npzio
 from mlpkit.data.npz import npz_bytes
 from mlpkit.data.registry import REGISTRY
-from mlpkit.errors import CheckpointError, DivergenceError
+from mlpkit.errors import CheckpointError, DataError, DivergenceError
 from mlpkit.nn.model import MLP
+from mlpkit.reader import read_text
 from mlpkit.train.build import build_model, check_size
 from mlpkit.train.checkpoints import trainer_state, validate_state
 from mlpkit.train.threads import blas_threads
@@ -43,10 +44,8 @@ RUN_FORMAT = "mlpkit-run-v1"
 def small_text(p: Path, limit: int = 64 << 20) -> str | None:
     """A run file's text, or None when it is missing, a link, larger than ``limit`` bytes or not UTF-8."""
     try:
-        if p.is_symlink() or not p.is_file() or p.stat().st_size > limit:
-            return None
-        return p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        return read_text(p, limit, follow_links=False)
+    except (OSError, DataError):  # DataError: a link, a FIFO, too large, not UTF-8
         return None
 
 

@@ -13,7 +13,6 @@ import hashlib
 import http.client
 import math
 import os
-import tempfile
 import threading
 import time
 import urllib.error
@@ -24,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlpkit.atomic import replacing
 from mlpkit.data.registry import RemoteFile
 from mlpkit.errors import DataError
+from mlpkit.reader import NotARegularFile, open_regular
+from mlpkit.writer import make_folder, probe_writable, replacing
 
 CHUNK = 1 << 16
 # Two limits keep a download from hanging (both overridable by environment variables):
@@ -41,7 +41,7 @@ Progress = Callable[[str, int, "int | None"], None]
 
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -59,7 +59,7 @@ class Verdict:
 def _content_sha256(path: Path, limit: int) -> str:
     """SHA-256 of a gzip file's decompressed content (at most ``limit`` bytes are read)."""
     h, n = hashlib.sha256(), 0
-    with gzip.open(path, "rb") as fh:
+    with open_regular(path) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             n += len(block)
             if n > limit:
@@ -92,6 +92,8 @@ def check_file(path: Path, f: RemoteFile, foreign: dict[str, str] | None = None)
                 return Verdict(True, True)
             return Verdict(False, False, f"SHA-256 is {digest[:16]}…, expected {f.raw_sha256[:16]}…")
         content = sha256_of(path) if raw else _content_sha256(path, 1 << 31)
+    except NotARegularFile as e:
+        return Verdict(False, False, f"is {e.kind}, not a regular file")
     except OSError as e:
         return Verdict(False, False, f"cannot be read ({e.strerror or e})")
     except (EOFError, ValueError, zlib.error) as e:
@@ -226,9 +228,8 @@ def fetch(f: RemoteFile, mirrors: tuple[str, ...], folder: Path, progress: Progr
         DataError: every mirror failed; the message lists each one's reason.
     """
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        make_folder(folder)
+        probe_writable(folder)
     except OSError as e:
         raise DataError(f"{folder}: the data folder cannot be written ({e.strerror or e}); choose another "
                         f"with --data-dir") from None

@@ -32,8 +32,8 @@ import numpy as np
 
 from mlpkit.data.core import MAX_CLASSES
 from mlpkit.data.images import IMAGE_SUFFIXES, MAX_FILE_BYTES, is_number, prepare, read_image
-from mlpkit.data.reader import read_bytes
 from mlpkit.errors import DataError
+from mlpkit.reader import read_bytes
 
 MAX_IMAGES = 2_000_000
 PARALLEL_FROM = 2000  # images; below this, one process is faster than starting workers
@@ -169,11 +169,11 @@ def load_image_folder(root: Path, opts: FolderOptions, cache: Path) -> tuple[dic
 
 
 def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    from mlpkit.atomic import atomic_write
     from mlpkit.data.npz import npz_bytes
+    from mlpkit.writer import atomic_write, make_folder
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent)
         atomic_write(path, npz_bytes(arrays))
     except OSError:
         pass  # no cache: the next load reads the images again

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import gzip
-import io
+import contextlib
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from mlpkit.errors import DataError
+from mlpkit.reader import open_stream
 
 # --------------------------------------------------------------------------- IDX
 
 _IDX_MAGIC = {1: 0x00000801, 3: 0x00000803}
 _MAX_IDX_BYTES = 1 << 31
-
-
-def _open_maybe_gzip(path: Path) -> io.BufferedIOBase:
-    """A readable stream of the file's contents, decompressed if it is gzip."""
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
-    if fh.read(2) == b"\x1f\x8b":
-        fh.close()
-        return gzip.open(path, "rb")  # closing it closes the file
-    fh.seek(0)
-    return fh
 
 
 def read_idx(path: str | Path, ndim: int) -> np.ndarray:
@@ -39,8 +26,12 @@ def read_idx(path: str | Path, ndim: int) -> np.ndarray:
     """
     path = Path(path)
     header = 4 + 4 * ndim
-    try:
-        with _open_maybe_gzip(path) as fh:
+    with contextlib.ExitStack() as stack:
+        try:
+            fh = stack.enter_context(open_stream(path))
+        except OSError as e:
+            raise DataError(f"{path}: cannot be read ({e.strerror or e})") from None
+        try:
             head = fh.read(header)
             if len(head) < header:
                 raise DataError(f"{path}: is too short to be an IDX file ({len(head)} bytes)")
@@ -62,8 +53,8 @@ def read_idx(path: str | Path, ndim: int) -> np.ndarray:
                     break
                 got += n
             extra = len(fh.read(1))
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path}: is not a valid gzip file ({e})") from None
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}: is not a valid gzip file ({e})") from None
     if got != size or extra:
         have = f"{got:,}" if not extra else f"more than {size:,}"
         raise DataError(

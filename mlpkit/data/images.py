@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from mlpkit.data.reader import open_regular, read_bytes
 from mlpkit.errors import DataError
+from mlpkit.reader import open_regular, read_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 ARRAY_SUFFIXES = (".npy", ".npz", ".csv")

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from mlpkit.data.core import MAX_CLASSES, Dataset
-from mlpkit.data.reader import NotARegularFile, open_regular
 from mlpkit.errors import DataError, MlpkitError
+from mlpkit.reader import NotARegularFile, open_regular
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _EPOCH_1980 = (1980, 1, 1, 0, 0, 0)

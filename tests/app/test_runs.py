@@ -367,6 +367,22 @@ def test_force_never_deletes_through_a_linked_checkpoints_folder(tmp_path):
     assert (x / "model.npz").is_file()  # nothing of x removed either: the check came first
 
 
+@pytest.mark.parametrize("plant", ["folder", "fifo"])
+def test_force_checks_every_old_run_file_before_removing_any(tmp_path, plant):
+    """The class of item 1: --force removes only files and links. A folder or a FIFO under a run file's name
+    (run.json here, the last name removed) is refused by name before anything is removed."""
+    q = str(CONFIGS / "quickstart.yaml")
+    x = tmp_path / "x"
+    assert runner.invoke(app, ["train", q, "--epochs", "1", "--out", str(x), "-q"]).exit_code == 0
+    (x / "run.json").unlink()
+    (x / "run.json").mkdir() if plant == "folder" else os.mkfifo(x / "run.json")
+    before = sorted(p.name for p in x.rglob("*"))
+    r = runner.invoke(app, ["train", q, "--epochs", "1", "--out", str(x), "--force", "-q"])
+    assert r.exit_code == 2 and r.output.strip() == (f"error: {x / 'run.json'}: is not a file mlpkit wrote; remove "
+                                                     "it yourself or choose another --out.")
+    assert sorted(p.name for p in x.rglob("*")) == before
+
+
 BOMB = ('a: &a ["x","x","x","x","x","x","x","x","x"]\n'
         + "".join(f"{c}: &{c} [*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p},*{p}]\n" for p, c in zip("abcdefgh", "bcdefghi")))
 

@@ -241,3 +241,18 @@ def test_a_content_change_that_keeps_size_and_mtime_is_read_again(tmp_path, monk
         load_dataset(str(root))
     assert victim in calls
     assert first.x_train.shape[0] > 0
+
+
+def test_a_preview_or_a_plot_is_never_written_into_the_dataset_it_reads(tmp_path):
+    """Issue 23, "one way out": -o inside an image-folder dataset would add a picture to it (or replace one)."""
+    root = _folder(tmp_path / "digits", n=40)
+    cfg = _config(tmp_path, root, ", augment: {affine: {rotate: 10}}")
+    seven = sorted((root / "seven").iterdir())[0]
+    before = {p: p.read_bytes() for p in root.rglob("*.png")}
+    for out in (seven, root / "seven" / "new.png"):
+        r = runner.invoke(app, ["data", "preview", str(cfg), "-o", str(out)])
+        assert r.exit_code == 2 and r.output.strip() == f"error: -o {out}: cannot be written (it is inside {root}, " \
+                                                        "which this command reads)."
+    assert {p: p.read_bytes() for p in root.rglob("*.png")} == before
+    out = tmp_path / "grid.png"
+    assert runner.invoke(app, ["data", "preview", str(cfg), "-o", str(out)]).exit_code == 0 and out.is_file()

@@ -193,16 +193,16 @@ def test_resume_with_more_epochs_and_finished_run(tmp_path):
 def test_files_get_the_usual_permissions(tmp_path):
     import stat
 
-    from mlpkit.atomic import atomic_write
+    from mlpkit.writer import atomic_write
 
     old = os.umask(0o022)
     try:
         atomic_write(tmp_path / "f.txt", "x")
     finally:
         os.umask(old)
-    from mlpkit import atomic
+    from mlpkit import writer
 
-    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o666 & ~atomic._UMASK
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o666 & ~writer._UMASK
 
 
 @pytest.mark.parametrize("stream", ["shuffle_rng", "dropout_rng", "augment_rng"])
