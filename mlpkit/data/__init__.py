@@ -7,7 +7,7 @@
 - ``folders``, ``images``: image folders, CSV files, and preparing pictures the MNIST way;
 - ``load``: one entry point, ``load_dataset``, for a name or a path.
 
-May import: numpy, scipy, ``mlpkit.errors``, ``mlpkit.writer``. Never the
+May import: numpy, scipy, ``mlpkit.errors``, ``mlpkit.reader``, ``mlpkit.writer``. Never the
 config, the training loop or the app. Importing ``mlpkit.data`` loads only the core.
 """
 
