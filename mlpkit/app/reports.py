@@ -72,13 +72,15 @@ def gradcheck_report(r: GradcheckReport) -> None:
                 continue
             if row.error:
                 console.print(Text(shown(f"  {row.name}: {row.error}"), style="red"))
-            first, second = ("real", "textbook") if row.kind == "step" else ("analytic", "numeric")
+            first, second = {"step": ("real", "textbook"), "equal": ("fast", "textbook")}.get(
+                row.kind, ("analytic", "numeric"))
             for w in row.worst:
                 console.print(Text(f"  {row.name}{list(w.index)}: {first} {w.analytic:.6e}, {second} {w.numeric:.6e}, "
                                    f"abs error {w.abs_err:.2e}", style="red"))
     failed = [row.name for g in r.groups for row in g.rows if not row.passed]
     rule = (f"pass: |analytic − numeric| ≤ {r.atol:g} + {r.rtol:g}·|numeric| for every checked entry (eps {r.eps:g}); "
-            "a step's real change against its textbook change by the same rule")
+            "a step's real change against its textbook change by the same rule; the fast path against the textbook "
+            "functions (nn/reference.py) to float64 rounding")
     console.print(Text(rule, style="dim"))
     if failed:
         console.print(Text(f"FAILED: {len(failed)} check(s): {', '.join(failed)}", style="bold red"), soft_wrap=True)

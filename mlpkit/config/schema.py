@@ -22,6 +22,7 @@ MAX_BATCH = 1_000_000
 LAYER_TYPES = tuple(LAYERS)  # linear, sigmoid, relu, tanh, dropout: the registry in mlpkit.nn.layers
 DTYPES = ("float32", "float64")
 HEADS = ("softmax_ce",)
+BACKENDS = ("fast", "reference")
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 
 
@@ -126,6 +127,8 @@ class ModelConfig:
     )
     head: str = _f("softmax_ce", help="the loss head", choices=HEADS)
     dtype: str = _f("float32", help="float32 (training) or float64", choices=DTYPES)
+    backend: str = _f("fast", help="fast (BLAS kernels, fused updates) or reference (the textbook functions of "
+                      "mlpkit/nn/reference.py: slower, the same numbers to float rounding)", choices=BACKENDS)
 
 
 @dataclass(frozen=True)

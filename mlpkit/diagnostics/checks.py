@@ -14,6 +14,7 @@ import numpy as np
 from mlpkit.diagnostics.numgrad import central_differences, rel_error
 from mlpkit.nn import Order, order_of
 from mlpkit.nn.layers import Dropout, Layer
+from mlpkit.nn.losses import SoftmaxCrossEntropy
 
 DEFAULT_EPS = 1e-5
 DEFAULT_RTOL = 1e-5
@@ -188,3 +189,45 @@ def guarded(name: str, make: Callable[[], list[PropertyCheck]]) -> list[Property
         return make()
     except Exception as e:
         return [PropertyCheck(name, float("nan"), 0.0, 0.0, False, f"raised {type(e).__name__}: {e}")]
+
+
+# --------------------------------------------------------------------------- one op
+
+
+def check_layer(layer: Layer, x: np.ndarray, s: CheckSettings, rng: np.random.Generator) -> list[TensorCheck]:
+    """Check a layer's dx and parameter gradients on f = Σ forward(x) ⊙ G for a random G."""
+    rewind = frozen_dropout([layer])
+    label = repr(layer) if not isinstance(layer, Dropout) else f"Dropout(p={layer.p:g}, {'train' if layer.training else 'eval'})"
+    try:
+        rewind()
+        out = layer.forward(x)
+        g = rng.standard_normal(out.shape)
+        dx = layer.backward(g)
+        grads = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
+    except Exception as e:  # a broken backward is a failed check, not a crash
+        return [failed_check(f"{label}.x", x.shape, f"forward/backward raised {type(e).__name__}: {e}")]
+    if dx is None:
+        return [failed_check(f"{label}.x", x.shape, "backward returned no dx")]
+
+    def f() -> float:
+        rewind()
+        return float(np.sum(layer.forward(x) * g))
+
+    kinks = kinks_of([layer])
+    rows = [check_tensor(f"{label}.x", f, x, dx, s, rng, kinks)]
+    for k, p in layer.params.items():
+        rows.append(check_tensor(f"{label}.{k}", f, p, grads[k], s, rng, kinks))
+    return rows
+
+
+def check_head(logits: np.ndarray, y: np.ndarray, s: CheckSettings, rng: np.random.Generator,
+               head: SoftmaxCrossEntropy | None = None) -> list[TensorCheck]:
+    """The softmax-CE head (the fast one unless ``head`` is given): d(mean loss)/d logits."""
+    head = head or SoftmaxCrossEntropy()
+    name = f"{type(head).__name__}.logits"
+    try:
+        head.forward(logits, y)
+        dz = np.array(head.backward(), copy=True)
+    except Exception as e:
+        return [failed_check(name, logits.shape, f"forward/backward raised {type(e).__name__}: {e}")]
+    return [check_tensor(name, lambda: head.forward(logits, y), logits, dz, s, rng)]

@@ -48,6 +48,8 @@ from mlpkit.diagnostics.checks import (
     CheckSettings,
     GradcheckReport,
     TensorCheck,
+    check_head,
+    check_layer,
     check_tensor,
     compare,
     failed_check,
@@ -58,9 +60,9 @@ from mlpkit.diagnostics.checks import (
 )
 from mlpkit.diagnostics.numgrad import central_differences
 from mlpkit.diagnostics.properties import check_properties
+from mlpkit.diagnostics.textbook import fast_against_textbook, textbook_against_finite_differences
 from mlpkit.nn import order_of
-from mlpkit.nn.layers import Dropout, Layer, Linear, activations
-from mlpkit.nn.losses import SoftmaxCrossEntropy
+from mlpkit.nn.layers import Dropout, Linear, activations
 from mlpkit.nn.model import MLP
 from mlpkit.nn.reference import sgd_step
 from mlpkit.train.build import build_model, check_model_fits_data
@@ -72,44 +74,6 @@ TRAIN_STEPS = 3  # ≥ 2 so that momentum is used; the last one at half the lear
 
 
 # --------------------------------------------------------------------------- ops
-
-
-def check_layer(layer: Layer, x: np.ndarray, s: CheckSettings, rng: np.random.Generator) -> list[TensorCheck]:
-    """Check a layer's dx and parameter gradients on f = Σ forward(x) ⊙ G for a random G."""
-    rewind = frozen_dropout([layer])
-    label = repr(layer) if not isinstance(layer, Dropout) else f"Dropout(p={layer.p:g}, {'train' if layer.training else 'eval'})"
-    try:
-        rewind()
-        out = layer.forward(x)
-        g = rng.standard_normal(out.shape)
-        dx = layer.backward(g)
-        grads = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
-    except Exception as e:  # a broken backward is a failed check, not a crash
-        return [failed_check(f"{label}.x", x.shape, f"forward/backward raised {type(e).__name__}: {e}")]
-    if dx is None:
-        return [failed_check(f"{label}.x", x.shape, "backward returned no dx")]
-
-    def f() -> float:
-        rewind()
-        return float(np.sum(layer.forward(x) * g))
-
-    kinks = kinks_of([layer])
-    rows = [check_tensor(f"{label}.x", f, x, dx, s, rng, kinks)]
-    for k, p in layer.params.items():
-        rows.append(check_tensor(f"{label}.{k}", f, p, grads[k], s, rng, kinks))
-    return rows
-
-
-def check_head(logits: np.ndarray, y: np.ndarray, s: CheckSettings, rng: np.random.Generator) -> list[TensorCheck]:
-    """The softmax-CE head: d(mean loss)/d logits."""
-    head = SoftmaxCrossEntropy()
-    name = "SoftmaxCrossEntropy.logits"
-    try:
-        head.forward(logits, y)
-        dz = np.array(head.backward(), copy=True)
-    except Exception as e:
-        return [failed_check(name, logits.shape, f"forward/backward raised {type(e).__name__}: {e}")]
-    return [check_tensor(name, lambda: head.forward(logits, y), logits, dz, s, rng)]
 
 
 def check_ops(s: CheckSettings) -> CheckGroup:
@@ -326,7 +290,8 @@ def gradcheck(
     s = settings or CheckSettings()
     with np.errstate(over="ignore", under="ignore"):
         if cfg is None:
-            groups = [check_ops(s), *default_checks(s)]
+            groups = [check_ops(s), textbook_against_finite_differences(s), fast_against_textbook(s),
+                      *default_checks(s)]
         else:
             if data is None:
                 raise ValueError("gradcheck with a config needs its dataset")

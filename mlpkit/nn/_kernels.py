@@ -10,16 +10,12 @@ Three reasons this is not plain ``numpy.matmul``:
   gradient matrix written and read back.
 - NumPy and SciPy wheels each bundle their own OpenBLAS, each with its own
   threads, which spin for a while after every call. Alternating calls into the
-  two libraries makes their threads fight over the cores (measured: an MNIST
-  epoch went from 0.5 s to 17 s). So every product in the training loop goes
-  through SciPy's wrappers: one library, one thread pool.
-- OpenBLAS is fastest here when every operand is column-major (Fortran order):
-  on 2 cores, batch 128, a 1024×1024 layer's forward, input-gradient and fused
-  weight-update products take 0.99 + 1.16 + 0.93 ms, against 1.12 + 1.24 + 1.14
-  ms (plus a 0.5 ms update pass) with ``numpy.matmul`` on row-major arrays; at
-  batch 10, x·W for 784×100 takes 18 µs column-major against 28 µs with these
-  wrappers on row-major arrays (``train.build.build_model`` has whole steps). The
-  exception is a narrow layer's weights (``build.weight_order``). Every product
+  two libraries makes their threads fight over the cores (an MNIST epoch took
+  34× longer). So every product in the training loop goes through SciPy's
+  wrappers: one library, one thread pool.
+- OpenBLAS is fastest here when every operand is column-major (Fortran order);
+  the exception is a narrow layer's weights (``build.weight_order``). The
+  measurements are in docs/performance.md. Every product
   goes through ``_gemm``, which takes operands and output in any memory order
   and reads each operand as it is or transposed, without copies.
 """
@@ -58,19 +54,18 @@ def _like(a: np.ndarray, dtype: np.dtype, f_order: bool) -> np.ndarray:
 def _operand(a: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int]:
     """``a`` for a column-major GEMM as (array, trans): a row-major matrix is passed as its transpose, which
     is column-major, with trans = 1, instead of being copied. So a row-major minibatch (converted from uint8
-    without transposing: 3 µs instead of 6 µs at batch 10, 9 instead of 19 at batch 64) feeds the first
-    layer's products as it is."""
+    without transposing, which is cheaper) feeds the first layer's products as it is."""
     if a.dtype == dt:
         flags = a.flags
-        if flags.f_contiguous:  # as it is: no conversion call (0.25 µs on each hidden layer's products)
+        if flags.f_contiguous:  # as it is: no conversion call
             return a, 0
         if flags.c_contiguous:
             return a.T, 1
     return _like(a, dt, True), 0
 
 
-# The wrappers are called positionally, in f2py's order: keyword arguments cost 0.4 µs more a call (1.05
-# against 1.43 µs for a 10×10 product), on every product of a step.
+# The wrappers are called positionally, in f2py's order: keyword arguments cost more a call, on every product
+# of a step.
 #   gemm(alpha, a, b, beta, c, trans_a, trans_b, overwrite_c)     c ← α·op(a)·op(b) + β·c
 #   gemv(alpha, a, x, beta, y, offx, incx, offy, incy, trans, overwrite_y)
 #   syrk(alpha, a, beta, c, trans, lower, overwrite_c)              c ← α·a·aᵀ (trans 0) or α·aᵀ·a (trans 1)
@@ -78,7 +73,7 @@ def _operand(a: np.ndarray, dt: np.dtype) -> tuple[np.ndarray, int]:
 
 # f2py hands back the very array it wrote into, or a copy when the layout did not suit it (a layout bug here).
 # So each call is followed by an identity test, ``if result is not c: _not_in_place()``: written inline, not
-# as a function, and not np.shares_memory (0.6 µs): it follows every product of a step.
+# as a function, and not np.shares_memory (slower): it follows every product of a step.
 def _not_in_place() -> None:  # pragma: no cover
     raise AssertionError("BLAS result was not written in place")
 
@@ -92,7 +87,7 @@ def _gemm(alpha: float, a: np.ndarray, trans_a: int, b: np.ndarray, trans_b: int
     orders that are fastest for it (``build.weight_order``) and nothing is copied to make them meet."""
     dt = c.dtype
     # The common case, an operand already column-major, tested here and not in a call to _operand: this runs
-    # for every product of a step (0.1 µs a call saved; A's step 0.8 % faster)
+    # for every product of a step
     if a.dtype == dt and a.flags.f_contiguous:
         ta = trans_a
     else:
@@ -121,8 +116,7 @@ def matmul(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None = None, out: np
     (contiguous), else a new array in ``order`` ("F" or "C"; by default ``b``'s).
 
     The bias is written into the output first and the product accumulated onto it
-    (β = 1): a write-only pass instead of a read-modify-write one (40 µs less per
-    128×1024 output).
+    (β = 1): a write-only pass instead of a read-modify-write one.
     """
     if out is None:
         out = np.empty((a.shape[0], b.shape[1]), dtype=b.dtype, order=order or order_of(b))
@@ -153,8 +147,8 @@ def matmul_tn_acc(c: np.ndarray, x: np.ndarray, dy: np.ndarray, alpha: float = 1
 def colsum(a: np.ndarray, out: np.ndarray) -> None:
     """In place: out (M,) ← Σ_n a[n, :] for a (N, M): a bias gradient, as the product aᵀ·1.
 
-    A matrix-vector product on two threads: 10 µs for 128×1024 float32, against
-    43 µs for ``np.add.reduce(a, axis=0)`` on a column-major array.
+    A matrix-vector product on two threads: about 4× faster than
+    ``np.add.reduce(a, axis=0)`` on a column-major array.
     """
     dt = a.dtype
     ones = _ONES.get((a.shape[0], dt))
@@ -176,8 +170,7 @@ def tn_sqnorm(x: np.ndarray, dy: np.ndarray) -> float:
     multiply-adds instead of N·D·C, and no (D, C) array written and read back.
     Worth it when N·(D + C) < D·C, i.e. batches smaller than the layer. Each Gram
     matrix is symmetric, so ``syrk`` computes only its upper triangle U (half the
-    multiply-adds; 784-256 at batch 64 took 55 against 71 µs in one measurement,
-    about the same in another: OpenBLAS's syrk runs at a lower rate than its gemm),
+    multiply-adds, though OpenBLAS's syrk runs at a lower rate than its gemm),
     and ⟨G, H⟩ = 2·⟨U_G, U_H⟩ − ⟨diag G, diag H⟩. The inner products are taken in
     float64.
     """
@@ -213,7 +206,7 @@ def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> None:
     and takes two.
     """
     if x.ndim == 1 and x.shape == y.shape and x.dtype == y.dtype:
-        # Vectors (biases): no reshaping; 0.2 µs instead of 1.2 µs. A strided y would come back as a copy,
+        # Vectors (biases): no reshaping. A strided y would come back as a copy,
         # which the identity test refuses; a strided x is copied by the wrapper.
         if _AXPY[y.dtype](x, y, x.size, alpha) is not y:
             _not_in_place()
@@ -235,9 +228,7 @@ def keep_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, order:
     1/256, 16 bits for a multiple of 2⁻¹⁶, and 32 bits otherwise. In the
     first three cases the drop probability is exactly p; with 32 bits it is
     p rounded to a multiple of 2⁻³² (at most 1.2e-10 off). Raw generator bytes
-    are the cheapest source there is: on layer B of ``scripts/bench.py``
-    (128×1024, p = 1/2) masks took 0.42 s per epoch from ``rng.random`` and
-    0.15 s from bits.
+    are the cheapest source there is (docs/performance.md).
     """
     n = int(np.prod(shape))
     if p == 0.5:

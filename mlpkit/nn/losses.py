@@ -1,4 +1,4 @@
-"""The softmax-cross-entropy head.
+"""The softmax-cross-entropy head. The textbook version, to read first: reference.softmax_cross_entropy.
 
 For logits Z (N, C) and integer labels y (N,):
 
@@ -60,19 +60,17 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.
         loss: the mean over the batch (a Python float).
         dlogits: (N, C) = (softmax(logits) − onehot(y)) / N, in the logits' memory order.
 
-    At small batches each NumPy call costs more than its arithmetic (about 0.25 µs for
-    an elementwise pass over 10×10, 0.75 µs for a broadcast one, 0.9 µs for a reduction),
-    so this is written as few calls as the math allows, measured at 784-100-10, batch 10:
-    7.1 µs against 8.3 µs for the row-wise sequence before it. The work is done on the (C, N)
-    transpose, a view that is row-major for the trainer's column-major logits; the
-    exponentials are taken in place; and the loss's sum over the batch is taken in
-    float64, up to 64 examples by ``math.fsum`` of a list (0.2 µs against 0.8 µs for a
-    NumPy reduction at 10 examples; beyond 64 the reduction is the faster).
+    The textbook version is ``nn.reference.softmax_cross_entropy``; this one computes the
+    same numbers in as few NumPy calls as the math allows (at small batches each call costs
+    more than its arithmetic; docs/performance.md has the measurements). The work is done on
+    the (C, N) transpose, a view that is row-major for the trainer's column-major logits; the
+    exponentials are taken in place; and the loss's sum over the batch is taken in float64,
+    up to 64 examples by ``math.fsum`` of a list (beyond 64 a NumPy reduction is faster).
     """
     _check(logits, y)
     n = logits.shape[0]
     zt = logits.T  # (C, N), a view
-    # ufunc methods called directly: ndarray.max goes through Python wrappers (1 µs a call at batch 10)
+    # ufunc methods called directly: ndarray.max goes through Python wrappers
     shifted = zt - np.maximum.reduce(zt, axis=0)  # (C, N), each column's max 0: exp cannot overflow
     row_major = shifted.flags.c_contiguous
     flat = shifted.ravel("C" if row_major else "F")  # a view (a new array is contiguous)

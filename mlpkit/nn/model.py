@@ -26,14 +26,16 @@ class MLP:
         in_features: input width D.
         layout: memory order of weights and activations, "F" (column-major) or
             "C"; the trainer converts its batches to it (see ``nn._kernels``).
+        head: the loss head (default the fast softmax-CE; the textbook backend passes its own).
 
     Shape: x (N, D) -> logits (N, C).
     """
 
-    def __init__(self, layers: list[Layer], in_features: int, layout: Order = "C") -> None:
+    def __init__(self, layers: list[Layer], in_features: int, layout: Order = "C",
+                 head: SoftmaxCrossEntropy | None = None) -> None:
         self.layers = layers
         self.in_features = in_features
-        self.head = SoftmaxCrossEntropy()
+        self.head = head or SoftmaxCrossEntropy()
         self.training = True
         self.layout = layout
         self._first_param_layer = next((i for i, layer in enumerate(layers) if layer.params), 0)

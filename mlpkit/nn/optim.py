@@ -1,4 +1,6 @@
-"""Minibatch SGD with momentum and weight decay: the only place the learning rate lives.
+"""Minibatch SGD with momentum and weight decay. The textbook version, to read first: reference.sgd_step.
+
+The only place the learning rate lives.
 
 The update is PyTorch's ``torch.optim.SGD`` (dampening 0, not Nesterov), per parameter p
 with gradient g = ``layer.grads[key]`` of the step's minibatch loss:

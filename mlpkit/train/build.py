@@ -8,7 +8,9 @@ from mlpkit.config.schema import MAX_PARAMS, Config, ModelConfig
 from mlpkit.errors import ConfigError
 from mlpkit.nn import Order
 from mlpkit.nn.layers import LAYERS, Dropout, Layer, Linear
+from mlpkit.nn.losses import SoftmaxCrossEntropy
 from mlpkit.nn.model import MLP
+from mlpkit.nn.optim import SGD
 
 
 def count_params(cfg: ModelConfig, in_features: int) -> int:
@@ -67,11 +69,7 @@ def weight_order(layout: Order, out_features: int, batch_size: int | None) -> Or
     in a column-major model trained at batch ≥ 32 a layer of at most 16 units (the 10-class output layer)
     keeps its weights row-major.
 
-    Measured with SciPy's OpenBLAS on the 2-core EPYC, the three products of a layer (forward, input
-    gradient, fused update) summed, row-major / column-major: 256→10 at batch 64: 18.1 / 22.5 µs;
-    1024→10 at batch 128: 72.6 / 96.2 µs; 784→10 as a first layer (no input gradient) at batch 64:
-    36.5 / 51.8 µs; over batches 32–128 and inputs 100–1024, 0.66–0.95 for 10–16 units and 0.9–1.1
-    from 32 units up. At batch 10 row-major is slower (100→10: 3.8 / 3.4 µs; 1024→16: 24.8 / 22.0).
+    The measurements behind the thresholds are in docs/performance.md ("Memory orders").
     """
     if layout == "F" and batch_size is not None and batch_size >= ROW_MAJOR_MIN_BATCH and out_features <= NARROW_OUT:
         return "C"
@@ -96,13 +94,12 @@ def build_model(
         dropout_rng: draws the dropout masks (shared by all Dropout layers).
         dtype: overrides ``cfg.dtype`` (gradcheck uses float64).
         layout: memory order of weights and activations, "F" or "C". Column-major is the faster at every batch
-            size measured: a whole training step, 2-core EPYC, row-major against column-major, 784-100-10 at
-            batch 1: 68 / 48 µs, 4: 67 / 57, 10: 73 / 64, 16: 79 / 74, 32: 104 / 105; 784-1024-256-10 at batch
-            1: 481 / 299 µs, 10: 591 / 399 (scripts/profile_step.py).
+            size measured (docs/performance.md).
         batch_size: the batch size the model will train at; with it, narrow layers of a column-major
             model get row-major weights (``weight_order``).
     """
     check_size(cfg, in_features)
+    twin, head = _backend(cfg.backend)
     dt = np.dtype(dtype or cfg.dtype)
     drng = dropout_rng if dropout_rng is not None else rng
     layers: list[Layer] = []
@@ -113,7 +110,7 @@ def build_model(
             # model.max_norm constrains hidden units (Srivastava et al.); a layer's own max_norm wins.
             max_norm = spec.max_norm if spec.max_norm is not None else (cfg.max_norm if i != last_linear else None)
             layers.append(
-                Linear(
+                twin.get(Linear, Linear)(
                     width,
                     spec.width,
                     rng=rng,
@@ -129,7 +126,29 @@ def build_model(
             )
             width = spec.width
         elif spec.type == "dropout":
-            layers.append(Dropout(spec.rate, rng=drng))
+            cls = twin.get(Dropout, Dropout)  # the textbook twin draws its mask in the fast layout's order
+            layers.append(cls(spec.rate, rng=drng) if cls is Dropout else cls(spec.rate, rng=drng, mask_order=layout))
         else:
-            layers.append(LAYERS[spec.type].cls())  # an activation: no options
-    return MLP(layers, in_features, layout)
+            act = LAYERS[spec.type].cls
+            layers.append(twin.get(act, act)())  # an activation: no options
+    return MLP(layers, in_features, layout, head=head)
+
+
+def _backend(name: str) -> tuple[dict, SoftmaxCrossEntropy | None]:
+    """(fast class -> the class that replaces it, the head) of ``model.backend``. The textbook twins are
+    imported only here, only for ``reference``: the fast path never loads them."""
+    if name != "reference":
+        return {}, None
+    from mlpkit.nn.reference_model import REFERENCE_CLASSES, ReferenceSoftmaxCrossEntropy
+
+    return REFERENCE_CLASSES, ReferenceSoftmaxCrossEntropy()
+
+
+def build_optimizer(model: MLP, backend: str, lr: float, momentum: float, weight_decay: float) -> SGD:
+    """SGD for ``model.backend``: the fused fast one, or ``reference.sgd_step`` written out."""
+    if backend == "reference":
+        from mlpkit.nn.reference_model import ReferenceSGD
+
+        return ReferenceSGD(model, lr, momentum, weight_decay)
+    return SGD(model, lr, momentum, weight_decay)
+

@@ -21,7 +21,7 @@ import numpy as np
 from mlpkit.train.augment import Augmenter
 
 # Pixels augmented at once: 128 MNIST images, 400 KB per float32 array, so that the ~20 passes over the
-# workspace stay in the cache (per image: 8.5 µs at 128, 9.5 µs at 32 or 512); larger images make fewer per
+# workspace stay in the cache (docs/performance.md); larger images make fewer per
 # unit, and a batch larger than this is done in slices.
 UNIT_PIXELS = 128 * 28 * 28
 

@@ -39,7 +39,17 @@ def test_every_op_and_default_network_pass_tightly():
         assert r.rel_err < 1e-7, (r.name, r.rel_err)
         assert r.checked > 0 and r.error is None
     kinds = {r.kind for r in rows}
-    assert kinds == {"gradient", "step", "property"}
+    assert kinds == {"gradient", "step", "property", "equal"}
+    for expected in ("textbook Linear(4, 4).W", "textbook Sigmoid().x", "textbook ReLU().x", "textbook Tanh().x",
+                     "textbook Dropout(p=0.5, train).x", "textbook SoftmaxCrossEntropy.logits"):
+        assert expected in names, expected
+    equal = {r.name.split(" [")[0]: r.name for r in rows if r.kind == "equal"}
+    assert sorted(equal) == sorted(["Linear.out", "Linear.dx", "Linear.dW", "Linear.db", "Sigmoid.out", "Sigmoid.dx",
+                                    "ReLU.out", "ReLU.dx", "Tanh.out", "Tanh.dx", "Dropout(p=0.5).out",
+                                    "Dropout(p=0.5).dx", "Dropout(p=0.2).out", "Dropout(p=0.2).dx", "softmax-CE loss",
+                                    "softmax-CE dlogits", "SGD layers.0.W", "SGD layers.0.b"])
+    assert "worst of 12" in equal["Linear.dW"] and "worst of 16" in equal["SGD layers.0.W"]
+    assert all(r.rel_err <= 1e-15 for r in rows if r.kind == "equal")
     steps = [g for g in report.groups if "training steps" in g.title]
     assert len(steps) == 4 and all(("row-major" in g.title) != ("column-major" in g.title) for g in steps)
     assert ["batch 32 (row-major weights)" in g.title for g in steps] == [False, True, False, True]
@@ -143,7 +153,7 @@ def test_failing_row_shows_worst_entries(monkeypatch):
 def test_cli_passes_and_states_rule():
     r = runner.invoke(app, ["gradcheck"])
     assert r.exit_code == 0, r.output
-    assert "all 78 checks pass" in r.output
+    assert "all 108 checks pass" in r.output  # 78 + 12 textbook against finite differences + 18 fast against textbook
     assert "≤ 1e-08 + 1e-05·|numeric|" in r.output and "eps 1e-05" in r.output
 
 

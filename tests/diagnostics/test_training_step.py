@@ -105,7 +105,8 @@ def test_gradcheck_catches_training_path_mistakes(monkeypatch, label, owner, att
     report = gradcheck.gradcheck()
     assert not report.passed, label
     failed = [r for g in report.groups for r in g.rows if not r.passed]
-    assert failed and {r.kind for r in failed} == {kind}, [(r.name, r.kind) for r in failed]
+    kinds = {r.kind for r in failed}  # "equal": the fast-against-textbook group sees most of them too
+    assert failed and kind in kinds and kinds <= {kind, "equal"}, [(r.name, r.kind) for r in failed]
     if kind == "step":  # a mistake only in the step: every backward pass still proves right
         assert all(r.passed for g in report.groups for r in g.rows if r.kind == "gradient")
 
