@@ -36,6 +36,7 @@ from mlpkit.diagnostics.checks import DEFAULT_ATOL, DEFAULT_EPS, DEFAULT_RTOL, D
 from mlpkit.diagnostics.dropoutreport import DEFAULT_EXAMPLES, DEFAULT_PASSES, dropout_report
 from mlpkit.diagnostics.gradcheck import DEFAULT_BATCH, gradcheck
 from mlpkit.diagnostics.gradprofile import describe_model, grad_profile
+from mlpkit.diagnostics.steptrace import trace_step
 from mlpkit.errors import ConfigError, Interrupted, MlpkitError
 
 
@@ -363,6 +364,35 @@ def inspect_grads(
             where = plots.plot_grad_profile(profile, plot, inputs=read)
             if not json_:
                 render.note(f"figure written to {where}")
+
+
+@app.command("inspect-step")
+def inspect_step(
+    target: TargetArg,
+    examples: Annotated[int, typer.Option(min=1, max=1000, help="Training examples in the step's batch.")] = 4,
+    layer: Annotated[int | None, typer.Option(min=0, help="Show only layer I (numbered as in the model).",
+                                              show_default=False)] = None,
+    set_: SetOpt = None,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Trace one real training step, layer by layer: forward, loss, backward, update, dropout masks.
+
+    The step is the trainer's own, on the first training examples: each layer's output (shape, formula, first
+    values, mean, std), the loss, each gradient dL/d· with its formula and norm, dW and db, and each parameter's
+    change. The formulas are those of docs/math.md and mlpkit/nn/reference.py. Nothing is saved.
+
+    Example: [bold]mlpkit inspect-step configs/quickstart.yaml --examples 4[/bold]
+    """
+    with _errors():
+        trainer, _ = api.inspected(target, tuple(set_ or ()), as_source(data_dir, offline, quiet))
+        if layer is not None and layer >= len(trainer.model.layers):
+            raise ConfigError(f"--layer {layer}: the model has layers 0 to {len(trainer.model.layers) - 1}")
+        trace = trace_step(trainer, examples, layer, description=f"{Path(target).stem}: "
+                           f"{describe_model(trainer.model)}")
+        _show(trace, json_, reports.step_trace)
 
 
 @app.command("inspect-dropout")

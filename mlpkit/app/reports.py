@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mlpkit.diagnostics.checks import GradcheckReport
     from mlpkit.diagnostics.dropoutreport import DropoutReport
     from mlpkit.diagnostics.gradprofile import GradProfile
+    from mlpkit.diagnostics.steptrace import ArrayView, StepTrace
 
 
 # --------------------------------------------------------------------------- gradcheck
@@ -160,6 +161,74 @@ def grad_profile(p: GradProfile) -> None:
                                style="dim"))
     if p.reading:
         console.print(Text(f"reading: {p.reading}", style="bold"))
+
+
+# --------------------------------------------------------------------------- inspect-step
+
+
+def _shape(v: ArrayView) -> str:
+    return "(" + ", ".join(map(str, v.shape)) + ("," if len(v.shape) == 1 else "") + ")"
+
+
+def _values(v: ArrayView) -> str:
+    more = " …" if v.shape and (v.shape[-1] > len(v.first)) else ""
+    return " ".join(f"{x:+.3g}" for x in v.first) + more
+
+
+def _line(text: str, style: str | None = None) -> None:
+    console.print(Text(text, style=style or ""), soft_wrap=True)
+
+
+def step_trace(t: StepTrace) -> None:
+    """One training step, layer by layer, in lines under 60 columns: forward, loss, backward, update, masks."""
+    show_layer = (lambda i: True) if t.layer is None else (lambda i: i == t.layer)
+    _line(shown(t.description), "bold")
+    _line(f"one training step: {t.examples} example(s), labels {t.labels}")
+    _line(f"lr {t.lr:g} · momentum {t.momentum:g} · weight decay {t.weight_decay:g}")
+    _line("values: the first example's first entries; mean and", "dim")
+    _line("std over the whole batch; ‖·‖ the L2 (Frobenius) norm", "dim")
+    _line("")
+    _line("FORWARD", "bold")
+    _line(f"    x {_shape(t.input)}  {_values(t.input)}")
+    for r in t.forward:
+        if not show_layer(r.index):
+            continue
+        _line(f"[{r.index}] {r.layer}  {r.formula}", "cyan")
+        _line(f"    {_shape(r.out)}  {_values(r.out)}")
+        _line(f"    mean {r.out.mean:+.4g}  std {r.out.std:.4g}")
+    _line("")
+    _line(f"LOSS  {t.formulas['loss']}", "bold")
+    _line(f"    = {t.loss:.6g}")
+    _line("")
+    _line("BACKWARD  (output layer first)", "bold")
+    _line(f"    {t.formulas['dlogits']}")
+    _line(f"    {_shape(t.dlogits)}  ‖·‖ {t.dlogits.norm:.4g}")
+    for b in t.backward:
+        if not show_layer(b.index):
+            continue
+        _line(f"[{b.index}] {b.layer}", "cyan")
+        for formula, g in b.grads.values():
+            _line(f"    {formula}  {_shape(g)}  ‖·‖ {g.norm:.4g}")
+        if b.dx is None:
+            _line("    dx: not computed (no layer below reads it)", "dim")
+        else:
+            _line(f"    {b.dx_formula}  {_shape(b.dx)}  ‖·‖ {b.dx.norm:.4g}")
+    _line("")
+    _line("UPDATE", "bold")
+    _line(f"    {t.formulas['update']}")
+    for u in t.update:
+        if not show_layer(int(u.name.split(".")[1])):
+            continue
+        vel = f"  ‖v‖ {u.velocity_norm:.3g}" if u.velocity_norm is not None else ""
+        _line(f"{u.name}  ‖g‖ {u.grad_norm:.3g}{vel}  ‖Δ‖ {u.change.norm:.3g}")
+        _line(f"    Δ {_values(u.change)}")
+    masks = [m for m in t.masks if show_layer(m.index)]
+    if masks:
+        _line("")
+        _line("DROPOUT MASKS  (0 = dropped, survivors × 1/(1 − p))", "bold")
+        for m in masks:
+            _line(f"[{m.index}] p {m.p:g}: kept {fmt_pct(m.kept)}, ×{m.scale:.4g}", "cyan")
+            _line("    " + " ".join(f"{x:.4g}" for x in m.first) + " …")
 
 
 # --------------------------------------------------------------------------- dropout report
