@@ -35,7 +35,7 @@ from mlpkit.data.registry import REGISTRY
 from mlpkit.diagnostics.checks import DEFAULT_ATOL, DEFAULT_EPS, DEFAULT_RTOL, DEFAULT_SAMPLES, CheckSettings
 from mlpkit.diagnostics.dropoutreport import DEFAULT_EXAMPLES, DEFAULT_PASSES, dropout_report
 from mlpkit.diagnostics.gradcheck import DEFAULT_BATCH, gradcheck
-from mlpkit.diagnostics.gradprofile import describe_model, grad_profile
+from mlpkit.diagnostics.gradprofile import GradProfile, compare_profiles, describe_model, grad_profile
 from mlpkit.diagnostics.steptrace import trace_step
 from mlpkit.errors import ConfigError, Interrupted, MlpkitError
 
@@ -317,13 +317,22 @@ TargetArg = Annotated[
 ]
 
 
+class NormName(str, Enum):
+    db = "db"
+    dW = "dW"
+
+
 @app.command("inspect-grads")
 def inspect_grads(
-    target: TargetArg,
+    targets: Annotated[list[Path], typer.Argument(
+        help="One or more YAML configs or run folders / weights .npz; two or more are drawn on one shared scale.",
+        show_default=False)],
     epochs: Annotated[int | None, typer.Option(
         min=0, help="Training epochs to measure after (default: 3 for a config, 0 for a saved run).",
         show_default=False)] = None,
     probe: Annotated[int, typer.Option(min=1, help="Training images the gradient is averaged over.")] = 1000,
+    norm: Annotated[NormName, typer.Option(help="db: Nielsen's speed of learning (the bias gradient); dW: the "
+                                                "weight gradient, which also grows with fan-in.")] = NormName.db,
     plot: Annotated[Path | None, typer.Option(help="Also write a figure (.png/.svg/.pdf); needs matplotlib.",
                                                  show_default=False)] = None,
     set_: SetOpt = None,
@@ -336,32 +345,39 @@ def inspect_grads(
 
     For each Linear layer, input to output: ‖dW‖, ‖db‖ (Nielsen's "speed of
     learning": the bias gradient averaged over a probe of training images),
-    their RMS (norm / sqrt(size), fair across widths) and ‖db‖ relative to the
-    last hidden layer; for each activation, the mean derivative (σ′ ≤ 1/4)
+    their RMS (norm / sqrt(size), fair across widths) and the norm relative to
+    the last hidden layer; for each activation, the mean derivative (σ′ ≤ 1/4)
     and the share of saturated units. Measured at initialization and after each
-    training epoch, with a log-scale bar per layer.
+    training epoch, with a log-scale bar per layer. Given two or more configs or
+    runs, draws them on one shared log scale with their ratios side by side.
 
-    Example: [bold]mlpkit inspect-grads configs/vanishing-sigmoid.yaml --data-dir DIR[/bold]
+    Example: [bold]mlpkit inspect-grads configs/vanishing-sigmoid.yaml configs/vanishing-relu.yaml --data-dir DIR[/bold]
     """
     with _errors():
         if plot is not None:
             plots.require_matplotlib()
             plots.check_plot_path(plot)
-        trainer, epoch_known = api.inspected(target, tuple(set_ or ()), as_source(data_dir, offline, quiet))
-        k = epochs if epochs is not None else (0 if api.is_run_path(target) else 3)
-        progress = render.EpochProgress(trainer.epoch + k, disable=quiet)
-        try:
-            profile = grad_profile(trainer, k, probe, description=f"{Path(target).stem}: "
-                                      f"{describe_model(trainer.model)}", on_step=progress,
-                                      trained=api.is_run_path(target), trained_epoch_known=epoch_known)
-        finally:
-            progress.close()
-        _show(profile, json_, reports.grad_profile)
-        if plot is not None:
+        profiles: list[GradProfile] = []
+        read: list[str | Path] = []
+        for target in targets:
+            trainer, epoch_known = api.inspected(target, tuple(set_ or ()), as_source(data_dir, offline, quiet))
+            k = epochs if epochs is not None else (0 if api.is_run_path(target) else 3)
+            progress = render.EpochProgress(trainer.epoch + k, disable=quiet)
+            try:
+                profiles.append(grad_profile(trainer, k, probe, description=f"{Path(target).stem}: "
+                                             f"{describe_model(trainer.model)}", on_step=progress,
+                                             trained=api.is_run_path(target), trained_epoch_known=epoch_known))
+            finally:
+                progress.close()
             # what was read: the config or weights file (a run folder may hold the figure) and the dataset
-            read: list[str | Path] = [*([] if Path(target).is_dir() else [target])]
+            read += [*([] if Path(target).is_dir() else [target])]
             read += [trainer.data.location] if trainer.data.location else []
-            where = plots.plot_grad_profile(profile, plot, inputs=read)
+        if len(profiles) == 1:
+            _show(profiles[0], json_, reports.grad_profile, norm.value)
+        else:
+            _show(compare_profiles(profiles, norm.value), json_, reports.grad_comparison)
+        if plot is not None:
+            where = plots.plot_grad_profiles(profiles, plot, norm.value, inputs=read)
             if not json_:
                 render.note(f"figure written to {where}")
 

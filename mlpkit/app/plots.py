@@ -91,24 +91,42 @@ def plot_runs(curves: list[tuple[str, list[dict]]], path: str | Path, inputs: It
     return p
 
 
-def plot_grad_profile(profile: Any, path: str | Path, title: str | None = None,
-                      inputs: Iterable[str | Path] = ()) -> Path:
-    """‖db‖ per Linear layer (log scale), one line per epoch."""
+def plot_grad_profiles(profiles: list[Any], path: str | Path, norm: str = "db",
+                       inputs: Iterable[str | Path] = ()) -> Path:
+    """‖db‖ (or ‖dW‖) per Linear layer on a log scale shared by every profile and decade-aligned. One profile:
+    a line per epoch (viridis, init to last). Several: a colour per profile, solid at the first snapshot and
+    dashed at the last, so that sigmoid and ReLU are compared on the same axis."""
+    from mlpkit.diagnostics.gradprofile import NORMS, compare_profiles, norms_of
+
     plt = require_matplotlib()
     p = check_plot_path(path)
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    cmap = plt.get_cmap("viridis")
-    n = len(profile.snapshots)
-    labels = [s.layer for s in profile.snapshots[0].linear]
-    for k, snap in enumerate(profile.snapshots):
-        ax.plot(range(len(labels)), [s.db_norm for s in snap.linear], marker="o",
-                color=cmap(0.8 * k / max(n - 1, 1)),  # viridis past 0.8 is pale yellow: unreadable on white
-                label="init" if snap.epoch == 0 else f"epoch {snap.epoch}")
+    scale = compare_profiles(profiles, norm)
+    fig, ax = plt.subplots(figsize=(6.8, 4.2))
+    labels = [f"{s.layer}\n{s.shape[0]}→{s.shape[1]}" for s in profiles[0].snapshots[0].linear]
+    if len(profiles) == 1:
+        snaps = profiles[0].snapshots
+        cmap = plt.get_cmap("viridis")
+        for k, snap in enumerate(snaps):
+            values = norms_of(snap, norm)
+            ax.plot(range(len(values)), values, marker="o", color=cmap(0.8 * k / max(len(snaps) - 1, 1)),
+                    label="init" if snap.epoch == 0 else f"epoch {snap.epoch}")  # viridis past 0.8: unreadable
+        title = profiles[0].description
+    else:
+        for j, prof in enumerate(profiles):
+            color = RUN_COLORS[j % len(RUN_COLORS)]
+            name = prof.description.split(":")[0]
+            firsts = [prof.snapshots[0], prof.snapshots[-1]] if len(prof.snapshots) > 1 else prof.snapshots[:1]
+            for snap, style in zip(firsts, ("-", "--")):
+                values = norms_of(snap, norm)
+                when = "init" if snap.epoch == 0 and not prof.trained else f"epoch {snap.epoch}"
+                ax.plot(range(len(values)), values, marker="o", linestyle=style, color=color,
+                        label=f"{name}, {when}")
+        title = " vs ".join(prof.description.split(":")[0] for prof in profiles) + ": one shared scale"
     ax.set_yscale("log")
-    ax.set_xticks(range(len(labels)), [f"{s.layer}\n{s.shape[0]}→{s.shape[1]}" for s in profile.snapshots[0].linear],
-                  fontsize=8)
-    ax.set_ylabel("‖db‖  (mean bias gradient on the probe)")
-    ax.set_title(title or profile.description, fontsize=10)
+    ax.set_ylim(scale.lo, scale.hi)
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylabel(NORMS[norm].split(" (")[0] + "  (mean gradient on the probe)")
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     save_figure(fig, p, inputs=inputs)

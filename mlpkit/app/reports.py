@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from mlpkit.data.core import DatasetSummary
     from mlpkit.diagnostics.checks import GradcheckReport
     from mlpkit.diagnostics.dropoutreport import DropoutReport
-    from mlpkit.diagnostics.gradprofile import GradProfile
+    from mlpkit.diagnostics.gradprofile import GradComparison, GradProfile
     from mlpkit.diagnostics.steptrace import ArrayView, StepTrace
 
 
@@ -108,34 +108,40 @@ def _bar(value: float, lo: float, hi: float, width: int = _BAR) -> str:
     return ("█" * full + rest.strip()) or "▏"
 
 
-def grad_profile(p: GradProfile) -> None:
-    """Bars of ‖db‖ per layer on a log scale, then the numbers at each epoch."""
+def grad_profile(p: GradProfile, norm: str = "db") -> None:
+    """Bars of ‖db‖ (or ‖dW‖) per layer on a log scale, then the numbers at each epoch."""
+    from mlpkit.diagnostics.gradprofile import NORMS, norms_of, ratios_of
+
     snaps = p.snapshots
     console.print(Text(f"{shown(p.description)}: gradient norms on a probe of {p.probe:,} training images "
                        f"(mean gradient, inference mode)", style="bold"))
-    values = [s.db_norm for snap in snaps for s in snap.linear if s.db_norm > 0]
+    values = [v for snap in snaps for v in norms_of(snap, norm) if v > 0]
     if values:
         lo = 10 ** math.floor(math.log10(min(values)))
         hi = 10 ** math.ceil(math.log10(max(values)))
-        console.print(Text(f"\n‖db‖ per Linear layer, input → output, log scale from {lo:.0e} to {hi:.0e} "
-                           f"(Nielsen's speed of learning)", style="bold"))
+        console.print(Text(f"\n{NORMS[norm].split(':')[0]} per Linear layer, input → output, log scale from "
+                           f"{lo:.0e} to {hi:.0e}", style="bold"))
+        console.print(Text(NORMS[norm], style="dim"))
+        width = max(8, min(_BAR, console.width - 48))
         t = Table(box=None, show_header=False, pad_edge=False)
         t.add_column("layer")
         t.add_column("epoch", justify="right")
-        t.add_column("bar", no_wrap=True, min_width=_BAR)
-        t.add_column("‖db‖", justify="right")
+        t.add_column("bar", no_wrap=True, min_width=width)
+        t.add_column("norm", justify="right")
         t.add_column("ratio", justify="right")
         for j in range(len(snaps[0].linear)):
             for k, snap in enumerate(snaps):
                 s = snap.linear[j]
+                value, ratio = norms_of(snap, norm)[j], ratios_of(snap, norm)[j]
                 style = "cyan" if k == 0 else ("green" if k == len(snaps) - 1 else "blue")
                 label = f"{s.layer} {s.shape[0]}→{s.shape[1]}" if k == 0 else ""
-                t.add_row(label, f"epoch {snap.epoch}", Text(_bar(s.db_norm, lo, hi), style=style),
-                          f"{s.db_norm:.2e}", f"×{s.db_ratio:.3g}")
+                t.add_row(label, f"epoch {snap.epoch}", Text(_bar(value, lo, hi, width), style=style),
+                          f"{value:.2e}", f"×{ratio:.3g}")
         show(t)
         start = (f"epoch {snaps[0].epoch} is the trained weights as saved" if p.trained
                  else "epoch 0 is the initialization")
-        console.print(Text(f"ratio: ‖db‖ relative to the last hidden layer; {start}", style="dim"))
+        console.print(Text(f"ratio: {'‖db‖' if norm == 'db' else '‖dW‖'} relative to the last hidden layer; {start}",
+                           style="dim"))
     for snap in (snaps[0], snaps[-1]) if len(snaps) > 1 else snaps:  # the bars above show the epochs between
         if p.trained and snap is snaps[0]:
             title = f"trained weights (epoch {snap.epoch})" if p.trained_epoch_known else \
@@ -143,11 +149,11 @@ def grad_profile(p: GradProfile) -> None:
         else:
             title = "at initialization" if snap.epoch == 0 else f"after epoch {snap.epoch}"
         t = Table(title=f"{title}: probe loss {snap.probe_loss:.4f}", box=box.SIMPLE_HEAD, title_justify="left")
-        for col in ("layer", "shape", "‖dW‖", "‖db‖", "RMS dW", "RMS db", "‖db‖ / last hidden"):
+        for col in ("layer", "shape", "‖dW‖", "‖db‖", "RMS dW", "RMS db", "‖db‖ / last hidden", "RMS W"):
             t.add_column(col, justify="left" if col in ("layer", "shape") else "right")
         for s in snap.linear:
             t.add_row(s.layer, f"{s.shape[0]}×{s.shape[1]}", f"{s.dW_norm:.3e}", f"{s.db_norm:.3e}",
-                      f"{s.dW_rms:.3e}", f"{s.db_rms:.3e}", f"{s.db_ratio:.4f}")
+                      f"{s.dW_rms:.3e}", f"{s.db_rms:.3e}", f"{s.db_ratio:.4f}", f"{s.W_rms:.3g}")
         show(t)
         if snap.activations:
             a = Table(box=box.SIMPLE_HEAD)
@@ -161,6 +167,58 @@ def grad_profile(p: GradProfile) -> None:
                                style="dim"))
     if p.reading:
         console.print(Text(f"reading: {p.reading}", style="bold"))
+
+
+def grad_comparison(c: GradComparison) -> None:
+    """Several profiles on one shared log scale: per layer, a bar for each, at initialization and at the last
+    epoch; then the ratios side by side, and each profile's reading."""
+    from mlpkit.diagnostics.gradprofile import norms_of, ratios_of
+
+    names = [shown(p.description.split(":")[0]) for p in c.profiles]
+    width = max(10, min(_BAR, console.width - max(len(n) for n in names) - 22))
+    console.print(Text(f"{c.norm_label.split(':')[0]} per Linear layer, input → output, on one log scale from "
+                       f"{c.lo:.0e} to {c.hi:.0e}", style="bold"))
+    console.print(Text(f"{c.norm_label}; mean gradient on a probe of {c.profiles[0].probe:,} training images, "
+                       "inference mode", style="dim"))
+    for p, name in zip(c.profiles, names):
+        console.print(Text(f"  {name}: {shown(p.description.split(': ', 1)[-1])}", style="dim"))
+    picks = sorted({0, len(c.profiles[0].snapshots) - 1})
+    for k in picks:
+        epochs = {p.snapshots[min(k, len(p.snapshots) - 1)].epoch for p in c.profiles}
+        label = "at initialization" if epochs == {0} and not c.profiles[0].trained else \
+            "after epoch " + "/".join(str(e) for e in sorted(epochs))
+        console.print(Text(f"\n{label}", style="bold"))
+        t = Table(box=None, show_header=False, pad_edge=False)
+        for col, kw in (("who", {}), ("bar", {"no_wrap": True, "min_width": width}), ("value", {"justify": "right"}),
+                        ("ratio", {"justify": "right"})):
+            t.add_column(col, **kw)
+        for j, s in enumerate(c.profiles[0].snapshots[0].linear):
+            t.add_row(Text(f"{s.layer} {s.shape[0]}→{s.shape[1]}", style="bold"), "", "", "")
+            for p, name, style in zip(c.profiles, names, ("cyan", "magenta", "green", "yellow", "blue")):
+                snap = p.snapshots[min(k, len(p.snapshots) - 1)]
+                if j >= len(snap.linear):
+                    continue
+                value, ratio = norms_of(snap, c.norm)[j], ratios_of(snap, c.norm)[j]
+                t.add_row(f"  {name}", Text(_bar(value, c.lo, c.hi, width), style=style), f"{value:.2e}",
+                          f"×{ratio:.3g}")
+        show(t)
+    r = Table(title="ratio to the last hidden layer, side by side", box=box.SIMPLE_HEAD, title_justify="left")
+    r.add_column("layer")
+    for p, name in zip(c.profiles, names):
+        for k in picks:
+            snap = p.snapshots[min(k, len(p.snapshots) - 1)]
+            r.add_column(f"{name}\nepoch {snap.epoch}", justify="right")
+    for j, s in enumerate(c.profiles[0].snapshots[0].linear):
+        cells = []
+        for p in c.profiles:
+            for k in picks:
+                snap = p.snapshots[min(k, len(p.snapshots) - 1)]
+                cells.append(f"×{ratios_of(snap, c.norm)[j]:.3g}" if j < len(snap.linear) else "")
+        r.add_row(s.layer, *cells)
+    show(r)
+    for p, name in zip(c.profiles, names):
+        if p.reading:
+            console.print(Text(f"{name}: {p.reading}", style="bold"))
 
 
 # --------------------------------------------------------------------------- inspect-step

@@ -238,3 +238,57 @@ def test_inspect_grads_labels_a_checkpoints_epoch_only_when_the_file_proves_it(t
     assert "trained weights (epoch unknown: the file does not prove it)" in r.output
     r = runner.invoke(app, ["inspect-grads", str(run), "-q"], env={"COLUMNS": "200"})  # model.npz: 2 metric rows
     assert r.exit_code == 0 and "trained weights (epoch 2)" in r.output
+
+
+# --------------------------------------------------------------------------- several targets, one scale
+
+TWINS = [str(CONFIGS / "vanishing-sigmoid.yaml"), str(CONFIGS / "vanishing-relu.yaml")]
+ON_DIGITS = ["--set", "data.dataset=digits", "--set", "data.validation=200", "--probe", "300"]
+
+
+def test_two_configs_share_one_scale_and_their_ratios_sit_side_by_side(monkeypatch):
+    """Issue 24: sigmoid's bars were drawn from 1e-4 to 1e0 and ReLU's from 1e-3 to 1e-1, each on its own
+    scale. Given both, one scale holds every value of both, and a bar's length depends on its value only."""
+    r = runner.invoke(app, ["inspect-grads", *TWINS, *ON_DIGITS, "--epochs", "1", "-q", "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["norm"] == "db" and data["norm_label"].startswith("‖db‖: Nielsen's speed of learning")
+    values = [s["db_norm"] for p in data["profiles"] for snap in p["snapshots"] for s in snap["linear"]]
+    lo, hi = data["lo"], data["hi"]
+    assert lo <= min(values) and max(values) <= hi and lo < hi
+    assert np.log10(lo).is_integer() and np.log10(hi).is_integer() and min(values) < 10 * lo
+    assert [p["description"].split(":")[0] for p in data["profiles"]] == ["vanishing-sigmoid", "vanishing-relu"]
+    monkeypatch.setenv("COLUMNS", "100")
+    r = runner.invoke(app, ["inspect-grads", *TWINS, *ON_DIGITS, "--epochs", "1", "-q"])
+    assert r.exit_code == 0
+    assert f"‖db‖ per Linear layer, input → output, on one log scale from {lo:.0e} to {hi:.0e}" in r.output
+    assert "ratio to the last hidden layer, side by side" in r.output and "after epoch 1" in r.output
+    bars = {}
+    for line in r.output.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] in ("vanishing-sigmoid", "vanishing-relu") and parts[-1].startswith("×"):
+            bars.setdefault(parts[0], []).append((line.count("█"), float(parts[-2])))
+    pairs = [pair for rows in bars.values() for pair in rows]
+    assert len(pairs) == 2 * 2 * 5  # two configs, two snapshots, five Linear layers
+    for full, value in pairs:  # one scale: the bar is log10(value) placed between log10(lo) and log10(hi)
+        width = max(10, min(40, 100 - len("vanishing-sigmoid") - 22))
+        assert abs(full - width * (np.log10(value) - np.log10(lo)) / (np.log10(hi) - np.log10(lo))) <= 1
+
+
+def test_the_reading_explains_training_from_its_measurements():
+    r = runner.invoke(app, ["inspect-grads", TWINS[0], *ON_DIGITS, "--epochs", "2", "-q", "--json"])
+    reading = json.loads(r.stdout)["reading"]
+    snaps = json.loads(r.stdout)["snapshots"]
+    ratios = [s["linear"][-2]["db_norm"] / s["linear"][0]["db_norm"] for s in snaps]
+    assert f"divided by the first's was {', '.join(f'{v:.3g}' for v in ratios)} at epochs 0–2" in reading
+    w = "/".join(f"{s['W_rms']:.2g}" for s in snaps[-1]["linear"][1:-1])
+    assert f"→ {w})" in reading and "Nielsen's unstable gradient (ch. 5)" in reading
+
+
+def test_norm_dw_is_named_and_used(tmp_path):
+    r = runner.invoke(app, ["inspect-grads", *TWINS, *ON_DIGITS, "--epochs", "0", "--norm", "dW", "-q"],
+                      env={"COLUMNS": "120"})
+    assert r.exit_code == 0 and "‖dW‖ per Linear layer" in r.output and "it also grows with the layer's fan-in" in r.output
+    out = tmp_path / "twins.png"
+    r = runner.invoke(app, ["inspect-grads", *TWINS, *ON_DIGITS, "--epochs", "1", "-q", "--plot", str(out)])
+    assert r.exit_code == 0 and out.read_bytes()[:4] == b"\x89PNG"
