@@ -24,7 +24,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlpkit import __version__
-from mlpkit.app import api, catalog, plots, render, reports
+from mlpkit.app import api, catalog, inspection, plots, render, reports
 from mlpkit.app.catalog import RunFileWarning
 from mlpkit.app.configfile import load_config
 from mlpkit.app.interrupts import graceful_stop
@@ -306,7 +306,7 @@ def gradcheck_command(
         settings = CheckSettings(eps, rtol, atol, samples, seed)
         data = api.load_data_for(cfg, as_source(data_dir, offline, json_)) if cfg is not None else None
         report = gradcheck(cfg, settings, data=data, batch=batch)
-        _show(report, json_, reports.gradcheck_report)
+        _show(report, json_, inspection.gradcheck_report)
         if not report.passed:
             raise typer.Exit(1)
 
@@ -373,9 +373,9 @@ def inspect_grads(
             read += [*([] if Path(target).is_dir() else [target])]
             read += [trainer.data.location] if trainer.data.location else []
         if len(profiles) == 1:
-            _show(profiles[0], json_, reports.grad_profile, norm.value)
+            _show(profiles[0], json_, inspection.grad_profile, norm.value)
         else:
-            _show(compare_profiles(profiles, norm.value), json_, reports.grad_comparison)
+            _show(compare_profiles(profiles, norm.value), json_, inspection.grad_comparison)
         if plot is not None:
             where = plots.plot_grad_profiles(profiles, plot, norm.value, inputs=read)
             if not json_:
@@ -408,7 +408,7 @@ def inspect_step(
             raise ConfigError(f"--layer {layer}: the model has layers 0 to {len(trainer.model.layers) - 1}")
         trace = trace_step(trainer, examples, layer, description=f"{Path(target).stem}: "
                            f"{describe_model(trainer.model)}")
-        _show(trace, json_, reports.step_trace)
+        _show(trace, json_, inspection.step_trace)
 
 
 @app.command("inspect-dropout")
@@ -452,7 +452,7 @@ def inspect_dropout(
             progress.close()
         x, y = api.examples_of(trainer, split.value, examples)
         report = dropout_report(trainer.model, x, y, passes)
-        _show(report, json_, reports.dropout_report)
+        _show(report, json_, inspection.dropout_report)
 
 
 @app.command()

@@ -146,15 +146,13 @@ class Linear(Layer):
     def out_features(self, in_features: int) -> int:
         return self._out_features
 
-    def _check_input(self, x: np.ndarray) -> None:
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ShapeError(
-                f"Linear({self.in_features}, {self._out_features}) expects input of shape "
-                f"(N, {self.in_features}), got {x.shape}"
-            )
+    def _shape_error(self, x: np.ndarray) -> ShapeError:
+        return ShapeError(f"Linear({self.in_features}, {self._out_features}) expects input of shape "
+                          f"(N, {self.in_features}), got {x.shape}")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._check_input(x)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise self._shape_error(x)
         self._x = x
         # (N, D) @ (D, C) + b -> (N, C)
         return kernels.matmul(x, self.params["W"], bias=self.params["b"], order=self.out_order)

@@ -23,7 +23,8 @@ class ReferenceLinear(Linear):
     """Linear through ``reference.linear_forward`` / ``linear_backward``."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._check_input(x)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise self._shape_error(x)
         out, self._cache = R.linear_forward(x, self.params["W"], self.params["b"])
         self._x = x
         return out
