@@ -88,8 +88,8 @@ def missing_message(info: DatasetInfo, data_dir: str | Path | None, why: str) ->
     files = ", ".join(f.name for f in info.files)
     near = [f.name for f in info.files if _find(root, f)]
     hint = f" ({root} holds files of these names, but not {info.name}'s: their checksums differ)" if near else ""
-    return (f"dataset {info.name}: {why}{hint}; download {files} from {info.mirrors[0]} and put them in {target} "
-            f"(or point --data-dir at a folder holding them)")
+    return (f"dataset {info.name}: {why}{hint}; point --data-dir at a folder holding {files}, or put them in "
+            f"{target} (from {info.mirrors[0]})")
 
 
 def verify_files(info: DatasetInfo, paths: list[Path], verdicts: list[Verdict] | None = None) -> None:
@@ -119,7 +119,8 @@ def ensure_idx_dataset(
             if not (target / f.name).is_file() or not check_file(target / f.name, f).verified:
                 fetch(f, info.mirrors, target, progress)
     except DataError as e:
-        raise DataError(missing_message(info, data_dir, f"download failed ({e})")) from None
+        why = str(e).split(": ", 1)[-1] if str(e).startswith("could not download") else str(e)
+        raise DataError(missing_message(info, data_dir, f"download failed ({why})")) from None
     return [target / f.name for f in info.files]
 
 

@@ -213,7 +213,7 @@ def _reason(e: BaseException) -> str:
     if isinstance(e, urllib.error.HTTPError):
         return f"HTTP {e.code}"
     if isinstance(e, urllib.error.URLError):
-        return f"unreachable ({e.reason})"
+        return f"unreachable ({getattr(e.reason, 'strerror', None) or e.reason})"
     if isinstance(e, http.client.IncompleteRead):
         return f"connection closed after {len(e.partial):,} bytes"
     if isinstance(e, DataError):
@@ -249,4 +249,13 @@ def fetch(f: RemoteFile, mirrors: tuple[str, ...], folder: Path, progress: Progr
                 failures.append(f"{url}: no answer within {clock.stall_s:g} s, timed out (${STALL_ENV})")
             else:
                 failures.append(f"{url}: {_reason(e)}")
-    raise DataError(f"could not download {f.name}: " + "; ".join(failures))
+    raise DataError(f"could not download {f.name}: " + _summary(failures))
+
+
+def _summary(failures: list[str]) -> str:
+    """The mirrors' failures in one short clause: one reason when they all failed alike (no network at all is
+    the common case), else each host with its reason."""
+    reasons = [r.split(": ", 2)[-1] for r in failures]
+    if len(set(reasons)) == 1 and len(reasons) > 1 and reasons[0].startswith("unreachable"):
+        return f"all {len(reasons)} mirrors {reasons[0]}"  # no network: one reason, not three URLs
+    return "; ".join(failures)

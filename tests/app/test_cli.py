@@ -66,7 +66,8 @@ def test_evaluate_json_matches_training(tmp_path):
         (["--set", "model.layers[3].linear=5"], "the last layer has 5 outputs but dataset digits has 10 classes"),
         (["--set", "train.bogus=1"], "train.bogus (set by --set): unknown key"),
         (["--set", "data.dataset=mnist", "--data-dir", "/nonexistent", "--offline"],
-         "dataset mnist: not found and --offline forbids downloading; download train-images-idx3-ubyte.gz"),
+         "dataset mnist: not found and --offline forbids downloading; point --data-dir at a folder holding "
+         "train-images-idx3-ubyte.gz"),
     ],
 )
 def test_bad_config_exit_2_one_line(args, msg, tmp_path):

@@ -247,3 +247,25 @@ def test_download_limits_must_be_positive_seconds(served, monkeypatch):
     monkeypatch.setenv("MLPKIT_DOWNLOAD_STALL", "soon")
     r = runner.invoke(app, ["data", "download", "tiny", "-q"])
     assert r.exit_code == 2 and "$MLPKIT_DOWNLOAD_STALL must be a number of seconds > 0, got 'soon'" in r.output
+
+
+def test_no_network_is_one_short_line(tmp_path, monkeypatch):
+    """Issue 25: without a network every mirror fails alike; the message said so once per mirror (700
+    characters). Now one reason, then what to do."""
+    import socket
+
+    ports = []
+    for _ in range(3):  # ports that were free a moment ago: nothing listens, the connection is refused
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    src = tmp_path / "source"
+    write_idx_dataset(src)
+    register(monkeypatch, src, mirrors=tuple(f"http://127.0.0.1:{p}/" for p in ports))
+    monkeypatch.setenv("MLPKIT_DATA_DIR", str(tmp_path / "cache"))
+    r = runner.invoke(app, ["data", "info", "tiny"])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1
+    line = r.output.strip()
+    assert line.startswith("error: dataset tiny: download failed (all 3 mirrors unreachable (Connection refused)); "
+                           "point --data-dir at a folder holding train-images-idx3-ubyte.gz")
+    assert len(line) < 360 and line.count("http") == 1
