@@ -19,12 +19,21 @@ from mlpkit.app.export import Exported, export_run
 from mlpkit.app.predict import Guess, Prediction, Predictions, predict
 from mlpkit.app.preview import Preview, preview_augment, preview_png
 from mlpkit.app.rundir import RunWriter, data_record, default_run_dir, prepare_run_dir
-from mlpkit.app.runfiles import CHECKPOINTS, Checkpoint, check_checkpoint_fits, load_weights, read_checkpoint
+from mlpkit.app.runfiles import (
+    CHECKPOINTS,
+    Checkpoint,
+    Saved,
+    check_checkpoint_fits,
+    load_weights,
+    read_checkpoint,
+)
 from mlpkit.app.sources import DataSource, Downloaded, download_dataset, load_data_for
 from mlpkit.config.schema import Config, with_train
 from mlpkit.data.core import prepare_splits, select_split
+from mlpkit.diagnostics.gradprofile import describe_model
 from mlpkit.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
-from mlpkit.train.build import check_model_fits_data, check_size, summarize_config
+from mlpkit.nn.model import MLP
+from mlpkit.train.build import build_model, check_model_fits_data, check_size, summarize_config
 from mlpkit.train.checkpoints import restore_trainer
 from mlpkit.train.evaluate import evaluate
 from mlpkit.train.metrics import EpochMetrics, EvalResult, StepInfo
@@ -68,16 +77,43 @@ def dry_run(cfg: Config, data: DataSource | str | None = None) -> DryRun:
 
 
 def start_run(config: str | Path, overrides: tuple[str, ...] = (), out: str | Path | None = None,
-              data: DataSource | str | None = None, *, force: bool = False) -> tuple[Trainer, RunWriter]:
+              data: DataSource | str | None = None, *, force: bool = False,
+              init_from: str | Path | None = None) -> tuple[Trainer, RunWriter]:
     """A new run: the config validated, the run folder proven writable, then the data loaded.
 
-    ``force`` replaces a run already in ``out``; without it such a folder is refused.
+    ``force`` replaces a run already in ``out``; without it such a folder is refused. ``init_from`` (a run
+    folder, ``RUN/best``, ``RUN/last`` or a weights file) gives the initial weights instead of the config's
+    initializer: fine-tuning at a new learning rate, or from the best epoch. Its layers must match the config's.
     """
     cfg = load_config(config, overrides)
+    start = load_weights(init_from, dtype=cfg.model.dtype) if init_from is not None else None
+    if start is not None:  # the shapes checked before any folder is made or data read
+        _check_fits(build_model(cfg.model, start.model.in_features, np.random.default_rng(0)), start, init_from)
     run_dir = out if out is not None else default_run_dir(config)
     prepare_run_dir(run_dir, force=force)  # an unwritable or occupied folder is reported before any work
     trainer = Trainer(cfg, load_data_for(cfg, data))
-    return trainer, RunWriter(run_dir, cfg, force=force, data=data_record(cfg, trainer.data), source=str(config))
+    if start is not None:
+        _load_initial_weights(trainer, start, init_from)
+    writer = RunWriter(run_dir, cfg, force=force, data=data_record(cfg, trainer.data), source=str(config),
+                       init_from=None if start is None else str(start.path.resolve()))
+    return trainer, writer
+
+
+def _check_fits(model: MLP, start: Saved, init_from: str | Path | None) -> None:
+    """Refuse saved weights of another shape than ``model``'s, naming the first parameter that differs."""
+    own, theirs = model.named_params(), start.model.named_params()
+    for name in sorted(set(own) | set(theirs)):
+        if name not in own or name not in theirs or own[name].shape != theirs[name].shape:
+            mine = own[name].shape if name in own else "absent"
+            other = theirs[name].shape if name in theirs else "absent"
+            raise ConfigError(f"--init-from {init_from}: its model ({describe_model(start.model)}) does not fit this "
+                              f"config's ({describe_model(model)}): {name} is {other} there and {mine} here")
+
+
+def _load_initial_weights(trainer: Trainer, start: Saved, init_from: str | Path | None) -> None:
+    """Copy a saved model's weights into a new run's model (checked again: the data sets the input width)."""
+    _check_fits(trainer.model, start, init_from)
+    trainer.model.load_params(start.model.named_params())
 
 
 def train_run(
@@ -182,6 +218,14 @@ def check_resume(run: str | Path, data: DataSource | str | None = None, override
                         f"it continues correctly, but not bit-identically to an uninterrupted run (set "
                         f"OPENBLAS_NUM_THREADS={ck.blas_threads} for that)")
     run_dir = ck.path.parent.parent if ck.path.parent.name == CHECKPOINTS else ck.path.parent
+    complete = (run_dir / "model.npz").is_file()  # else a kill after the last checkpoint: resume writes the rest
+    if complete and trainer.epoch_step == 0 and (trainer.epoch >= cfg.train.epochs or trainer.stopped_early):
+        why = (f"stopped early at epoch {trainer.epoch} (its validation accuracy stopped improving)"
+               if trainer.stopped_early and trainer.epoch < cfg.train.epochs
+               else f"has finished all {cfg.train.epochs} of its epochs")
+        raise ConfigError(f"{run_dir}: {why}, so there is nothing to resume; train it longer with --resume {run_dir} "
+                          f"--epochs N (N > {trainer.epoch}), or start a new run from its weights with "
+                          f"mlpkit train CONFIG --init-from {run_dir}")
     plan = ResumePlan(str(run_dir), str(ck.path), trainer.epoch, trainer.epoch_step, cfg.train.epochs, warnings)
     return trainer, ck, plan
 

@@ -168,6 +168,10 @@ def train(
     resume: Annotated[Path | None, typer.Option(
         "--resume", metavar="RUN", help="Continue an interrupted run from its last checkpoint, bit-identically "
         "(only --set train.epochs=N may change).", show_default=False)] = None,
+    init_from: Annotated[Path | None, typer.Option(
+        "--init-from", metavar="RUN", help="Start from a saved run's weights instead of the initializer: a run "
+        "folder, RUN/best or RUN/last (its checkpoints), or a weights .npz. Its layers must match the config's.",
+        show_default=False)] = None,
     checkpoint_every: Annotated[int, typer.Option(
         min=0, metavar="N", help="Also checkpoint every N steps (0: only at the end of each epoch).")] = 0,
     dry_run: Annotated[bool, typer.Option(
@@ -199,6 +203,13 @@ def train(
         if resume is not None:
             if config is not None:
                 raise ConfigError(f"give a CONFIG or --resume {resume}, not both: a resumed run keeps its own config")
+            if init_from is not None:
+                raise ConfigError(f"--init-from starts a new run; --resume {resume} continues one with its own weights")
+            for option, value in (("--lr", lr), ("--seed", seed)):
+                if value is not None:
+                    raise ConfigError(f"{option}: a resumed run keeps its config, so only --epochs may change; to "
+                                      f"train on with another {option[2:]}, start a new run from its weights: "
+                                      f"mlpkit train CONFIG --init-from {resume} {option} {value}")
             if dry_run:
                 _, _, plan = api.check_resume(resume, source, tuple(set_ or ()))
                 _show(plan, json_, render.resume_plan)
@@ -212,7 +223,7 @@ def train(
             if dry_run:
                 _show(api.dry_run(load_config(config, tuple(set_ or ())), source), json_, render.dry_run)
                 return
-            trainer, writer = api.start_run(config, tuple(set_ or ()), out, source, force=force)
+            trainer, writer = api.start_run(config, tuple(set_ or ()), out, source, force=force, init_from=init_from)
         if not json_:
             render.model_summary(trainer.model.summary(), trainer.model.num_params, trainer.model.in_features)
         if resume is not None and not json_:
@@ -650,7 +661,8 @@ def _usage_error(e: typer.TyperException) -> None:
         return
     ctx = getattr(e, "ctx", None)
     cmd = ctx.command_path if ctx is not None else "mlpkit"
-    render.error(f"{cmd}: {e.format_message().rstrip('.')}{_hint(e)}; see {cmd} --help")
+    message = e.format_message().rstrip(".")
+    render.error(f"{cmd}: {message}{_hint(e)}{'' if message.endswith('?') else ';'} see {cmd} --help")
 
 
 def _hint(e: Exception) -> str:

@@ -235,7 +235,8 @@ def resume_epochs(overrides: list[str] | tuple[str, ...]) -> int | None:
         path = apply_override(data, item)
         if path != "train.epochs":
             raise ConfigError(f"--set {item.partition('=')[0].strip()[:60]}: a resumed run keeps its config; "
-                              "only train.epochs may change")
+                              "only train.epochs may change (to change more, start a new run from its weights: "
+                              "mlpkit train CONFIG --init-from RUN)")
         epochs = _check_value(ftype, optional, meta, data["train"]["epochs"], path, _Ctx("--set", {path}))
     return epochs
 

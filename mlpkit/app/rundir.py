@@ -163,7 +163,7 @@ class RunWriter:
     """
 
     def __init__(self, path: str | Path, cfg: Config, *, resume: bool = False, force: bool = False,
-                 data: dict | None = None, source: str | None = None) -> None:
+                 data: dict | None = None, source: str | None = None, init_from: str | None = None) -> None:
         self.path = prepare_run_dir(path, force=force, resume=resume)
         self.lock = RunLock(self.path)
         try:
@@ -183,6 +183,8 @@ class RunWriter:
             self.info = {"format": RUN_FORMAT, "started": info.get("started") or _now(),
                          "config": info.get("config", source), "data": data, "status": "running",
                          "pid": os.getpid(), "updated": _now()}
+            if init_from or info.get("init_from"):
+                self.info["init_from"] = init_from or info.get("init_from")  # the weights it started from
             self._write(RUN_INFO, json.dumps(self.info, indent=2) + "\n")
         except BaseException:
             self.lock.close()

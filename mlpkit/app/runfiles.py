@@ -74,8 +74,14 @@ def weights_bytes(model: MLP, cfg: Config, extra: dict[str, np.ndarray] | None =
 
 
 def resolve_weights_path(run: str | Path) -> Path:
-    """A run folder (its model.npz, or its last checkpoint if unfinished) or a weights file."""
+    """A run folder (its model.npz, or its last checkpoint if unfinished), ``RUN/best`` or ``RUN/last`` (its
+    checkpoints), or a weights file. A YAML config is refused as such: it has no weights yet."""
     p = Path(run)
+    if not p.exists() and p.name in ("best", "last") and (p.parent / CHECKPOINTS).is_dir():
+        p = p.parent / CHECKPOINTS / f"{p.name}.npz"
+    if p.suffix.lower() in (".yaml", ".yml") and not p.is_dir():
+        raise CheckpointError(f"{p}: is a config, not a run; this command takes a run folder or a weights .npz "
+                              f"(train the config first: mlpkit train {p})")
     if p.is_dir():
         for cand in (p / "model.npz", p / CHECKPOINTS / "last.npz"):
             if cand.is_file():

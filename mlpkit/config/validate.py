@@ -8,11 +8,12 @@ sentence naming the source (file or ``--set``), the key path (for example
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, fields
 from functools import cache
 from typing import Any
@@ -109,7 +110,8 @@ def _check_value(ftype: type, optional: bool, meta: Mapping[str, Any], v: Any, p
         if "\x00" in v or len(v) > 4096:
             raise ctx.fail(path, "must be a plain string of at most 4,096 characters")
     if "choices" in meta and v not in meta["choices"]:
-        raise ctx.fail(path, f"must be one of {', '.join(meta['choices'])}, got {_describe(v)}")
+        raise ctx.fail(path, f"must be one of {', '.join(meta['choices'])}, got {_describe(v)}"
+                             f"{did_you_mean(v, meta['choices'])}")
     if "min" in meta and v < meta["min"]:
         raise ctx.fail(path, f"must be >= {meta['min']:g}, got {_describe(v)}")
     if "max" in meta and v > meta["max"]:
@@ -145,13 +147,21 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+def did_you_mean(word: Any, choices: Iterable[str]) -> str:
+    """' (did you mean 'lr'?)' for the closest choice (difflib), or '' when none is close."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)  # 0.6 offers "train" for "extra"
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _section(cls: type, d: Any, path: str, ctx: _Ctx) -> Any:
     """Build dataclass ``cls`` from mapping ``d``, checking every key and value."""
     d = _mapping(d, path, ctx)
     known = {f.name: f for f in fields(cls)}
     for k in d:
         if k not in known:
-            raise ctx.fail(_join(path, k), f"unknown key; expected one of {', '.join(known)}")
+            raise ctx.fail(_join(path, k), f"unknown key{did_you_mean(k, known)}; expected one of {', '.join(known)}")
     kwargs: dict[str, Any] = {}
     types_ = _field_types(cls)
     for name, f in known.items():
@@ -187,7 +197,9 @@ def _layer(v: Any, path: str, ctx: _Ctx) -> LayerSpec:
             f"a layer is a name (- sigmoid) or a one-key mapping (- linear: 100), got {_describe(v)}",
         )
     if not isinstance(kind, str) or kind not in LAYER_TYPES:
-        raise ctx.fail(path, f"unknown layer type {_describe(kind)}; expected one of {', '.join(LAYER_TYPES)}")
+        what = repr(_short(kind)) if isinstance(kind, str) else _describe(kind)
+        raise ctx.fail(path, f"unknown layer type {what}{did_you_mean(kind, LAYER_TYPES)}; expected one "
+                             f"of {', '.join(LAYER_TYPES)}")
     lpath = f"{path}.{kind}"
     main = _MAIN_OPTION.get(kind)
     if short:

@@ -256,7 +256,7 @@ def done_run(tmp_path_factory):
 
 def _commands(run: Path) -> list[list[str]]:
     return [["train", Q, "--epochs", "2", "--out", str(run.parent / "narrow"), "--force", "-q"],
-            ["train", Q, "--dry-run"], ["train", "--resume", str(run), "--dry-run"], ["evaluate", str(run)],
+            ["train", Q, "--dry-run"], ["train", "--resume", str(run), "--epochs", "3", "--dry-run"], ["evaluate", str(run)],
             ["gradcheck"], ["gradcheck", Q], ["inspect-grads", Q, "--epochs", "1", "-q"],
             ["inspect-grads", str(run), "-q"], ["inspect-dropout", str(run), "-q"], ["data", "list"],
             ["data", "info", "digits"], ["runs", str(run.parent)], ["compare", str(run), str(run)]]

@@ -187,7 +187,10 @@ def test_resume_with_more_epochs_and_finished_run(tmp_path):
     r = runner.invoke(app, ["train", "--resume", str(tmp_path / "r"), "--set", "train.epochs=3", "-q", "--json"])
     assert r.exit_code == 0 and len(json.loads(r.stdout)["history"]) == 3
     r = runner.invoke(app, ["train", "--resume", str(tmp_path / "r"), "-q", "--json"])  # already complete
-    assert r.exit_code == 0 and len(json.loads(r.stdout)["history"]) == 3
+    assert r.exit_code == 2 and "has finished all 3 of its epochs, so there is nothing to resume" in r.output
+    (tmp_path / "r" / "model.npz").unlink()  # killed after its last checkpoint, before the final files
+    r = runner.invoke(app, ["train", "--resume", str(tmp_path / "r"), "-q", "--json"])
+    assert r.exit_code == 0 and len(json.loads(r.stdout)["history"]) == 3 and (tmp_path / "r" / "model.npz").is_file()
 
 
 def test_files_get_the_usual_permissions(tmp_path):
