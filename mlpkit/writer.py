@@ -18,6 +18,7 @@ import contextlib
 import errno
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -155,6 +156,18 @@ def open_lock(path: str | Path) -> int:
         os.close(fd)
         raise OSError(errno.EEXIST, "it is not a regular file", str(path))
     return fd
+
+
+def silence_stdout() -> None:
+    """Point standard output at the null device: after a broken pipe (``mlpkit ... | head``) nothing more can be
+    written, and the interpreter's final flush would fail with a second BrokenPipeError."""
+    fd = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(fd, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (an embedding host): nothing to silence
+        pass
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(d: Path) -> None:

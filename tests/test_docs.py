@@ -36,6 +36,17 @@ COMMANDS = _commands()
 _RUNS: dict[str, object] = {}
 
 
+def _needs_mnist(cmd: str) -> bool:
+    """The command names MNIST, or a config of it (configs/vanishing-*.yaml train on MNIST)."""
+    if "mnist" in cmd:
+        return True
+    for arg in shlex.split(cmd):
+        p = ROOT / arg
+        if arg.endswith(".yaml") and p.is_file() and "dataset: mnist" in p.read_text():
+            return True
+    return False
+
+
 def _mnist_run(tmp_path):
     """One short MNIST run for every README command that shows a trained run."""
     if "mnist" not in _RUNS:
@@ -55,14 +66,17 @@ def test_docs_show_commands():
 def test_command_runs_as_shown(where, cmd, code, monkeypatch, tmp_path):
     if "download" in cmd:
         pytest.skip("downloads need the network")
-    if "mnist" in cmd and not mnist_available():
+    if _needs_mnist(cmd) and not mnist_available():
         pytest.skip(f"needs MNIST in {MNIST_DIR} (set MLPKIT_TEST_MNIST)")
     monkeypatch.chdir(ROOT)
     args = shlex.split(cmd)[1:]
+    if args[0] == "train" and "--out" in args:  # the docs' run folder, made in the test's own folder
+        args[args.index("--out") + 1] = str(tmp_path / "run")
     if args[0] == "train" and "--out" not in args:
         args += ["--out", str(tmp_path / "run")]
-    placeholder = "runs/mnist-sigmoid-20261128-101500"  # the README's example of a trained MNIST run
-    if placeholder in args:
+    placeholders = ("runs/mnist-sigmoid-20261128-101500", "runs/mnist")  # the docs' examples of a trained MNIST run
+    placeholder = next((p for p in placeholders if p in args), "")
+    if placeholder:
         args = [str(_mnist_run(tmp_path)) if a == placeholder else a for a in args]
         if "my-digit.jpg" in args:
             from PIL import Image
@@ -72,7 +86,7 @@ def test_command_runs_as_shown(where, cmd, code, monkeypatch, tmp_path):
             pic.save(tmp_path / "my-digit.jpg")
             args = [str(tmp_path / "my-digit.jpg") if a == "my-digit.jpg" else a for a in args]
         args = [str(tmp_path / a) if a.endswith((".onnx", ".safetensors")) else a for a in args]
-    elif "mnist" in cmd and "--data-dir" not in args and args[0] != "data":
+    elif _needs_mnist(cmd) and "--data-dir" not in args and args[0] != "data":
         args += ["--data-dir", str(MNIST_DIR)]
     if args[:2] == ["data", "info"] or args[:2] == ["data", "list"]:
         monkeypatch.setenv("MLPKIT_DATA_DIR", str(MNIST_DIR))

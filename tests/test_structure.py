@@ -138,7 +138,7 @@ _NOT_FILE_ACCESS = {
     ("app/export.py", "st.save(tensors, metadata=meta)"): "safetensors.numpy.save returns bytes",
     ("app/plots.py", 'fig.savefig(buf, format=path.suffix.lstrip(".").lower(), dpi=110, bbox_inches="tight")'):
         "into a BytesIO, written by the writer",
-    ("app/preview.py", 'pic.save(buf, format="PNG")'): "into a BytesIO, written by the writer",
+    ("app/preview.py", 'page.save(buf, format="PNG")'): "into a BytesIO, written by the writer",
     ("data/download.py", 'gzip.GzipFile(fileobj=raw, mode="rb")'): "decompresses a file the reader opened",
     ("data/images.py", "np.load(io.BytesIO(read_bytes(p, MAX_FILE_BYTES * 4)), allow_pickle=False)"):
         "parses bytes the reader read",

@@ -17,7 +17,15 @@ import numpy as np
 from mlpkit.app.configfile import load_config, resume_epochs
 from mlpkit.app.export import Exported, export_run
 from mlpkit.app.predict import Guess, Prediction, Predictions, predict
-from mlpkit.app.preview import Preview, preview_augment, preview_png
+from mlpkit.app.preview import (
+    ClassPreview,
+    Preview,
+    is_config,
+    preview_augment,
+    preview_classes,
+    preview_classes_png,
+    preview_png,
+)
 from mlpkit.app.rundir import RunWriter, data_record, default_run_dir, prepare_run_dir
 from mlpkit.app.runfiles import (
     CHECKPOINTS,
@@ -41,10 +49,38 @@ from mlpkit.train.threads import blas_threads
 from mlpkit.train.trainer import Stopped, Trainer, TrainResult, early_stop_summary, fit
 
 __all__ = [
-    "DataSource", "Downloaded", "DryRun", "Exported", "Guess", "Prediction", "Predictions", "Preview", "ResumePlan",
-    "check_resume", "download_dataset", "dry_run", "evaluate_run", "examples_of", "export_run", "inspected", "is_run_path",
-    "load_data_for", "load_weights", "predict", "prepare", "preview_augment", "preview_png", "resume", "start_run",
-    "train_epochs", "train_run", "trainer_for",
+    "ClassPreview",
+    "DataSource",
+    "Downloaded",
+    "DryRun",
+    "Exported",
+    "Guess",
+    "Prediction",
+    "Predictions",
+    "Preview",
+    "ResumePlan",
+    "check_resume",
+    "download_dataset",
+    "dry_run",
+    "evaluate_run",
+    "examples_of",
+    "export_run",
+    "inspected",
+    "is_config",
+    "is_run_path",
+    "load_data_for",
+    "load_weights",
+    "predict",
+    "prepare",
+    "preview_augment",
+    "preview_classes",
+    "preview_classes_png",
+    "preview_png",
+    "resume",
+    "start_run",
+    "train_epochs",
+    "train_run",
+    "trainer_for",
 ]
 
 

@@ -234,10 +234,36 @@ def compare_runs(paths: list[str | Path]) -> Comparison:
                                 last.get("val_loss"), last.get("val_acc"), max(vals) if vals else None,
                                 test.get("loss"), test.get("accuracy"), run_status(p)]):
             rows[k].append(v)
-    flats = [_flatten(read_config(p)) for p in runs]
+    configs = [read_config(p) for p in runs]
+    flats = [_flatten(c) for c in configs]
     keys = sorted(set().union(*flats)) if flats else []
     diffs = [(k, [f.get(k) for f in flats]) for k in keys if len({json.dumps(f.get(k)) for f in flats}) > 1]
+    if any(k.startswith("model.layers") for k, _ in diffs):  # the architectures whole, not indexed differences
+        stacks = [_stack(c.get("model", {}).get("layers") if isinstance(c.get("model"), dict) else None)
+                  for c in configs]
+        diffs = [("model.layers", stacks)] + [(k, v) for k, v in diffs if not k.startswith("model.layers")]
     return Comparison([str(p) for p in runs], list(rows.items()), diffs)
+
+
+def _stack(layers: Any) -> str | None:
+    """A layer list as one line: 'linear 128 → sigmoid → dropout 0.2 → linear 10' (None when unreadable)."""
+    if not isinstance(layers, list):
+        return None
+    parts = []
+    for layer in layers:
+        if isinstance(layer, str):
+            parts.append(layer)
+        elif isinstance(layer, dict) and len(layer) == 1:
+            ((kind, opts),) = layer.items()
+            if isinstance(opts, dict):
+                main = next(iter(opts.values()), None)
+                extra = ", ".join(f"{k} {v}" for k, v in list(opts.items())[1:] if v is not None)
+                parts.append(f"{kind} {main}" + (f" ({extra})" if extra else ""))
+            else:
+                parts.append(f"{kind} {opts}")
+        else:
+            return None
+    return " → ".join(parts)
 
 
 def run_files(runs: list[Path]) -> list[Path]:

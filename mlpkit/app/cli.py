@@ -38,6 +38,7 @@ from mlpkit.diagnostics.gradcheck import DEFAULT_BATCH, gradcheck
 from mlpkit.diagnostics.gradprofile import GradProfile, compare_profiles, describe_model, grad_profile
 from mlpkit.diagnostics.steptrace import trace_step
 from mlpkit.errors import ConfigError, Interrupted, MlpkitError
+from mlpkit.writer import silence_stdout
 
 
 class _OneLineUsageErrors(TyperGroup):
@@ -58,6 +59,26 @@ class _OneLineUsageErrors(TyperGroup):
             render.error("aborted")
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)  # a typer.Exit's code, else success
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            _plain_flags(cmd.get_params(ctx))  # creates and marks each command's own --help
+            for sub in getattr(cmd, "commands", {}).values():  # a group's commands (mlpkit data ...)
+                _plain_flags(sub.get_params(ctx))
+        return cmd
+
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    """A flag takes no value, so its help shows no type: typer would print <bool> beside --help and the
+    completion flags, which mlpkit's own flags avoid with metavar=""."""
+    for p in params:
+        if getattr(p, "is_flag", False) and p.metavar is None:
+            p.metavar = ""
+    return params
 
 
 app = typer.Typer(
@@ -112,6 +133,9 @@ def _error_lines() -> Iterator[None]:
     except MlpkitError as e:
         render.error(str(e))
         raise typer.Exit(e.exit_code) from None
+    except BrokenPipeError:  # the reader went away (mlpkit ... | head): stop quietly, as Unix tools do
+        silence_stdout()  # Python's own flush at exit would raise again
+        raise typer.Exit(141) from None
     except OSError as e:  # a path the system refuses (a name too long, a loop of links): bad input, one line
         render.error(f"{e.filename}: {e.strerror or e}" if e.filename else str(e))
         raise typer.Exit(2) from None
@@ -271,7 +295,7 @@ def evaluate(
     """
     with _errors():
         result, path = api.evaluate_run(run, split.value, as_source(data_dir, offline, json_))
-        _show(result, json_, render.eval_result, str(path))
+        _show(result, json_, reports.eval_result, str(path))
 
 
 @app.command("gradcheck")
@@ -475,6 +499,10 @@ def predict(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Classes shown per input.")] = 3,
     raw: Annotated[bool, typer.Option("--raw", metavar="", help="Use the images as they are (they must already "
                                       "be the run's size), without the MNIST-style preparation.")] = False,
+    prepare: Annotated[PrepName | None, typer.Option(
+        "--prepare", help="How pictures are made into the model's input: mnist (20 px in 28, centre of mass), "
+        "uci-digits (the box filling 32×32, 4×4 block counts) or none; default: the run's dataset's.",
+        show_default=False)] = None,
     show_images: Annotated[bool, typer.Option("--show", metavar="", help="Draw each image as the model saw it, in "
                                               "block characters.")] = False,
     json_: JsonOpt = False,
@@ -488,8 +516,18 @@ def predict(
     Example: [bold]mlpkit predict runs/mnist-sigmoid-20261128-101500 my-digit.jpg --show[/bold]
     """
     with _errors():
-        result, seen = api.predict(run, list(inputs), top_k=top_k, raw=raw)
-        _show(result, json_, reports.predictions, seen if show_images else None)
+        result, seen, given = api.predict(run, list(inputs), top_k=top_k, raw=raw,
+                                          preparation=prepare.value if prepare is not None else None)
+        for item in result.items:
+            for doubt in item.doubts:
+                render.warning(f"{item.source}: {doubt}")
+        _show(result, json_, reports.predictions, (seen, given) if show_images else None)
+
+
+class PrepName(str, Enum):
+    mnist = "mnist"
+    uci_digits = "uci-digits"
+    none = "none"
 
 
 class ExportFormat(str, Enum):
@@ -611,29 +649,44 @@ def data_download(
 
 @data_app.command("preview")
 def data_preview(
-    config: Annotated[Path, typer.Argument(help="A YAML config with data.augment.", show_default=False)],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a PNG grid instead of drawing in the "
-                                                "terminal: originals on top, augmented versions below.",
-                                                show_default=False)] = None,
-    count: Annotated[int, typer.Option("--count", "-n", min=1, max=64, help="Training images shown.")] = 6,
-    versions: Annotated[int, typer.Option(min=1, max=16, help="Augmented versions of each.")] = 2,
+    target: Annotated[str, typer.Argument(
+        help="A dataset (digits, mnist, a folder, an .npz or .csv) or a YAML config; a config with data.augment "
+             "shows its augmentation.", show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a labelled PNG grid instead of drawing in "
+                                                "the terminal.", show_default=False)] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, max=64,
+                                       help="Examples per class, or training images augmented.")] = 6,
+    versions: Annotated[int, typer.Option(min=1, max=16, help="Augmented versions of each (a config with "
+                                                                   "data.augment).")] = 2,
     set_: SetOpt = None,
     data_dir: DataDirOpt = None,
     offline: OfflineOpt = False,
     json_: JsonOpt = False,
 ) -> None:
-    """See what data.augment does before training for an hour: training images beside augmented copies.
+    """Look at a dataset: the first training examples of each class. Given a config with data.augment: its
+    training images beside augmented copies, as the first epoch would draw them.
 
-    Example: [bold]mlpkit data preview configs/quickstart.yaml --set data.augment.affine.rotate=15[/bold]
+    Example: [bold]mlpkit data preview digits[/bold]   or   [bold]mlpkit data preview configs/quickstart.yaml --set data.augment.affine.rotate=15[/bold]
     """
     with _errors():
-        p = api.preview_augment(config, tuple(set_ or ()), as_source(data_dir, offline, json_), count, versions)
+        source = as_source(data_dir, offline, json_)
+        augmenting = api.is_config(target) and load_config(target, tuple(set_ or ())).data.augment is not None
+        if augmenting:
+            p = api.preview_augment(target, tuple(set_ or ()), source, count, versions)
+            if out is not None:
+                where = api.preview_png(p, out)
+                _show({"figure": str(where), "dataset": p.dataset, "settings": p.settings}, json_,
+                      lambda r: render.console.print(f"preview written to {r['figure']}"))
+            else:
+                _show(p, json_, reports.augment_preview)
+            return
+        c = api.preview_classes(target, tuple(set_ or ()), source, count)
         if out is not None:
-            where = api.preview_png(p, out)
-            _show({"figure": str(where), "dataset": p.dataset, "settings": p.settings}, json_,
+            where = api.preview_classes_png(c, out)
+            _show({"figure": str(where), "dataset": c.dataset, "class_names": c.class_names}, json_,
                   lambda r: render.console.print(f"preview written to {r['figure']}"))
         else:
-            _show(p, json_, reports.augment_preview)
+            _show(c, json_, reports.class_preview)
 
 
 @data_app.command("info")

@@ -242,4 +242,4 @@ def resume_epochs(overrides: list[str] | tuple[str, ...]) -> int | None:
 
 
 def config_to_yaml(cfg: Config) -> str:
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=False, allow_unicode=True)

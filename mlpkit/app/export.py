@@ -99,7 +99,7 @@ def to_onnx(model: Any, record: dict, name: str = "mlpkit") -> bytes:
     m = helper.make_model(graph, producer_name="mlpkit", opset_imports=[helper.make_opsetid("", OPSET)])
     m.ir_version = 8  # readable by onnxruntime releases since 1.14
     meta = {"class_names": json.dumps(record.get("class_names") or []),
-            "input": f"float32 pixels in the dataset's stored units (0..{record.get('pixel_max', 255)}), "
+            "input": f"float32 pixels in the dataset's stored units (0..{_number(record.get('pixel_max', 255))}), "
                      "flattened row by row"}
     helper.set_model_props(m, meta)
     onnx.checker.check_model(m, full_check=True)
@@ -154,3 +154,8 @@ def export_run(run: str | Path, fmt: str, out: str | Path | None = None) -> Expo
     run_files = [f for d in (run_dir, run_dir / CHECKPOINTS) if d.is_dir() for f in d.iterdir()] if run_dir else []
     p = export(saved.model, rec, fmt, target, inputs=(saved.path, *run_files))  # never over the run it exports
     return Exported(str(saved.path), fmt, str(p), p.stat().st_size, architecture(saved.model))
+
+
+def _number(v: object) -> str:
+    """255.0 as 255, 16.0 as 16: the metadata is read by people."""
+    return f"{v:g}" if isinstance(v, float) else str(v)

@@ -12,7 +12,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from mlpkit.app.render import add_columns, console, fmt_e, fmt_pct, literal, show, shown
+from mlpkit.app.render import add_columns, console, count, fmt_e, fmt_pct, literal, show, shown
 from mlpkit.diagnostics.checks import PropertyCheck, TensorCheck
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def gradcheck_report(r: GradcheckReport) -> None:
         console.print(Text(f"FAILED: {len(failed)} check(s): {', '.join(failed)}", style="bold red"), soft_wrap=True)
     else:
         n = sum(len(g.rows) for g in r.groups)
-        console.print(Text(f"all {n} checks pass", style="bold green"))
+        console.print(Text(f"all {n} checks pass" if n != 1 else "the 1 check passes", style="bold green"))
 
 
 # --------------------------------------------------------------------------- inspect-grads
@@ -249,7 +249,7 @@ def step_trace(t: StepTrace) -> None:
     """One training step, layer by layer, in lines under 60 columns: forward, loss, backward, update, masks."""
     show_layer = (lambda i: True) if t.layer is None else (lambda i: i == t.layer)
     _line(shown(t.description), "bold")
-    _line(f"one training step: {t.examples} example(s), labels {t.labels}")
+    _line(f"one training step: {count(t.examples, 'example')}, labels {t.labels}")
     _line(f"lr {t.lr:g} · momentum {t.momentum:g} · weight decay {t.weight_decay:g}")
     _line("values: the first example's first entries; mean and", "dim")
     _line("std over the whole batch; ‖·‖ the L2 (Frobenius) norm", "dim")

@@ -6,11 +6,12 @@ out. Human-readable output goes to stdout, progress bars and errors to stderr.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, ConsoleDimensions, JustifyMethod
@@ -20,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
 
-from mlpkit.train.metrics import EpochMetrics, EvalResult, StepInfo
+from mlpkit.train.metrics import EpochMetrics, StepInfo
 from mlpkit.train.trainer import TrainResult
 
 if TYPE_CHECKING:
@@ -43,10 +44,26 @@ class _Console(Console):
     def size(self, value: tuple[int, int]) -> None:
         Console.size.fset(self, value)  # type: ignore[attr-defined]
 
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        """On a terminal, as rich prints. Piped or redirected, rendered plain and each line's trailing spaces
+        removed: rich pads tables and titles to their width, which fills logs with blanks."""
+        if self.is_terminal:
+            super().print(*objects, **kwargs)
+            return
+        buf = io.StringIO()
+        Console(file=buf, width=self.width, highlight=False, no_color=True, force_terminal=False,
+                force_jupyter=False).print(*objects, **kwargs)
+        self.file.write("\n".join(line.rstrip() for line in buf.getvalue().split("\n")))
+
 
 console = _Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 MIN_WIDTH = 60  # every table reads whole down to this many columns (stacked rows when it does not fit)
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 epoch', '2 epochs', '60,000 examples': a number with its noun, singular for one."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {plural or noun + 's'}"
 
 
 def show(t: Table) -> None:
@@ -227,7 +244,8 @@ def model_summary(rows: list[tuple[str, str, str, int]], total: int, in_features
 def dry_run(r: DryRun) -> None:
     """``train --dry-run``: the model it would build, and that everything checked out."""
     model_summary(r.summary, r.num_params, r.in_features)
-    console.print(f"config, data and model are valid; {r.steps_per_epoch:,} steps per epoch, {r.epochs} epochs")
+    console.print(f"config, data and model are valid; {count(r.steps_per_epoch, 'step')} per epoch, "
+                  f"{count(r.epochs, 'epoch')}")
 
 
 def resume_plan(r: ResumePlan) -> None:
@@ -236,7 +254,7 @@ def resume_plan(r: ResumePlan) -> None:
         warning(w)
     where = f"epoch {r.epoch + 1}, step {r.step}" if r.step else f"epoch {r.epoch + 1}"
     if r.epoch >= r.epochs:
-        where = f"nothing: all {r.epochs} epochs are done"
+        where = f"nothing: all {count(r.epochs, 'epoch')} are done"
     console.print(f"{literal(r.checkpoint)} is valid; the run would resume at {where} of {r.epochs}; nothing was written")
 
 
@@ -297,12 +315,12 @@ def train_summary(r: TrainResult) -> None:
     es = r.early_stopping
     if es is not None:
         why = (f"stopped early after epoch {es.epochs_trained}" if es.stopped_early
-               else f"trained all {es.epochs_trained} epochs")
+               else f"trained all {count(es.epochs_trained, 'epoch')}")
         console.print(f"\nearly stopping: {why}; the best validation accuracy, {fmt_pct(es.best_val_acc)}, was at epoch "
                       f"{es.best_epoch}: the final weights are that epoch's")
     console.print(
         f"\n[bold]test[/bold]: loss {r.test.loss:.4f}, accuracy [bold]{fmt_pct(r.test.accuracy)}[/bold] "
-        f"on {r.test.n:,} examples; {len(r.history)} epochs in {total:.1f}s"
+        f"on {count(r.test.n, 'example')}; {count(len(r.history), 'epoch')} in {total:.1f}s"
     )
     if r.run_dir:
         console.print(f"run saved to [bold]{literal(r.run_dir)}[/bold] (config.yaml, metrics.jsonl, model.npz)")
@@ -315,29 +333,6 @@ def _quote(path: str) -> str:
     import shlex
 
     return shlex.quote(path)
-
-
-# --------------------------------------------------------------------------- evaluate
-
-
-def eval_result(r: EvalResult, source: str) -> None:
-    console.print(
-        f"[bold]{literal(source)}[/bold] on the {r.split} split ({r.n:,} examples): "
-        f"loss {r.loss:.4f}, accuracy [bold]{fmt_pct(r.accuracy)}[/bold]"
-    )
-    names = r.class_names or [str(i) for i in range(len(r.per_class_accuracy))]
-    t = Table(title="confusion matrix (rows: true class, columns: predicted)", box=box.SIMPLE_HEAD,
-              title_justify="left")
-    t.add_column("true", justify="left")
-    for j in range(len(names)):
-        t.add_column(str(j), justify="right")
-    t.add_column("n", justify="right")
-    t.add_column("accuracy", justify="right")
-    for i, row in enumerate(r.confusion):
-        cells = [f"[bold]{v}[/bold]" if i == j else (str(v) if v else "[dim]·[/dim]") for j, v in enumerate(row)]
-        label = f"{i} {literal(names[i])}" if names[i] != str(i) else str(i)
-        t.add_row(label, *cells, str(sum(row)), fmt_pct(r.per_class_accuracy[i]))
-    show(t)
 
 
 def _plain(o: object) -> object:

@@ -37,6 +37,7 @@ from mlpkit.app.runfiles import (
     weights_bytes,
 )
 from mlpkit.config.schema import Config
+from mlpkit.data.registry import preparation_for
 from mlpkit.errors import DataError, OutputError
 from mlpkit.nn.model import MLP
 from mlpkit.reader import read_text
@@ -243,7 +244,8 @@ def data_record(cfg: Config, ds: Any) -> dict:
     again or resume it. ``location`` is the absolute folder of IDX files or the .npz file (None: embedded)."""
     pixel_max = ds.pixel_max
     return {"dataset": cfg.data.dataset, "location": ds.location, "scale": ds.scale, "shift": ds.shift,
-            "image_shape": list(ds.image_shape), "pixel_max": pixel_max, "class_names": list(ds.class_names)}
+            "image_shape": list(ds.image_shape), "pixel_max": pixel_max, "class_names": list(ds.class_names),
+            "preparation": preparation_for(cfg.data.dataset, cfg.data.prepare)}
 
 
 def _read_times(path: Path) -> list[float]:

@@ -19,7 +19,8 @@ from mlpkit.config.schema import MAX_PARAMS, Config
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data import npz as npzio
 from mlpkit.data.npz import npz_bytes
-from mlpkit.data.registry import REGISTRY
+from mlpkit.data.preparation import PREPARATIONS
+from mlpkit.data.registry import REGISTRY, preparation_for
 from mlpkit.errors import CheckpointError, DataError, DivergenceError
 from mlpkit.nn.model import MLP
 from mlpkit.reader import read_text
@@ -128,7 +129,8 @@ def stored_data(path: Path, meta: dict) -> dict | None:
               and isinstance(shape, list) and 1 <= len(shape) <= 3
               and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 100_000 for v in shape)
               and isinstance(names, list) and len(names) <= 100_000
-              and all(isinstance(v, str) and len(v) <= 256 for v in names))
+              and all(isinstance(v, str) and len(v) <= 256 for v in names)
+              and d.get("preparation", "mnist") in PREPARATIONS)
     if not ok:
         raise CheckpointError(f"{path}: its record of where the data came from is malformed")
     return d
@@ -284,7 +286,8 @@ def check_checkpoint_fits(ck: Checkpoint, trainer: Any) -> None:
 def input_record(saved: Saved) -> dict:
     """How the run's model wants its input; reconstructed for weights saved before runs recorded it."""
     if saved.data is not None and "pixel_max" in saved.data:
-        return saved.data
+        # records before per-dataset preparation: the dataset says which (an old digits run is UCI-made too)
+        return {"preparation": preparation_for(saved.cfg.data.dataset, saved.cfg.data.prepare), **saved.data}
     cfg = saved.cfg
     if cfg.data.normalize:
         raise CheckpointError(f"{saved.path}: was saved before mlpkit recorded its input normalization; train it "
@@ -293,4 +296,4 @@ def input_record(saved: Saved) -> dict:
     side = math.isqrt(saved.model.in_features)
     names = list(REGISTRY[cfg.data.dataset].class_names) if cfg.data.dataset in REGISTRY else []
     return {"scale": 1 / pixel_max, "shift": 0.0, "pixel_max": pixel_max, "image_shape": [side, side],
-            "class_names": names}
+            "class_names": names, "preparation": preparation_for(cfg.data.dataset, cfg.data.prepare)}

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from mlpkit.data.core import Dataset
+from mlpkit.data.core import Dataset, DataWarning
 from mlpkit.data.download import Progress, Verdict, check_file, fetch
 from mlpkit.data.idx import read_idx
 from mlpkit.data.registry import DATA_DIR_ENV, REGISTRY, DatasetInfo, RemoteFile
@@ -46,10 +46,6 @@ def _find(d: Path, f: RemoteFile) -> Path | None:
         if cand.is_file():
             return cand
     return None
-
-
-class DataWarning(UserWarning):
-    """Data that is used but could not be verified (the CLI shows it as one line)."""
 
 
 def _foreign(info: DatasetInfo) -> dict[str, str]:

@@ -18,6 +18,11 @@ from mlpkit.errors import DataError
 Order = Literal["C", "F"]  # memory order: row-major (C) or column-major (Fortran)
 
 
+class DataWarning(UserWarning):
+    """Data that is used but could not be verified, or input that was passed over (the CLI shows it as one
+    line)."""
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A train/test split held compactly.

@@ -1,22 +1,10 @@
-"""Users' own digits: image files, folders and arrays, prepared the way MNIST's were made.
+"""Users' own digits: image files, folders and arrays, read as a person sees them and prepared the way the
+run's dataset was made (``data.preparation``: MNIST's, the UCI digits', or none).
 
-MNIST's digits (LeCun et al.) were size-normalized to fit a 20×20 box keeping
-their aspect ratio, anti-aliased to grey levels, and centred by their centre of
-mass in a 28×28 image: white ink on black. ``prepare`` does the same to any
-picture of a digit:
-
-1. grayscale;
-2. inverted when the background is light (dark ink on white paper, the usual
-   photo or drawing), judged by the median of the border pixels;
-3. the background level subtracted, then cropped to the ink's bounding box
-   (pixels above a quarter of the brightest);
-4. the longer side scaled to 20 px (for a 28×28 model; in proportion for other
-   sizes), keeping the aspect ratio, with an anti-aliasing filter;
-5. pasted into the model's square so that the centre of mass sits at its centre.
-
-The result is in [0, 1]; the caller scales it to the run's stored pixel range.
-Every file is checked before it is decoded: its size, and its pixel count
-against a decompression bomb.
+``read_image`` decodes a picture to grayscale (turned upright, transparency on white, deep pictures scaled by
+their own range), checked before it is decoded: its size, and its pixel count against a decompression bomb.
+``prepare`` reads the ink off it and makes it the dataset's input (``mlpkit.data.preparation``). The result
+is in [0, 1]; the caller scales it to the run's stored pixel range.
 """
 
 from __future__ import annotations
@@ -32,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpkit.data.core import DataWarning
 from mlpkit.errors import DataError
 from mlpkit.reader import open_regular, read_bytes
 
@@ -110,37 +99,33 @@ def _gray(image_mod: Any, im: Any) -> np.ndarray:
     return np.asarray(im.convert("L"), dtype=np.float32)
 
 
-def prepare(gray: np.ndarray, side: int = 28, source: str = "image") -> np.ndarray:
-    """A digit picture (H, W) in [0, 255] as the model's (side, side) input in [0, 1] (see the module doc)."""
-    image_mod = _pil()
-    a = np.asarray(gray, dtype=np.float32)
-    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
-    if np.median(border) > 127:  # dark ink on a light background: make it MNIST's white on black
-        a = 255.0 - a
-        border = 255.0 - border
-    a = np.clip(a - np.median(border), 0, None)
-    peak = float(a.max())
-    if peak <= 0:
-        raise DataError(f"{source}: is blank (no ink to recognize)")
-    ink = a > 0.25 * peak
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    crop = a[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1] / peak * 255.0
-    box = max(1, round(side * 20 / 28))
-    h, w = crop.shape
-    scale = box / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = image_mod.fromarray(np.clip(crop, 0, 255).astype(np.uint8)).resize((nw, nh), image_mod.LANCZOS)
-    digit = np.asarray(small, dtype=np.float32) / 255.0
-    total = digit.sum()
-    if total <= 0:
-        raise DataError(f"{source}: is blank (no ink to recognize)")
-    cy = float((digit.sum(axis=1) * np.arange(nh)).sum() / total)
-    cx = float((digit.sum(axis=0) * np.arange(nw)).sum() / total)
-    top, left = round(side / 2 - cy), round(side / 2 - cx)  # MNIST: the centre of mass at (14, 14)
-    top, left = min(max(top, 0), side - nh), min(max(left, 0), side - nw)
-    out = np.zeros((side, side), dtype=np.float32)
-    out[top: top + nh, left: left + nw] = digit
-    return np.clip(out, 0.0, 1.0)
+def prepare(gray: np.ndarray, side: int = 28, source: str = "image", preparation: str = "mnist") -> np.ndarray:
+    """A digit picture (H, W) in [0, 255] as the model's (side, side) input in [0, 1] (``data.preparation``)."""
+    return prepare_with_doubts(gray, side, source, preparation)[0]
+
+
+def prepare_with_doubts(gray: np.ndarray, side: int = 28, source: str = "image", preparation: str = "mnist"
+                        ) -> tuple[np.ndarray, list[str]]:
+    """``prepare``, and why the picture may not be a single digit (one sentence each, for a warning)."""
+    from mlpkit.data.preparation import find_ink, prepare_ink
+
+    if preparation == "none":
+        if gray.shape != (side, side):
+            raise DataError(f"{source}: is {gray.shape[1]}×{gray.shape[0]} pixels; this run's data has no known "
+                            f"preparation, so a picture must already be {side}×{side} (or give --prepare mnist)")
+        return np.clip(np.asarray(gray, dtype=np.float32) / 255.0, 0.0, 1.0), []
+    found = find_ink(gray, source)
+    return prepare_ink(found.ink, side, preparation), found.doubts
+
+
+def thumbnail(gray: np.ndarray, rows: int, max_width: int | None = None) -> np.ndarray:
+    """A picture as given, (H, W) in [0, 255], reduced to ``rows`` rows (the aspect ratio kept, the width at
+    most ``max_width``, by default 2 × rows) and scaled to [0, 1]: beside what the model saw, for ``--show``."""
+    from mlpkit.data.preparation import resize
+
+    h, w = gray.shape
+    width = max(1, min(round(w * rows / h), max_width or 2 * rows))
+    return np.clip(resize(np.asarray(gray, dtype=np.float32), width, rows) / 255.0, 0.0, 1.0)
 
 
 def _array_items(arr: np.ndarray, side: int, name: str) -> list[tuple[str, np.ndarray, bool]]:
@@ -215,9 +200,16 @@ def load_inputs(inputs: list[str | Path], side: int) -> Iterator[tuple[str, np.n
     for inp in inputs:
         p = Path(inp)
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            entries = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            files = [f for f in entries if f.suffix.lower() in IMAGE_SUFFIXES]
             if not files:
                 raise DataError(f"{p}: holds no image files ({', '.join(IMAGE_SUFFIXES[:4])}, ...)")
+            others = [f.name for f in entries if f.suffix.lower() not in IMAGE_SUFFIXES]
+            if others:  # said, not silent: a .heic or a misnamed picture would otherwise vanish from the results
+                shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+                warnings.warn(f"{p}: skipped {len(others)} file{'s' if len(others) > 1 else ''} that "
+                              f"{'are' if len(others) > 1 else 'is'} not a picture ({shown}); pictures end in "
+                              f"{', '.join(IMAGE_SUFFIXES[:4])}, ...", DataWarning, stacklevel=2)
             counted(p, n=len(files))
             for f in files:
                 yield str(f), read_image(f), False

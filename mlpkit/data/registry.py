@@ -120,3 +120,16 @@ REGISTRY: dict[str, DatasetInfo] = {
 
 def is_path_dataset(name: str) -> bool:
     return name.endswith((".npz", ".csv")) or os.sep in name or "/" in name or Path(name).is_dir()
+
+
+def preparation_for(dataset: str, prepare: bool = True) -> str:
+    """How a picture is made into this dataset's input (``data.preparation``): "uci-digits" for the embedded
+    digits, "mnist" for the MNIST family and for image folders prepared the MNIST way, "none" for arrays
+    (.npz, .csv) and unprepared folders, whose making mlpkit does not know."""
+    if dataset == "digits":
+        return "uci-digits"
+    if dataset in REGISTRY:
+        return "mnist"
+    if dataset.endswith((".npz", ".csv")) or not prepare:
+        return "none"
+    return "mnist"

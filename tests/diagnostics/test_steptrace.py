@@ -101,7 +101,7 @@ def test_inspect_step_reads_at_60_columns(monkeypatch, tmp_path):
     assert "[0] Linear(64, 128)  out = x·W + b" in lines and "    dW = xᵀ·dout  (64, 128)  ‖·‖ " in r.output
     r = runner.invoke(app, ["inspect-step", str(CONFIGS / "quickstart.yaml"), "--layer", "3", "--examples", "2"])
     assert r.exit_code == 0 and "[3] Linear(128, 10)" in r.output and "[0]" not in r.output
-    assert "one training step: 2 example(s)" in r.output and "layers.0.W" not in r.output and "layers.3.W" in r.output
+    assert "one training step: 2 examples" in r.output and "layers.0.W" not in r.output and "layers.3.W" in r.output
     r = runner.invoke(app, ["inspect-step", str(CONFIGS / "quickstart.yaml"), "--layer", "4"])
     assert r.exit_code == 2 and r.output.strip() == "error: --layer 4: the model has layers 0 to 3."
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -197,7 +199,8 @@ PREVIEW = ["--set", "data.augment.affine.rotate=20", "--set", "data.augment.elas
 def test_data_preview_draws_originals_and_augmented_copies(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "60")
     r = runner.invoke(app, ["data", "preview", str(CONFIGS / "quickstart.yaml"), *PREVIEW, "-n", "4"])
-    assert r.exit_code == 0 and "each original, then 2 augmented version(s)" in r.output and "█" in r.output
+    assert r.exit_code == 0 and "each original (left), then 2 augmented copies" in r.output and "█" in r.output
+    assert "settings: elastic alpha=2, sigma=1, p=1; affine rotate=20" in r.output
     assert max(len(line.rstrip()) for line in r.stdout.splitlines()) <= 60
     r = runner.invoke(app, ["data", "preview", str(CONFIGS / "quickstart.yaml"), *PREVIEW, "-n", "3", "--json"])
     data = __import__("json").loads(r.stdout)
@@ -207,8 +210,8 @@ def test_data_preview_draws_originals_and_augmented_copies(tmp_path, monkeypatch
     out = tmp_path / "grid.png"
     r = runner.invoke(app, ["data", "preview", str(CONFIGS / "quickstart.yaml"), *PREVIEW, "-o", str(out)])
     assert r.exit_code == 0 and out.read_bytes()[:4] == b"\x89PNG"
-    r = runner.invoke(app, ["data", "preview", str(CONFIGS / "quickstart.yaml")])
-    assert r.exit_code == 2 and "has no data.augment to preview" in r.output
+    r = runner.invoke(app, ["data", "preview", str(CONFIGS / "quickstart.yaml"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["dataset"] == "digits"  # no augment: examples of each class
 
 
 def _fitted_params(cfg):
