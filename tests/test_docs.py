@@ -99,3 +99,31 @@ def test_command_runs_as_shown(where, cmd, code, monkeypatch, tmp_path):
     r = runner.invoke(app, args)
     assert r.exit_code == code, r.output
     assert "Traceback" not in r.output
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+def test_the_readme_onnx_runtime_snippet_runs_as_shown(tmp_path, monkeypatch):
+    """The README's ONNX Runtime lines, run on an exported quickstart model with uint8 pixels: the probabilities
+    are mlpkit's own."""
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from mlpkit.app.runfiles import load_weights
+    from mlpkit.nn.losses import softmax
+
+    (snippet,) = [b for b in _python_blocks((ROOT / "README.md").read_text()) if "ONNX Runtime" in b.splitlines()[0]]
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", "configs/quickstart.yaml", "--epochs", "1", "--out", str(run), "-q"],
+                         ).exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["export", str(run), "--format", "onnx", "-o", "digits.onnx"]).exit_code == 0
+    pixels = np.random.default_rng(0).integers(0, 17, (5, 64)).astype(np.uint8)
+    scope = {"pixels": pixels}
+    exec(snippet, scope)
+    saved = load_weights(run)
+    with saved.model.mode(training=False):
+        expected = softmax(saved.model.forward(pixels.astype(np.float32) / 16.0).astype(np.float64))
+    np.testing.assert_allclose(scope["probabilities"], expected, atol=1e-5)
