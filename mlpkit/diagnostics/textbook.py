@@ -29,7 +29,7 @@ from mlpkit.diagnostics.checks import (
 )
 from mlpkit.nn import Order
 from mlpkit.nn import reference as R
-from mlpkit.nn.layers import Dropout, Linear, activations
+from mlpkit.nn.layers import Dropout, Layer, Linear, activations
 from mlpkit.nn.losses import softmax_cross_entropy
 from mlpkit.nn.model import MLP
 from mlpkit.nn.optim import SGD
@@ -145,13 +145,16 @@ def _activation_rows(rng: np.random.Generator) -> list[TensorCheck]:
         for a_order in ORDERS:
             x = np.asarray(3.0 * rng.standard_normal((32, 20)), order=a_order)
             g = np.asarray(rng.standard_normal((32, 20)), order=a_order)
-            fast_layer, ref_layer = kind.cls(), REFERENCE_CLASSES[kind.cls]()
-            a_out, a_dx = fast_layer.forward(x), fast_layer.backward(g)
-            t_out, t_dx = ref_layer.forward(x), ref_layer.backward(g)
-            rows += [equal_row(f"{kind.cls.__name__}.out [act {a_order}]", a_out, t_out, np.abs(t_out)),
-                     equal_row(f"{kind.cls.__name__}.dx [act {a_order}]", a_dx, t_dx, np.abs(t_dx if t_dx is not None
-                                                                                           else g))]
+            rows += _pair_rows(kind.cls.__name__, kind.cls(), REFERENCE_CLASSES[kind.cls](), x, g, a_order)
     return rows
+
+
+def _pair_rows(name: str, fast: Layer, twin: Layer, x: np.ndarray, g: np.ndarray, order: str) -> list[TensorCheck]:
+    """A fast layer and its textbook twin on the same input and upstream gradient: out and dx compared."""
+    a_out, a_dx = fast.forward(x), fast.backward(g)
+    t_out, t_dx = twin.forward(x), twin.backward(g)
+    return [equal_row(f"{name}.out [act {order}]", a_out, t_out, np.abs(t_out)),
+            equal_row(f"{name}.dx [act {order}]", a_dx, t_dx, np.abs(t_dx if t_dx is not None else g))]
 
 
 def _dropout_rows(rng: np.random.Generator) -> list[TensorCheck]:
@@ -159,14 +162,9 @@ def _dropout_rows(rng: np.random.Generator) -> list[TensorCheck]:
     for p, a_order in itertools.product((0.5, 0.2), ORDERS):
         x = np.asarray(rng.standard_normal((32, 20)), order=a_order)
         g = np.asarray(rng.standard_normal((32, 20)), order=a_order)
-        seed = int(rng.integers(2**32))
-        drop = Dropout(p, rng=np.random.default_rng(seed))
-        twin = ReferenceDropout(p, rng=np.random.default_rng(seed), mask_order=a_order)
-        a_out, a_dx = drop.forward(x), drop.backward(g)
-        t_out, t_dx = twin.forward(x), twin.backward(g)
-        rows += [equal_row(f"Dropout(p={p:g}).out [act {a_order}]", a_out, t_out, np.abs(t_out)),
-                 equal_row(f"Dropout(p={p:g}).dx [act {a_order}]", a_dx, t_dx, np.abs(t_dx if t_dx is not None
-                                                                                 else g))]
+        seed = int(rng.integers(2**32))  # both draw the same mask from the same generator state
+        rows += _pair_rows(f"Dropout(p={p:g})", Dropout(p, rng=np.random.default_rng(seed)),
+                           ReferenceDropout(p, rng=np.random.default_rng(seed), mask_order=a_order), x, g, a_order)
     return rows
 
 
