@@ -139,6 +139,8 @@ _NOT_FILE_ACCESS = {
     ("app/plots.py", 'fig.savefig(buf, format=path.suffix.lstrip(".").lower(), dpi=110, bbox_inches="tight")'):
         "into a BytesIO, written by the writer",
     ("app/preview.py", 'page.save(buf, format="PNG")'): "into a BytesIO, written by the writer",
+    ("app/htmlreport.py", 'fig.savefig(buf, format="svg", bbox_inches="tight")'): "into a StringIO, inlined",
+    ("app/htmlreport.py", 'pic.save(buf, format="PNG")'): "into a BytesIO, inlined as a data URI",
     ("data/download.py", 'gzip.GzipFile(fileobj=raw, mode="rb")'): "decompresses a file the reader opened",
     ("data/images.py", "np.load(io.BytesIO(read_bytes(p, MAX_FILE_BYTES * 4)), allow_pickle=False)"):
         "parses bytes the reader read",

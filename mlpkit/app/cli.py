@@ -605,6 +605,28 @@ def plot(
               lambda r: render.console.print(f"figure written to {r['figure']}"))
 
 
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="One or more run folders, overlaid.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The page to write (.html).")] = Path("report.html"),
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Write one self-contained HTML page about one or more runs: summary, learning curves, gradient norms,
+    confusion matrix, and the test images the model got most confidently wrong. It works offline: every
+    chart and picture is inside the file. Needs matplotlib: pip install 'mlpkit\\[plot]'.
+
+    Example: [bold]mlpkit report runs/RUN_A runs/RUN_B -o report.html[/bold]
+    """
+    with _errors():
+        from mlpkit.app.htmlreport import write_report
+
+        where = write_report(list(runs), out, as_source(data_dir, offline, True))
+        _show({"report": str(where), "runs": [str(r) for r in runs], "bytes": where.stat().st_size}, json_,
+              lambda r: render.console.print(f"report written to {r['report']} ({r['bytes']:,} bytes)"))
+
+
 data_app = typer.Typer(
     help="List, download and describe datasets.\n\nExample: [bold]mlpkit data download mnist[/bold]",
     no_args_is_help=True,
