@@ -150,6 +150,28 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+KERAS_COLUMNS = ("epoch", "accuracy", "learning_rate", "loss", "val_accuracy", "val_loss")
+
+
+def keras_csv(history: list[Any]) -> str:
+    """The metrics as Keras's ``CSVLogger`` writes them: a header of ``epoch`` and the sorted metric names, one
+    row per epoch numbered from 0; loss as trained, accuracy in inference mode on the training sample, an
+    empty cell for what was not measured (no validation split). Readable by pandas, spreadsheets, and any
+    tool that reads Keras logs."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(KERAS_COLUMNS)
+    for m in history:
+        row = _jsonable(m)
+        values = (row["epoch"] - 1, row.get("train_eval_acc"), row.get("lr"), row.get("train_loss"),
+                  row.get("val_acc"), row.get("val_loss"))
+        out.writerow(["" if v is None else repr(float(v)) if not isinstance(v, int) else v for v in values])
+    return buf.getvalue()
+
+
 def jsonl(rows: list[Any]) -> str:
     return "".join(json.dumps(_jsonable(r), sort_keys=False) + "\n" for r in rows)
 
@@ -228,6 +250,7 @@ class RunWriter:
 
     def write_metrics(self, history: list[Any]) -> None:
         self._write("metrics.jsonl", jsonl(history))
+        self._write("metrics.csv", keras_csv(history))
 
     def finish(self, model: MLP, results: Any) -> None:
         self._write("model.npz", weights_bytes(model, self.cfg, data=self.data))

@@ -482,3 +482,26 @@ def test_a_fifo_named_lock_never_blocks_runs_or_compare(tmp_path):
         assert r.exit_code == 0 and "Traceback" not in r.output, r.output
     r = runner.invoke(app, ["train", "--resume", str(run), "--set", "train.epochs=2", "-q"])
     assert r.exit_code == 2 and f"{run / '.lock'}: is not a regular file" in r.output
+
+
+def test_metrics_csv_has_keras_csvloggers_columns(tmp_path):
+    """Issue 26: metrics.csv beside metrics.jsonl, as Keras's CSVLogger writes it (epoch from 0, then the
+    metric names sorted), so tools that read Keras logs read mlpkit's."""
+    import csv
+
+    run = tmp_path / "r"
+    assert runner.invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--epochs", "3", "--out", str(run),
+                               "-q"]).exit_code == 0
+    with (run / "metrics.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["epoch", "accuracy", "learning_rate", "loss", "val_accuracy", "val_loss"]
+    jsonl = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [int(r["epoch"]) for r in rows] == [m["epoch"] - 1 for m in jsonl] == [0, 1, 2]
+    for r, m in zip(rows, jsonl):
+        assert float(r["loss"]) == m["train_loss"] and float(r["accuracy"]) == m["train_eval_acc"]
+        assert float(r["val_loss"]) == m["val_loss"] and float(r["val_accuracy"]) == m["val_acc"]
+        assert float(r["learning_rate"]) == m["lr"]
+    r = runner.invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--epochs", "1", "--set", "data.validation=0",
+                            "--out", str(tmp_path / "noval"), "-q"])
+    assert r.exit_code == 0
+    assert (tmp_path / "noval" / "metrics.csv").read_text().splitlines()[1].endswith(",,")  # nothing measured

@@ -128,7 +128,7 @@ def test_run_folder_contents(tmp_path):
     trainer = api.prepare(CONFIGS / "quickstart.yaml", ("train.epochs=2",))
     result = api.train_run(trainer, tmp_path / "run")
     run = tmp_path / "run"
-    assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoints", "config.yaml", "metrics.jsonl",
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoints", "config.yaml", "metrics.csv", "metrics.jsonl",
                                                      "model.npz", "results.json", "run.json", "timings.jsonl"]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.npz", "last.npz"]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
