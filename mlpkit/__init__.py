@@ -17,7 +17,7 @@ _EXPORTS = {
     "Dataset": "data.core", "load_dataset": "data.load", "MlpkitError": "errors", "Dropout": "nn.layers",
     "Layer": "nn.layers", "Linear": "nn.layers", "ReLU": "nn.layers", "Sigmoid": "nn.layers", "Tanh": "nn.layers",
     "SoftmaxCrossEntropy": "nn.losses", "softmax": "nn.losses", "softmax_cross_entropy": "nn.losses",
-    "build_model": "train.build", "Trainer": "train.trainer",
+    "build_model": "training.build", "Trainer": "training.trainer",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

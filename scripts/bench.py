@@ -109,8 +109,8 @@ def mlpkit_config(arch: str):
 
 def worker_mlpkit(arch: str, reps: int, data_dir: str | None) -> dict:
     from mlpkit.data.core import Dataset
-    from mlpkit.train.checkpoints import restore_trainer, trainer_state
-    from mlpkit.train.trainer import Trainer
+    from mlpkit.training.checkpoints import restore_trainer, trainer_state
+    from mlpkit.training.trainer import Trainer
 
     x, y, _ = load_data(data_dir)
     ds = Dataset("bench", x, y, x[:10], y[:10], 1 / 255, 10, tuple("0123456789"), (28, 28), "bench")
@@ -132,9 +132,9 @@ def worker_torch(arch: str, reps: int, data_dir: str | None, threads: int) -> di
     import numpy as np
     import torch
 
-    from mlpkit.train.build import build_model
-    from mlpkit.train.rngs import Rngs
-    from mlpkit.train.trainer import iterate_minibatches
+    from mlpkit.training.build import build_model
+    from mlpkit.training.rngs import Rngs
+    from mlpkit.training.trainer import iterate_minibatches
 
     torch.set_num_threads(threads)
     x, y, _ = load_data(data_dir)

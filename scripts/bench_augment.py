@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 from mlpkit.app import api
 from mlpkit.app.configfile import load_config
 from mlpkit.config.validate import config_from_dict
-from mlpkit.train import pipeline
-from mlpkit.train.augment import Augmenter
-from mlpkit.train.trainer import Trainer
+from mlpkit.training import pipeline
+from mlpkit.training.augment import Augmenter
+from mlpkit.training.trainer import Trainer
 
 AFFINE = {"rotate": 10.0, "scale": 0.1, "shear": 5.0, "translate": 0.1}
 

@@ -35,7 +35,7 @@ import numpy as np
 from mlpkit.diagnostics import gradcheck
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.load import load_digits
-from mlpkit.train.trainer import Trainer, fit
+from mlpkit.training.trainer import Trainer, fit
 report = gradcheck.gradcheck()
 cfg = config_from_dict({"seed": 1, "data": {"validation": 200, "train_eval_samples": 300},
     "model": {"max_norm": 2.0, "layers": [{"dropout": 0.1}, {"linear": 32}, "sigmoid", {"dropout": 0.3},

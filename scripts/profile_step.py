@@ -31,7 +31,7 @@ from mlpkit.nn import (
     losses,
     optim,
 )
-from mlpkit.train import trainer
+from mlpkit.training import trainer
 
 
 def _trainer(arch: str, data_dir: str | None) -> trainer.Trainer:

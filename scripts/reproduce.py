@@ -30,7 +30,7 @@ from mlpkit.app import api
 from mlpkit.app.configfile import load_config
 from mlpkit.app.rundir import RunWriter
 from mlpkit.diagnostics.gradprofile import grad_profile
-from mlpkit.train.trainer import Trainer
+from mlpkit.training.trainer import Trainer
 
 CONFIGS = ROOT / "configs" / "reproduce"
 RESULTS = ROOT / "docs" / "results.md"

@@ -42,7 +42,7 @@ def _setup(config: str, data_dir: str):
 
 def worker_mlpkit(config: str, data_dir: str, target: float) -> dict:
     import mlpkit.app.api  # noqa: F401 - imported before the clock starts, as in torch's worker
-    from mlpkit.train.trainer import Trainer
+    from mlpkit.training.trainer import Trainer
 
     t0 = time.perf_counter()
     cfg, data = _setup(config, data_dir)
@@ -64,10 +64,10 @@ def worker_torch(config: str, data_dir: str, target: float, threads: int) -> dic
     import mlpkit.app.api  # noqa: F401 - imported before the clock starts
     from mlpkit.data.core import prepare_splits
     from mlpkit.nn.layers import Dropout, Linear
-    from mlpkit.train.build import build_model
-    from mlpkit.train.rngs import Rngs
-    from mlpkit.train.schedules import lr_at, momentum_at
-    from mlpkit.train.trainer import iterate_minibatches
+    from mlpkit.training.build import build_model
+    from mlpkit.training.rngs import Rngs
+    from mlpkit.training.schedules import lr_at, momentum_at
+    from mlpkit.training.trainer import iterate_minibatches
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlpkit.app.rundir import RunWriter
-from mlpkit.train.trainer import Trainer
+from mlpkit.training.trainer import Trainer
 
 
 def stop_run_at(trainer: Trainer, run: Path, stop_at: tuple[int, int]) -> None:

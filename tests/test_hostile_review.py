@@ -98,7 +98,7 @@ def test_1_a_checkpoint_is_written_only_from_finite_state(tmp_path):
 
 def test_1_without_the_explosion_rule_nan_weights_are_still_never_checkpointed(tmp_path, monkeypatch):
     """The review's own scenario: weights that turn non-finite between two loss checks."""
-    from mlpkit.train import divergence
+    from mlpkit.training import divergence
 
     monkeypatch.setattr(divergence, "EXPLOSION_FACTOR", float("inf"))
     r = runner.invoke(app, ["train", Q, "--set", "train.weight_decay=1e6", "--checkpoint-every", "1", "--out",

@@ -13,7 +13,7 @@ import pytest
 import mlpkit
 
 PKG = Path(mlpkit.__file__).parent
-PACKAGES = ["nn", "data", "config", "train", "diagnostics", "app"]
+PACKAGES = ["nn", "data", "config", "training", "diagnostics", "app"]
 # What the math and the training loop must never load: YAML, the CLI, screens, the network, pictures, the app.
 NOT_BELOW_THE_APP = ["yaml", "typer", "click", "rich", "tqdm", "urllib.request", "urllib.error", "http", "http.client",
                      "platformdirs", "PIL", "mlpkit.app", "mlpkit.data.cache", "mlpkit.data.download",
@@ -26,7 +26,7 @@ def _loaded_after(code: str, names: list[str]) -> list[str]:
     return [m for m in out.strip().split(",") if m]
 
 
-@pytest.mark.parametrize("package", ["nn", "train"])
+@pytest.mark.parametrize("package", ["nn", "training"])
 def test_the_math_and_the_training_loop_load_no_io(package):
     """Every module of the package imported, and none of the app's, the network's or the screen's modules loaded.
     (urllib.parse is not on the list: Python's own pathlib imports it.)"""

@@ -41,12 +41,12 @@ from mlpkit.data.core import prepare_splits, select_split
 from mlpkit.diagnostics.gradprofile import describe_model
 from mlpkit.errors import CheckpointError, ConfigError, DivergenceError, Interrupted
 from mlpkit.nn.model import MLP
-from mlpkit.train.build import build_model, check_model_fits_data, check_size, summarize_config
-from mlpkit.train.checkpoints import restore_trainer
-from mlpkit.train.evaluate import evaluate
-from mlpkit.train.metrics import EpochMetrics, EvalResult, StepInfo
-from mlpkit.train.threads import blas_threads
-from mlpkit.train.trainer import Stopped, Trainer, TrainResult, early_stop_summary, fit
+from mlpkit.training.build import build_model, check_model_fits_data, check_size, summarize_config
+from mlpkit.training.checkpoints import restore_trainer
+from mlpkit.training.evaluate import evaluate
+from mlpkit.training.metrics import EpochMetrics, EvalResult, StepInfo
+from mlpkit.training.threads import blas_threads
+from mlpkit.training.trainer import Stopped, Trainer, TrainResult, early_stop_summary, fit
 
 __all__ = [
     "ClassPreview",

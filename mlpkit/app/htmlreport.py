@@ -63,7 +63,7 @@ def evaluate_for_report(run: Path, source: Any = None) -> RunEvaluation:
     from mlpkit.app.sources import load_data_for
     from mlpkit.data.core import prepare_splits
     from mlpkit.nn.losses import softmax
-    from mlpkit.train.evaluate import predict_logits
+    from mlpkit.training.evaluate import predict_logits
 
     saved = load_weights(run)
     data, _, _ = prepare_splits(load_data_for(saved.cfg, source, stored=True, record=saved.data),

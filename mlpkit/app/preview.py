@@ -75,8 +75,8 @@ def preview_augment(config: str | Path, overrides: tuple[str, ...] = (), data: D
                     n: int = 8, versions: int = 3) -> Preview:
     """The first ``n`` training images of a config and ``versions`` augmented copies of each, drawn as the run's
     first epoch would draw them (the config's seed)."""
-    from mlpkit.train.augment import augment
-    from mlpkit.train.rngs import Rngs
+    from mlpkit.training.augment import augment
+    from mlpkit.training.rngs import Rngs
 
     cfg = load_config(config, overrides)
     if cfg.data.augment is None:

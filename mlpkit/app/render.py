@@ -21,8 +21,8 @@ from rich.table import Table
 from rich.text import Text
 from tqdm import tqdm
 
-from mlpkit.train.metrics import EpochMetrics, StepInfo
-from mlpkit.train.trainer import TrainResult
+from mlpkit.training.metrics import EpochMetrics, StepInfo
+from mlpkit.training.trainer import TrainResult
 
 if TYPE_CHECKING:
     from mlpkit.app.api import DryRun, ResumePlan

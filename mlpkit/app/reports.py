@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from mlpkit.app.sources import Downloaded
     from mlpkit.data.cache import DatasetStatus
     from mlpkit.data.core import DatasetSummary
-    from mlpkit.train.metrics import EvalResult
+    from mlpkit.training.metrics import EvalResult
 
 
 # --------------------------------------------------------------------------- data

@@ -24,9 +24,9 @@ from mlpkit.data.registry import REGISTRY, preparation_for
 from mlpkit.errors import CheckpointError, DataError, DivergenceError
 from mlpkit.nn.model import MLP
 from mlpkit.reader import read_text
-from mlpkit.train.build import build_model, check_size
-from mlpkit.train.checkpoints import trainer_state, validate_state
-from mlpkit.train.threads import blas_threads
+from mlpkit.training.build import build_model, check_size
+from mlpkit.training.checkpoints import trainer_state, validate_state
+from mlpkit.training.threads import blas_threads
 
 CONFIG_KEY = "__config__"
 META_KEY = "__meta__"

@@ -18,7 +18,7 @@ import numpy as np
 from mlpkit.nn.layers import Dropout
 from mlpkit.nn.losses import softmax
 from mlpkit.nn.model import MLP
-from mlpkit.train.evaluate import logit_scores
+from mlpkit.training.evaluate import logit_scores
 
 DEFAULT_EXAMPLES = 1000
 DEFAULT_PASSES = 20

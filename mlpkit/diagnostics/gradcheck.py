@@ -65,9 +65,9 @@ from mlpkit.nn import order_of
 from mlpkit.nn.layers import Dropout, Linear, activations
 from mlpkit.nn.model import MLP
 from mlpkit.nn.reference import sgd_step
-from mlpkit.train.build import build_model, check_model_fits_data
-from mlpkit.train.rngs import Rngs
-from mlpkit.train.trainer import Trainer
+from mlpkit.training.build import build_model, check_model_fits_data
+from mlpkit.training.rngs import Rngs
+from mlpkit.training.trainer import Trainer
 
 DEFAULT_BATCH = 16
 TRAIN_STEPS = 3  # ≥ 2 so that momentum is used; the last one at half the learning rate

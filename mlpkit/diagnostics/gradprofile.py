@@ -19,8 +19,8 @@ import numpy as np
 
 from mlpkit.nn.layers import LAYERS, kind_of
 from mlpkit.nn.model import MLP
-from mlpkit.train.metrics import EpochMetrics, StepInfo
-from mlpkit.train.trainer import Trainer
+from mlpkit.training.metrics import EpochMetrics, StepInfo
+from mlpkit.training.trainer import Trainer
 
 DEFAULT_PROBE = 1000
 SATURATED = 0.01  # a unit whose activation derivative is below this barely passes a gradient

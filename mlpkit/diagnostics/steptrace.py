@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mlpkit.nn.layers import Dropout, Layer, Linear, kind_of
-from mlpkit.train.trainer import Trainer
+from mlpkit.training.trainer import Trainer
 
 DEFAULT_EXAMPLES = 4
 SHOWN_VALUES = 4  # values of the first example shown per array

@@ -1,6 +1,6 @@
 """The multilayer perceptron: a stack of layers and a softmax-cross-entropy head.
 
-Pure math: it knows nothing of configs, files or screens. ``mlpkit.train.build``
+Pure math: it knows nothing of configs, files or screens. ``mlpkit.training.build``
 makes one from a config.
 """
 

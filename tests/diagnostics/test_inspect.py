@@ -16,9 +16,9 @@ from mlpkit.config.validate import config_from_dict
 from mlpkit.data.load import load_digits
 from mlpkit.diagnostics.dropoutreport import dropout_report
 from mlpkit.diagnostics.gradprofile import grad_profile, grad_snapshot
-from mlpkit.train.build import build_model
-from mlpkit.train.rngs import Rngs
-from mlpkit.train.trainer import Trainer
+from mlpkit.training.build import build_model
+from mlpkit.training.rngs import Rngs
+from mlpkit.training.trainer import Trainer
 
 from ..conftest import CONFIGS, MNIST_DIR, needs_mnist
 

@@ -13,7 +13,7 @@ from mlpkit.app.configfile import load_config
 from mlpkit.data.load import load_digits
 from mlpkit.diagnostics.steptrace import trace_step
 from mlpkit.nn import reference as R
-from mlpkit.train.trainer import Trainer
+from mlpkit.training.trainer import Trainer
 from tests.conftest import CONFIGS
 
 runner = CliRunner()

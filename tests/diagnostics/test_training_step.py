@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from mlpkit.app.cli import app
 from mlpkit.diagnostics import gradcheck, properties
 from mlpkit.nn import layers, losses, optim
-from mlpkit.train import trainer
+from mlpkit.training import trainer
 
 from ..conftest import CONFIGS
 

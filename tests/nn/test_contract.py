@@ -111,7 +111,7 @@ def test_no_other_module_keeps_a_table_of_layer_classes():
     import mlpkit
 
     root = inspect.getfile(mlpkit).rsplit("/", 1)[0]
-    for rel in ("train/build.py", "app/export.py", "diagnostics/gradcheck.py", "diagnostics/gradprofile.py"):
+    for rel in ("training/build.py", "app/export.py", "diagnostics/gradcheck.py", "diagnostics/gradprofile.py"):
         tree = ast.parse(Path(root, rel).read_text())
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
         assert not names & {"Sigmoid", "ReLU", "Tanh"}, rel

@@ -114,8 +114,8 @@ def test_axpy_in_place_both_orders(rng):
 
 
 NUMPY_BLAS_CALLS = {"dot", "vdot", "matmul", "inner", "tensordot"}
-TRAINING_MODULES = ["nn/_kernels", "nn/layers", "nn/losses", "nn/model", "nn/optim", "data/core", "train/augment",
-                    "train/build", "train/evaluate", "train/pipeline", "train/trainer"]
+TRAINING_MODULES = ["nn/_kernels", "nn/layers", "nn/losses", "nn/model", "nn/optim", "data/core", "training/augment",
+                    "training/build", "training/evaluate", "training/pipeline", "training/trainer"]
 
 
 def numpy_blas_uses(source: str) -> list[int]:

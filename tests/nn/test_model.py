@@ -10,8 +10,8 @@ from mlpkit.diagnostics.numgrad import numerical_gradient, rel_error
 from mlpkit.errors import ConfigError
 from mlpkit.nn.layers import Dropout, Linear, Sigmoid
 from mlpkit.nn.model import MLP
-from mlpkit.train.build import build_model
-from mlpkit.train.rngs import Rngs
+from mlpkit.training.build import build_model
+from mlpkit.training.rngs import Rngs
 
 
 def _cfg(layers, **model):
@@ -116,7 +116,7 @@ def test_narrow_layers_keep_row_major_weights_from_batch_32_and_activations_stay
     more; every layer's outputs and input gradients stay column-major whatever its weights' order."""
     from mlpkit.config.validate import config_from_dict
     from mlpkit.nn import _kernels as blas
-    from mlpkit.train.build import build_model, weight_order
+    from mlpkit.training.build import build_model, weight_order
 
     assert [weight_order("F", 10, 64), weight_order("F", 16, 32), weight_order("F", 17, 64),
             weight_order("F", 10, 31), weight_order("C", 100, 64), weight_order("F", 10, None)] == list("CCFFCF")

@@ -12,10 +12,10 @@ from mlpkit.nn.layers import Linear
 from mlpkit.nn.model import MLP
 from mlpkit.nn.optim import SGD
 from mlpkit.nn.reference import sgd_step
-from mlpkit.train.build import build_model
-from mlpkit.train.rngs import Rngs
-from mlpkit.train.schedules import lr_at, momentum_at
-from mlpkit.train.trainer import Trainer, iterate_minibatches
+from mlpkit.training.build import build_model
+from mlpkit.training.rngs import Rngs
+from mlpkit.training.schedules import lr_at, momentum_at
+from mlpkit.training.trainer import Trainer, iterate_minibatches
 
 LAYERS = [{"linear": 7}, "sigmoid", {"dropout": 0.3}, {"linear": 10}]
 

@@ -18,7 +18,7 @@ from mlpkit.diagnostics.textbook import EQUAL_TOL, fast_against_textbook, textbo
 from mlpkit.nn import _kernels as kernels
 from mlpkit.nn import reference as R
 from mlpkit.nn.reference_model import ReferenceLinear, ReferenceSGD
-from mlpkit.train.trainer import Trainer
+from mlpkit.training.trainer import Trainer
 from tests.conftest import CONFIGS
 
 runner = CliRunner()
@@ -103,7 +103,7 @@ def test_backend_reference_trains_an_epoch_to_the_same_numbers(extra, tol):
 
 def test_the_fast_path_never_loads_the_textbook_model():
     code = ("import sys\nfrom mlpkit.app.configfile import load_config\nfrom mlpkit.data.load import load_digits\n"
-            "from mlpkit.train.trainer import Trainer\n"
+            "from mlpkit.training.trainer import Trainer\n"
             f"t = Trainer(load_config({str(CONFIGS / 'quickstart.yaml')!r}, ('train.epochs=1',)), load_digits())\n"
             "t.train_epoch()\nprint('mlpkit.nn.reference_model' in sys.modules, 'mlpkit.nn.reference' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

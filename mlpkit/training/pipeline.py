@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlpkit.train.augment import Augmenter
+from mlpkit.training.augment import Augmenter
 
 # Pixels augmented at once: 128 MNIST images, 400 KB per float32 array, so that the ~20 passes over the
 # workspace stay in the cache (docs/performance.md); larger images make fewer per

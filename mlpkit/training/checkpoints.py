@@ -23,12 +23,12 @@ import numpy as np
 from mlpkit.config.schema import Config
 from mlpkit.errors import CheckpointError
 from mlpkit.nn import Dropout, mask_draw_bytes
-from mlpkit.train.metrics import EpochMetrics
-from mlpkit.train.rngs import Rngs
-from mlpkit.train.schedules import lr_at, momentum_at
+from mlpkit.training.metrics import EpochMetrics
+from mlpkit.training.rngs import Rngs
+from mlpkit.training.schedules import lr_at, momentum_at
 
 if TYPE_CHECKING:
-    from mlpkit.train.trainer import Trainer
+    from mlpkit.training.trainer import Trainer
 
 MAX_EPOCH = 10_000_000
 _U128 = 1 << 128

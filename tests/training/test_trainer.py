@@ -12,8 +12,8 @@ from mlpkit.app import api
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.load import load_digits
 from mlpkit.errors import DivergenceError
-from mlpkit.train import divergence
-from mlpkit.train.trainer import Trainer, fit
+from mlpkit.training import divergence
+from mlpkit.training.trainer import Trainer, fit
 
 from ..conftest import CONFIGS
 

@@ -13,8 +13,8 @@ from mlpkit.app.cli import app
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.load import load_digits
 from mlpkit.errors import ConfigError, Interrupted
-from mlpkit.train import augment
-from mlpkit.train.trainer import Trainer, fit
+from mlpkit.training import augment
+from mlpkit.training.trainer import Trainer, fit
 
 from ..conftest import CONFIGS
 from ..resume_helpers import stop_run_at
@@ -224,9 +224,9 @@ def test_each_step_trains_on_its_units_images_converted_to_model_units(monkeypat
     # What a step sees: unit u's images augmented with the generator of (the epoch's seed, u), then scaled and
     # shifted into the model's units, row-major; units span whole batches.
     from mlpkit.data.core import to_float
-    from mlpkit.train import pipeline
-    from mlpkit.train.augment import Augmenter
-    from mlpkit.train.trainer import iterate_minibatches
+    from mlpkit.training import pipeline
+    from mlpkit.training.augment import Augmenter
+    from mlpkit.training.trainer import iterate_minibatches
 
     monkeypatch.setattr(pipeline, "UNIT_PIXELS", 64 * 8 * 8)  # 64 digits: 2 batches of 32 per unit
     t = Trainer(_cfg(), load_digits())
@@ -245,7 +245,7 @@ def test_each_step_trains_on_its_units_images_converted_to_model_units(monkeypat
 
 @pytest.mark.parametrize("stop_at", [(1, 3), (2, 4)])
 def test_runs_resume_exactly_inside_a_unit(tmp_path, monkeypatch, stop_at):
-    from mlpkit.train import pipeline
+    from mlpkit.training import pipeline
 
     monkeypatch.setattr(pipeline, "UNIT_PIXELS", 96 * 8 * 8)  # 3 batches per unit; both stops fall inside one
     ref = _fitted_params(_cfg())
@@ -258,8 +258,8 @@ def test_runs_resume_exactly_inside_a_unit(tmp_path, monkeypatch, stop_at):
 
 
 def test_a_batch_larger_than_a_unit_is_augmented_in_slices_with_one_generator(monkeypatch):
-    from mlpkit.train import pipeline
-    from mlpkit.train.augment import Augmenter
+    from mlpkit.training import pipeline
+    from mlpkit.training.augment import Augmenter
 
     monkeypatch.setattr(pipeline, "UNIT_PIXELS", 10 * 8 * 8)  # slices of 10 images, batches of 32
     t = Trainer(_cfg(), load_digits())

@@ -10,9 +10,9 @@ import pytest
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.load import load_digits
 from mlpkit.errors import ConfigError
-from mlpkit.train.build import build_model
-from mlpkit.train.schedules import lr_at, momentum_at
-from mlpkit.train.trainer import Trainer
+from mlpkit.training.build import build_model
+from mlpkit.training.schedules import lr_at, momentum_at
+from mlpkit.training.trainer import Trainer
 
 
 def _train(**kw):

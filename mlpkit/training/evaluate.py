@@ -7,7 +7,7 @@ import numpy as np
 from mlpkit.data.core import Split, to_float
 from mlpkit.nn.losses import cross_entropy_per_sample
 from mlpkit.nn.model import MLP
-from mlpkit.train.metrics import EvalResult
+from mlpkit.training.metrics import EvalResult
 
 EVAL_BATCH = 1000
 

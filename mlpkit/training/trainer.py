@@ -19,16 +19,16 @@ import numpy as np
 from mlpkit.config.schema import Config
 from mlpkit.data.core import Dataset, Split, prepare_splits, to_float
 from mlpkit.errors import ConfigError
-from mlpkit.train import divergence
-from mlpkit.train.build import build_model, build_optimizer, check_model_fits_data
-from mlpkit.train.early_stopping import EarlyStop, EarlyStopping
-from mlpkit.train.evaluate import evaluate, loss_and_accuracy
-from mlpkit.train.metrics import EpochMetrics, EvalResult, StepInfo
-from mlpkit.train.rngs import Rngs
-from mlpkit.train.schedules import lr_at, momentum_at
+from mlpkit.training import divergence
+from mlpkit.training.build import build_model, build_optimizer, check_model_fits_data
+from mlpkit.training.early_stopping import EarlyStop, EarlyStopping
+from mlpkit.training.evaluate import evaluate, loss_and_accuracy
+from mlpkit.training.metrics import EpochMetrics, EvalResult, StepInfo
+from mlpkit.training.rngs import Rngs
+from mlpkit.training.schedules import lr_at, momentum_at
 
 if TYPE_CHECKING:
-    from mlpkit.train.pipeline import AugmentedBatches
+    from mlpkit.training.pipeline import AugmentedBatches
 
 
 def iterate_minibatches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
@@ -70,7 +70,8 @@ class Trainer:
             if len(self.data.image_shape) != 2:
                 raise ConfigError(f"data.augment: transforms images, but {self.data.name}'s examples are not "
                                   f"images (shape {self.data.image_shape})")
-            from mlpkit.train.augment import Augmenter  # imported only when used: scipy.ndimage costs memory otherwise
+            # imported only when used: scipy.ndimage costs memory otherwise
+            from mlpkit.training.augment import Augmenter
 
             self._augmenter = Augmenter(*self.data.image_shape,
                                         elastic=dataclasses.asdict(aug.elastic) if aug.elastic else None,
@@ -160,7 +161,7 @@ class Trainer:
             return None
         self.augment_start = self._epoch_stream(self.rngs.augment, self.augment_start)
         seed = int(self.rngs.augment.integers(2**63))
-        from mlpkit.train.pipeline import AugmentedBatches
+        from mlpkit.training.pipeline import AugmentedBatches
 
         return AugmentedBatches(self._augmenter, self.train_split.x, batches, seed, scale=self.data.scale,
                                 shift=self.data.shift, dtype=self.model.dtype)

@@ -19,7 +19,7 @@ from mlpkit.app.cli import app
 from mlpkit.app.runfiles import read_checkpoint
 from mlpkit.config.validate import config_from_dict
 from mlpkit.data.load import load_digits
-from mlpkit.train.trainer import Trainer, fit
+from mlpkit.training.trainer import Trainer, fit
 
 from ..conftest import ROOT
 from ..resume_helpers import stop_run_at

@@ -13,7 +13,7 @@ import numpy as np
 
 from mlpkit.config.schema import EarlyStoppingConfig
 from mlpkit.nn.model import MLP
-from mlpkit.train.metrics import EpochMetrics
+from mlpkit.training.metrics import EpochMetrics
 
 
 @dataclass(frozen=True)
