@@ -278,7 +278,7 @@ def read_checkpoint(run: str | Path) -> Checkpoint:
 
 def check_checkpoint_fits(ck: Checkpoint, trainer: Any) -> None:
     """Everything the trainer will use, checked before any work: arrays against the model, the
-    trainer state against its schema (``train.checkpoints.validate_state``)."""
+    trainer state against its schema (``training.checkpoints.validate_state``)."""
     check_arrays(ck.path, trainer.model.named_params(), ck.arrays, optim_ok=True)
     validate_state(ck.path, ck.state, ck.cfg, trainer, ck.arrays)
 

@@ -245,7 +245,7 @@ def keep_mask(rng: np.random.Generator, shape: tuple[int, ...], p: float, order:
 
 def mask_draw_bytes(n: int, p: float) -> int:
     """The generator bytes ``keep_mask`` draws for ``n`` entries at drop probability ``p`` (0 < p < 1): what a
-    checkpoint's dropout generator state is replayed with (``train.checkpoints``)."""
+    checkpoint's dropout generator state is replayed with (``training.checkpoints``)."""
     if p == 0.5:
         return (n + 7) // 8
     for nbytes in (1, 2):

@@ -103,7 +103,7 @@ class Linear(Layer):
         bias_init, bias_std: ``zeros`` or ``normal`` (N(0, bias_std²)).
         max_norm: cap on each unit's incoming weight norm (see ``apply_constraints``).
         dtype: float32 for training, float64 for gradient checks.
-        order: memory order of W, "F" (column-major) or "C" (see ``_kernels``, ``train.build.weight_order``).
+        order: memory order of W, "F" (column-major) or "C" (see ``_kernels``, ``training.build.weight_order``).
         out_order: memory order of the layer's outputs and input gradients (the activations'); by
             default W's.
 
