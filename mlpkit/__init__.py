@@ -1,5 +1,8 @@
 """mlpkit: multilayer perceptrons with hand-written NumPy forward and backward passes.
 
+From Python: ``run = mlpkit.train("configs/quickstart.yaml", epochs=5)``, ``mlpkit.load(RUN)``; see
+``mlpkit.app.notebook``.
+
 The names below are imported on first use (PEP 562), so that importing the math
 core (``mlpkit.nn.layers``, ``mlpkit.nn.losses``, ``mlpkit.nn.model``, ``mlpkit.nn.optim``)
 loads neither YAML nor the data and download code.
@@ -18,6 +21,7 @@ _EXPORTS = {
     "Layer": "nn.layers", "Linear": "nn.layers", "ReLU": "nn.layers", "Sigmoid": "nn.layers", "Tanh": "nn.layers",
     "SoftmaxCrossEntropy": "nn.losses", "softmax": "nn.losses", "softmax_cross_entropy": "nn.losses",
     "build_model": "training.build", "Trainer": "training.trainer",
+    "train": "app.notebook", "load": "app.notebook", "Run": "app.notebook",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

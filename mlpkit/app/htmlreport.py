@@ -161,6 +161,12 @@ def _curves(curves: list[tuple[str, list[dict]]], plt: Any) -> tuple[str, str]:
     return loss_svg, grad_svg
 
 
+def curves_svg(runs: list[str | Path]) -> str:
+    """The learning curves of runs as an inline SVG (the report's first chart), e.g. for a notebook."""
+    plt = require_matplotlib("the learning curves")
+    return _curves(learning_curves(list(runs)), plt)[0]
+
+
 def _confusion_svg(ev: RunEvaluation, plt: Any) -> str:
     m = np.asarray(ev.confusion, dtype=np.float64)
     rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)

@@ -37,7 +37,7 @@ class Predictions:
     preparation: str = "mnist"  # how pictures were made into the model's input (data.preparation)
 
 
-def predict(run: str | Path, inputs: list[str | Path], *, top_k: int = 3, raw: bool = False,
+def predict(run: str | Path, inputs: list[str | Path | np.ndarray], *, top_k: int = 3, raw: bool = False,
             preparation: str | None = None) -> tuple[Predictions, list[np.ndarray], list[np.ndarray | None]]:
     """The run's model on the user's own images or arrays: the top-k classes of each, with probabilities.
 

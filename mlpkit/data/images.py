@@ -181,7 +181,7 @@ def is_number(v: str) -> bool:
         return False
 
 
-def load_inputs(inputs: list[str | Path], side: int) -> Iterator[tuple[str, np.ndarray, bool]]:
+def load_inputs(inputs: list[str | Path | np.ndarray], side: int) -> Iterator[tuple[str, np.ndarray, bool]]:
     """Every image the inputs name, one at a time, as (label, (H, W) array in [0, 255], already the model's size).
 
     A generator: the caller prepares each picture and lets it go before the next is decoded, so memory holds one
@@ -198,6 +198,11 @@ def load_inputs(inputs: list[str | Path], side: int) -> Iterator[tuple[str, np.n
             raise DataError(f"{p}: more than {MAX_ITEMS:,} images at a time")
 
     for inp in inputs:
+        if isinstance(inp, np.ndarray):  # images in memory (the Python API): (N, H, W), (H, W) or (N, H·W)
+            found = _array_items(inp, side, "array")
+            counted(Path("array"), found)
+            yield from found
+            continue
         p = Path(inp)
         if p.is_dir():
             entries = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
