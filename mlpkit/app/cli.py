@@ -282,6 +282,9 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="A run folder (uses its model.npz) or a weights .npz file.",
                                         show_default=False)],
     split: Annotated[SplitName, typer.Option(help="Which split of the run's dataset to score.")] = SplitName.test,
+    plot: Annotated[Path | None, typer.Option(help="Also draw the confusion matrix and the most confidently wrong "
+                                                   "test images (.png/.svg/.pdf); needs matplotlib.",
+                                              show_default=False)] = None,
     data_dir: DataDirOpt = None,
     offline: OfflineOpt = False,
     json_: JsonOpt = False,
@@ -294,8 +297,19 @@ def evaluate(
     Example: [bold]mlpkit evaluate runs/quickstart-20261128-101500[/bold]
     """
     with _errors():
+        if plot is not None:
+            plots.require_matplotlib()
+            plots.check_plot_path(plot)
         result, path = api.evaluate_run(run, split.value, as_source(data_dir, offline, json_))
         _show(result, json_, reports.eval_result, str(path))
+        if plot is not None:
+            from mlpkit.app.htmlreport import evaluate_for_report
+
+            ev = evaluate_for_report(Path(path).parent if Path(path).name == "model.npz" else Path(run),
+                                     as_source(data_dir, offline, True))
+            where = plots.plot_evaluation(ev, plot, inputs=[path])
+            if not json_:
+                render.note(f"figure written to {where}")
 
 
 @app.command("gradcheck")
@@ -600,7 +614,9 @@ def plot(
     """
     with _errors():
         plots.require_matplotlib("mlpkit plot")
-        where = plots.plot_runs(catalog.learning_curves(list(runs)), out, catalog.run_files(list(runs)))
+        tests = [catalog.read_results(r).get("test", {}) for r in runs]
+        where = plots.plot_runs(catalog.learning_curves(list(runs)), out, catalog.run_files(list(runs)),
+                                [t.get("accuracy") if isinstance(t, dict) else None for t in tests])
         _show({"figure": str(where), "runs": [str(r) for r in runs]}, json_,
               lambda r: render.console.print(f"figure written to {r['figure']}"))
 

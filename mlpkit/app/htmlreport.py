@@ -41,6 +41,7 @@ class Mistake:
     predicted: str
     probability: float  # the model's probability of its (wrong) answer
     png: str  # data URI
+    image: np.ndarray | None = None  # (H, W) in 0..255, for evaluate --plot
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,9 @@ def evaluate_for_report(run: Path, source: Any = None) -> RunEvaluation:
             pic.save(buf, format="PNG")
             uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
         else:
-            uri = ""
-        mistakes.append(Mistake(int(i), names[int(test.y[i])], names[int(pred[i])], float(probs[i, pred[i]]), uri))
+            uri, img = "", None
+        mistakes.append(Mistake(int(i), names[int(test.y[i])], names[int(pred[i])], float(probs[i, pred[i]]), uri,
+                                img))
     return RunEvaluation(run.name, names, confusion.tolist(), per_class, float((pred == test.y).mean()), mistakes)
 
 

@@ -49,43 +49,67 @@ def save_figure(fig: Any, path: Path, what: str = "--plot", inputs: Iterable[str
 RUN_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#0b7285")
 
 
-def plot_runs(curves: list[tuple[str, list[dict]]], path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
-    """Learning curves of one or more runs, overlaid: losses, accuracies, and per-layer ‖dW‖ per epoch."""
-    plt = require_matplotlib("mlpkit plot")
-    p = check_plot_path(path, "-o")
-    fig, (ax_loss, ax_acc, ax_grad) = plt.subplots(1, 3, figsize=(15, 4.2))
-    for k, (name, rows) in enumerate(curves):
-        color = RUN_COLORS[k % len(RUN_COLORS)]
-        ep = [r.get("epoch") for r in rows]
-        for key, style, label in (("train_loss", "-", "train, as trained"), ("train_eval_loss", "--", "train, eval mode"),
-                                  ("val_loss", ":", "validation")):
-            ys = [r.get(key) for r in rows]
-            if any(isinstance(v, (int, float)) for v in ys):
-                ax_loss.plot(ep, [v if isinstance(v, (int, float)) else float("nan") for v in ys], style,
-                             color=color, label=f"{name}: {label}")
-        for key, style, label in (("train_eval_acc", "--", "train, eval mode"), ("val_acc", "-", "validation")):
-            ys = [r.get(key) for r in rows]
-            if any(isinstance(v, (int, float)) for v in ys):
-                ax_acc.plot(ep, [100 * v if isinstance(v, (int, float)) else float("nan") for v in ys], style,
-                            color=color, label=f"{name}: {label}")
-        layers = sorted({k for r in rows for k in (r.get("grad_norms") or {}) if k.endswith(".W")},
-                        key=lambda n: int(n.split(".")[1]))
-        for j, layer in enumerate(layers):
-            ys = [(r.get("grad_norms") or {}).get(layer) for r in rows]
-            ax_grad.plot(ep, [v if isinstance(v, (int, float)) and v > 0 else float("nan") for v in ys],
-                         ("-", "--", ":", "-.")[j % 4], color=color, marker="o", markersize=3,
-                         label=f"{name}: {layer.removesuffix('.W')}")
-    ax_loss.set(title="loss", xlabel="epoch", ylabel="mean softmax cross-entropy")
-    ax_acc.set(title="accuracy", xlabel="epoch", ylabel="%")
-    ax_grad.set(title="mean ‖dW‖ per Linear layer", xlabel="epoch")
-    ax_grad.set_yscale("log")
+# One visual language in every panel: colour is the run (in the ‖dW‖ panel, the layer), line style the split,
+# marker shape the run again, placed at staggered epochs so that two identical runs both stay visible.
+SPLIT_STYLES = {"train_loss": "-", "train_eval_loss": "--", "train_eval_acc": "--", "val_loss": ":",
+                "val_acc": ":"}
+SPLIT_NAMES = {"train_loss": "train, as trained", "train_eval_loss": "train, inference mode",
+               "train_eval_acc": "train, inference mode", "val_loss": "validation", "val_acc": "validation"}
+RUN_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def plot_runs(curves: list[tuple[str, list[dict]]], path: str | Path, inputs: Iterable[str | Path] = (),
+              tests: list[float | None] | None = None) -> Path:
+    """Learning curves of one or more runs, overlaid: losses, accuracies (with each run's test accuracy
+    marked), and per-layer ‖dW‖ per epoch. Colour = run (layer in the ‖dW‖ panel), line style = split,
+    marker = run."""
     from matplotlib.ticker import MaxNLocator
 
+    plt = require_matplotlib("mlpkit plot")
+    p = check_plot_path(path, "-o")
+    fig, (ax_loss, ax_acc, ax_grad) = plt.subplots(1, 3, figsize=(16, 4.6), layout="constrained")
+    n = len(curves)
+    seen: dict[str, int] = {}
+    names = []
+    for name, _ in curves:  # the same folder name twice: "run" and "run (2)", so no two legend entries match
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    for k, ((_, rows), name) in enumerate(zip(curves, names)):
+        color, marker = RUN_COLORS[k % len(RUN_COLORS)], RUN_MARKERS[k % len(RUN_MARKERS)]
+        ep = [r.get("epoch") for r in rows]
+        every = (k % max(1, min(n, len(ep))), max(1, min(n, len(ep))))  # staggered: identical runs both show
+        size = 4 + 2.5 * (n - 1 - k)  # and concentric where they meet: the first run's marker is the largest
+        for ax, keys, scale in ((ax_loss, ("train_loss", "train_eval_loss", "val_loss"), 1.0),
+                                (ax_acc, ("train_eval_acc", "val_acc"), 100.0)):
+            for key in keys:
+                ys = [r.get(key) for r in rows]
+                if any(isinstance(v, (int, float)) for v in ys):
+                    ax.plot(ep, [scale * v if isinstance(v, (int, float)) else float("nan") for v in ys],
+                            SPLIT_STYLES[key], color=color, marker=marker, markevery=every, markersize=size,
+                            label=f"{name}: {SPLIT_NAMES[key]}")
+        test = (tests or [None] * n)[k]
+        if isinstance(test, float) and ep:
+            ax_acc.plot([ep[-1]], [100 * test], marker="*", markersize=14 + 4 * (n - 1 - k), color=color, linestyle="none",
+                        markeredgecolor="black", label=f"{name}: test {100 * test:.2f} %")
+        layers = sorted({key for r in rows for key in (r.get("grad_norms") or {}) if key.endswith(".W")},
+                        key=lambda s: int(s.split(".")[1]))
+        cmap = plt.get_cmap("viridis")
+        for j, layer in enumerate(layers):
+            ys = [(r.get("grad_norms") or {}).get(layer) for r in rows]
+            ax_grad.plot(ep, [v if isinstance(v, (int, float)) and v > 0 else float("nan") for v in ys], "-",
+                         color=cmap(0.85 * j / max(len(layers) - 1, 1)), marker=marker, markevery=every,
+                         markersize=size, label=f"{name}: {layer.removesuffix('.W')}")
+    ax_loss.set(title="loss", xlabel="epoch", ylabel="mean softmax cross-entropy")
+    ax_acc.set(title="accuracy (★: test)", xlabel="epoch", ylabel="accuracy (%)")
+    ax_grad.set(title="mean ‖dW‖ per Linear layer (colour: layer)", xlabel="epoch", ylabel="‖dW‖")
+    ax_grad.set_yscale("log")
     for ax in (ax_loss, ax_acc, ax_grad):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # an axis with no readable series has no legend
             ax.legend(fontsize=7)
+    fig.suptitle("runs: " + ", ".join(names) + "   (line style: split; marker: run)",
+                 fontsize=11)
     save_figure(fig, p, "-o", inputs)
     plt.close(fig)
     return p
@@ -129,6 +153,44 @@ def plot_grad_profiles(profiles: list[Any], path: str | Path, norm: str = "db",
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    save_figure(fig, p, inputs=inputs)
+    plt.close(fig)
+    return p
+
+
+def plot_evaluation(ev: Any, path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+    """``evaluate --plot``: the confusion matrix as a heatmap (row-normalized, counts written) beside the test
+    images the model got most confidently wrong, each titled with the true class, the answer and its
+    probability. ``ev`` is ``htmlreport.RunEvaluation``."""
+    import numpy as np
+
+    plt = require_matplotlib("--plot")
+    p = check_plot_path(path)
+    shown = [m for m in ev.mistakes if m.image is not None][:12]
+    fig = plt.figure(figsize=(13, 5.6), layout="constrained")
+    grid = fig.add_gridspec(3, 8)
+    ax = fig.add_subplot(grid[:, :4])
+    m = np.asarray(ev.confusion, dtype=np.float64)
+    rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    c = len(ev.class_names)
+    ax.set_xticks(range(c), [n[:8] for n in ev.class_names], rotation=90 if c > 10 else 0, fontsize=8)
+    ax.set_yticks(range(c), [n[:8] for n in ev.class_names], fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=f"confusion matrix (test: {100 * ev.accuracy:.2f} %)")
+    if c <= 20:
+        for i in range(c):
+            for j in range(c):
+                if m[i, j]:
+                    ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=7,
+                            color="white" if rows[i, j] > 0.5 else "black")
+    for k in range(12):
+        sub = fig.add_subplot(grid[k // 4, 4 + k % 4])
+        sub.axis("off")
+        if k < len(shown):
+            mk = shown[k]
+            sub.imshow(mk.image, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            sub.set_title(f"true {mk.true[:10]}\nsaid {mk.predicted[:10]} {100 * mk.probability:.0f} %", fontsize=8)
+    fig.suptitle(f"{ev.name}: the most confidently wrong test images, right", fontsize=11)
     save_figure(fig, p, inputs=inputs)
     plt.close(fig)
     return p

@@ -505,3 +505,55 @@ def test_metrics_csv_has_keras_csvloggers_columns(tmp_path):
                             "--out", str(tmp_path / "noval"), "-q"])
     assert r.exit_code == 0
     assert (tmp_path / "noval" / "metrics.csv").read_text().splitlines()[1].endswith(",,")  # nothing measured
+
+
+def test_plot_speaks_one_visual_language(tmp_path, monkeypatch):
+    """Issue 26: colour = run (layer in the ‖dW‖ panel), line style = split in every panel, distinct legend
+    entries even for two identical runs, a title naming the runs, the test score marked."""
+    from mlpkit.app import plots
+
+    run = tmp_path / "same"
+    assert runner.invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--epochs", "3", "--out", str(run),
+                               "-q"]).exit_code == 0
+    captured = {}
+    real = plots.save_figure
+
+    def keep(fig, path, what="--plot", inputs=()):
+        captured["fig"] = fig
+        real(fig, path, what, inputs)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    r = runner.invoke(app, ["plot", str(run), str(run), "-o", str(tmp_path / "c.png")])
+    assert r.exit_code == 0, r.output
+    fig = captured["fig"]
+    loss, acc, grad = fig.axes[:3]
+    assert fig._suptitle.get_text().startswith("runs: same, same (2)")
+    for ax in (loss, acc, grad):
+        labels = ax.get_legend_handles_labels()[1]
+        assert len(labels) == len(set(labels)), labels  # distinct, though the runs are identical
+    style = {line.get_label().split(": ", 1)[1]: line.get_linestyle() for line in loss.lines + acc.lines
+             if ": " in line.get_label() and "test" not in line.get_label()}
+    assert style["train, inference mode"] == "--" and style["validation"] == ":" and style["train, as trained"] == "-"
+    colours = {line.get_label().split(": ")[0]: line.get_color() for line in loss.lines}
+    assert colours["same"] != colours["same (2)"]
+    for line in acc.lines:  # a run's accuracy curves wear its loss colour
+        assert line.get_color() == colours[line.get_label().split(": ")[0]]
+    markers = {line.get_label().split(": ")[0]: line.get_marker() for line in loss.lines}
+    assert markers["same"] != markers["same (2)"]
+    stars = [line for line in acc.lines if line.get_marker() == "*"]
+    test = json.loads((run / "results.json").read_text())["test"]["accuracy"]
+    assert len(stars) == 2 and all(abs(s.get_ydata()[0] - 100 * test) < 1e-9 for s in stars)
+    assert acc.get_ylabel() == "accuracy (%)"
+    layer_colours = {line.get_label().split(": ")[1]: line.get_color() for line in grad.lines}
+    assert layer_colours["layers.0"] != layer_colours["layers.3"]
+
+
+def test_evaluate_plot_draws_the_confusion_matrix_and_the_mistakes(tmp_path):
+    run = tmp_path / "r"
+    assert runner.invoke(app, ["train", str(CONFIGS / "quickstart.yaml"), "--epochs", "2", "--out", str(run),
+                               "-q"]).exit_code == 0
+    out = tmp_path / "eval.png"
+    r = runner.invoke(app, ["evaluate", str(run), "--plot", str(out)])
+    assert r.exit_code == 0 and f"figure written to {out}" in r.output and out.read_bytes()[:4] == b"\x89PNG"
+    r = runner.invoke(app, ["evaluate", str(run), "--plot", str(tmp_path / "eval.txt")])
+    assert r.exit_code == 2 and "the file must end in .png, .svg or .pdf" in r.output
