@@ -122,6 +122,10 @@ def start_run(config: str | Path, overrides: tuple[str, ...] = (), out: str | Pa
     initializer: fine-tuning at a new learning rate, or from the best epoch. Its layers must match the config's.
     """
     cfg = load_config(config, overrides)
+    if cfg.train.tensorboard:
+        from mlpkit.app.tbevents import require_tensorboard
+
+        require_tensorboard()  # before any work: a missing package is one line, not a failure at epoch 1
     start = load_weights(init_from, dtype=cfg.model.dtype) if init_from is not None else None
     if start is not None:  # the shapes checked before any folder is made or data read
         _check_fits(build_model(cfg.model, start.model.in_features, np.random.default_rng(0)), start, init_from)

@@ -251,6 +251,10 @@ class RunWriter:
     def write_metrics(self, history: list[Any]) -> None:
         self._write("metrics.jsonl", jsonl(history))
         self._write("metrics.csv", keras_csv(history))
+        if self.cfg.train.tensorboard:
+            from mlpkit.app.tbevents import EVENTS_NAME, events_bytes
+
+            self._write(EVENTS_NAME, events_bytes(history))
 
     def finish(self, model: MLP, results: Any) -> None:
         self._write("model.npz", weights_bytes(model, self.cfg, data=self.data))

@@ -34,7 +34,8 @@ FORMAT = "mlpkit-weights-v1"
 
 
 CHECKPOINTS = "checkpoints"
-_RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "timings.jsonl", "model.npz", "results.json", "run.json")
+_RUN_FILES = ("config.yaml", "metrics.jsonl", "metrics.csv", "events.out.tfevents.mlpkit", "timings.jsonl",
+              "model.npz", "results.json", "run.json")
 RUN_MARKERS = ("config.yaml", "metrics.jsonl", "model.npz", CHECKPOINTS)
 
 

@@ -165,6 +165,8 @@ class TrainConfig:
         None, help="stop when the validation accuracy has not improved for `patience` epochs; the final weights are "
         "the best epoch's (needs data.validation); null: train every epoch"
     )
+    tensorboard: bool = _f(False, help="also write TensorBoard scalars to the run folder (events.out.tfevents.mlpkit; "
+                           "pip install 'mlpkit[tensorboard]')")
 
 
 @dataclass(frozen=True)
