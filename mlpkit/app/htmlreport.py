@@ -54,6 +54,7 @@ class RunEvaluation:
     per_class_accuracy: list[float]
     accuracy: float
     mistakes: list[Mistake]
+    dropout: Any = None  # diagnostics.dropoutreport.DropoutReport on test images (None without dropout)
 
 
 def evaluate_for_report(run: Path, source: Any = None) -> RunEvaluation:
@@ -93,10 +94,17 @@ def evaluate_for_report(run: Path, source: Any = None) -> RunEvaluation:
             uri, img = "", None
         mistakes.append(Mistake(int(i), names[int(test.y[i])], names[int(pred[i])], float(probs[i, pred[i]]), uri,
                                 img))
-    return RunEvaluation(run.name, names, confusion.tolist(), per_class, float((pred == test.y).mean()), mistakes)
+    drop = None
+    if any(layer.p > 0 for _, layer in saved.model.dropout_layers()):
+        from mlpkit.diagnostics.dropoutreport import dropout_report
+
+        x, y = data.inputs(test, 1000, saved.model.dtype)
+        drop = dropout_report(saved.model, x, y, 20)
+    return RunEvaluation(run.name, names, confusion.tolist(), per_class, float((pred == test.y).mean()), mistakes,
+                         drop)
 
 
-def _svg(fig: Any) -> str:
+def _svg(fig: Any, css: str = "chart") -> str:
     """A matplotlib figure as an inline <svg> that scales with the page (no fixed width or height)."""
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
@@ -109,7 +117,7 @@ def _svg(fig: Any) -> str:
         if i >= 0:
             j = head.index('"', i + len(attr) + 3)
             head = head[:i] + head[j + 1:]
-    return head + ' class="chart" role="img">' + rest
+    return head + f' class="{css}" role="img">' + rest
 
 
 def _curves(curves: list[tuple[str, list[dict]]], plt: Any) -> tuple[str, str]:
@@ -134,8 +142,10 @@ def _curves(curves: list[tuple[str, list[dict]]], plt: Any) -> tuple[str, str]:
     ax_acc.set_title("accuracy, % (inference mode)", fontsize=10)
     from matplotlib.ticker import MaxNLocator
 
+    last = max((r["epoch"] for _, rows in curves for r in rows), default=1)
     for ax in (ax_loss, ax_acc):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, last + 0.5)  # whole epochs, even for a one-epoch run
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
@@ -153,6 +163,7 @@ def _curves(curves: list[tuple[str, list[dict]]], plt: Any) -> tuple[str, str]:
                     dashes[j % len(dashes)], color=color, marker="o", markersize=3,
                     label=f"{name}: {layer.removesuffix('.W')}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0.5, last + 0.5)
     ax.set_yscale("log")
     ax.set_title("mean ‖dW‖ per Linear layer (one log scale; line style = layer)", fontsize=10)
     ax.set_xlabel("epoch")
@@ -167,6 +178,36 @@ def curves_svg(runs: list[str | Path]) -> str:
     """The learning curves of runs as an inline SVG (the report's first chart), e.g. for a notebook."""
     plt = require_matplotlib("the learning curves")
     return _curves(learning_curves(list(runs)), plt)[0]
+
+
+def _dropout_svg(evaluations: list[RunEvaluation], plt: Any) -> str:
+    """Dropout in training versus inference mode: each Dropout layer's mean output in both modes (≈ equal,
+    thanks to the 1/(1 − p) scaling), and the model's test loss and accuracy in both modes."""
+    with_dropout = [(k, ev) for k, ev in enumerate(evaluations) if ev.dropout is not None]
+    fig, (ax_act, ax_score) = plt.subplots(1, 2, figsize=(9, 3.2))
+    width = 0.8 / max(len(with_dropout), 1)
+    for j, (k, ev) in enumerate(with_dropout):
+        color = RUN_COLORS[k % len(RUN_COLORS)]
+        rep = ev.dropout
+        xs = np.arange(len(rep.layers))
+        ps = "/".join(f"{s.p:g}" for s in rep.layers)
+        ax_act.bar(xs - 0.4 + (j + 0.25) * width, [s.mean_train for s in rep.layers], width / 2, color=color,
+                   label=f"{ev.name} (p {ps}): training mode")
+        ax_act.bar(xs - 0.4 + (j + 0.75) * width, [s.mean_eval for s in rep.layers], width / 2, color=color,
+                   alpha=0.45, hatch="//", label=f"{ev.name}: inference mode")
+        ax_act.set_xticks(xs, [s.layer for s in rep.layers], fontsize=8)
+        ax_score.bar([2 * j, 2 * j + 0.8], [100 * rep.train_mode.accuracy, 100 * rep.eval_mode.accuracy],
+                     0.7, color=color, alpha=0.9)
+        for x, mode in ((2 * j, "train"), (2 * j + 0.8, "infer")):
+            ax_score.text(x, 1, mode, ha="center", va="bottom", fontsize=7, color="white", rotation=90)
+    ax_score.set_xticks([2 * j + 0.4 for j in range(len(with_dropout))], [ev.name for _, ev in with_dropout],
+                        fontsize=8)
+    ax_act.set_title("mean output of each Dropout layer", fontsize=10)
+    ax_act.legend(fontsize=7)
+    ax_score.set_title("test accuracy, % (1,000 images): dropout on / off", fontsize=10)
+    svg = _svg(fig)
+    plt.close(fig)
+    return svg
 
 
 def _confusion_svg(ev: RunEvaluation, plt: Any) -> str:
@@ -186,7 +227,7 @@ def _confusion_svg(ev: RunEvaluation, plt: Any) -> str:
                     ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=6,
                             color="white" if rows[i, j] > 0.5 else "black")
     ax.set_title(f"{ev.name}: confusion matrix (test, {100 * ev.accuracy:.2f} %)", fontsize=9)
-    svg = _svg(fig)
+    svg = _svg(fig, "chart square")
     plt.close(fig)
     return svg
 
@@ -195,7 +236,7 @@ _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:60rem;padding:1rem;
 color:#222;line-height:1.4}
 h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
-.chart{width:100%;height:auto;display:block}
+.chart{width:100%;height:auto;display:block}.square{max-width:28rem}
 table{border-collapse:collapse;font-size:.85rem;display:block;overflow-x:auto}
 td,th{padding:.2rem .5rem;border-bottom:1px solid #eee;text-align:right}td:first-child,th:first-child{text-align:left}
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(7rem,1fr));gap:.6rem}
@@ -261,6 +302,10 @@ def write_report(runs: list[str | Path], out: str | Path, source: Any = None) ->
              "<p>Colour: run. Solid: training loss as trained (with dropout, where the model has it); dashed: the "
              "training set in inference mode (dropout off); dotted: validation.</p>",
              "<h2>Gradient norms</h2>", grad_svg,
+             *(["<h2>Dropout: training versus inference</h2>", _dropout_svg(evaluations, plt),
+                 "<p>In training mode each unit is dropped with probability p and survivors are scaled by "
+                 "1/(1 − p), so the mean output matches inference mode, where dropout is the identity.</p>"]
+               if any(ev.dropout is not None for ev in evaluations) else []),
              "<h2>Confusion matrix and per-class accuracy</h2>"]
     for ev in evaluations:
         parts.append(_confusion_svg(ev, plt))

@@ -38,9 +38,9 @@ def test_the_report_is_one_self_contained_file(report):
     assert text.startswith("<!doctype html>") and text.rstrip().endswith("</html>")
     assert "<script" not in text and "<link" not in text and "@import" not in text  # nothing to load
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", text)  # no request to anywhere
-    assert text.count('class="chart"') == 4  # learning curves, gradient norms, two confusion matrices
+    assert text.count('class="chart') == 5  # learning curves, gradient norms, dropout, two confusion matrices
     assert text.count("<img src=\"data:image/png;base64,") == 24  # twelve mistakes per run
-    for expected in ("slow-lr", "fast-lr", "Learning curves", "Gradient norms", "Confusion matrix",
+    for expected in ("slow-lr", "fast-lr", "Learning curves", "Gradient norms", "Dropout: training versus inference", "Confusion matrix",
                      "Most confidently wrong test images", "true ", "said ", "test accuracy", "wall time"):
         assert expected in text, expected
     assert 'name=viewport content="width=device-width' in text
@@ -96,9 +96,9 @@ def _check_rendered(driver, url: str) -> dict:
     driver.get(url)
     # wait on the event (the document parsed and laid out), not on the clock; the bound only ends a hang
     WebDriverWait(driver, 120).until(lambda d: d.execute_script(
-        "return document.readyState === 'complete' && document.querySelectorAll('svg.chart').length === 4"))
+        "return document.readyState === 'complete' && document.querySelectorAll('svg.chart').length === 5"))
     state = driver.execute_script(RENDERED)
-    assert len(state["charts"]) == 4 and all(w > 100 and h > 50 for w, h in state["charts"]), state["charts"]
+    assert len(state["charts"]) == 5 and all(w > 100 and h > 50 for w, h in state["charts"]), state["charts"]
     assert len(state["images"]) == 24 and all(done and width > 0 for done, width in state["images"])
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
