@@ -70,6 +70,10 @@ def test_command_runs_as_shown(where, cmd, code, monkeypatch, tmp_path):
         pytest.skip(f"needs MNIST in {MNIST_DIR} (set MLPKIT_TEST_MNIST)")
     monkeypatch.chdir(ROOT)
     args = shlex.split(cmd)[1:]
+    if args[0] == "sweep":  # sweeps/ is made where the command runs: a folder of the tests', shared by run and show
+        where = _RUNS.setdefault("sweep_cwd", tmp_path)
+        monkeypatch.chdir(where)  # type: ignore[arg-type]
+        args = [str(ROOT / a) if a.endswith(".yaml") and (ROOT / a).is_file() else a for a in args]
     if args[0] == "train" and "--out" in args:  # the docs' run folder, made in the test's own folder
         args[args.index("--out") + 1] = str(tmp_path / "run")
     if args[0] == "train" and "--out" not in args:

@@ -643,6 +643,60 @@ def report(
               lambda r: render.console.print(f"report written to {r['report']} ({r['bytes']:,} bytes)"))
 
 
+@app.command()
+def sweep(
+    target: Annotated[list[str], typer.Argument(
+        help="SWEEP.yaml to run (or continue) a search, or: show NAME.", show_default=False, metavar="SWEEP.yaml|show NAME")],
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes on this machine (BLAS threads divided "
+                                                             "so that workers × threads ≤ cores).")] = 1,
+    storage: Annotated[str | None, typer.Option(help="An Optuna storage URL shared by several machines "
+                                                     "(postgresql://…, mysql://…); default: sweeps/NAME/study.db.",
+                                                show_default=False)] = None,
+    name: Annotated[str | None, typer.Option(help="The study's name and folder (default: the sweep file's name).",
+                                             show_default=False)] = None,
+    plot: Annotated[Path | None, typer.Option(help="show: also draw the optimization history (FILE), the parallel "
+                                                   "coordinates and the slices (FILE-parallel, FILE-slice).",
+                                              show_default=False)] = None,
+    export_best: Annotated[Path | None, typer.Option("--export-best", help="show: write the best trial's config "
+                                                     "(trains it again bit-identically).", show_default=False)] = None,
+    data_dir: DataDirOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Search hyperparameters with Optuna: every trial a normal run folder under sweeps/NAME/.
+
+    The sweep file names a base config, the keys to search (float, int or choices), the objective (validation
+    accuracy or loss), the budget, the sampler and the pruner. Running the same command again continues the
+    study up to its budget; with --storage, the same command on several machines joins one study.
+
+    Example: [bold]mlpkit sweep configs/sweeps/mnist-lr-batch.yaml --workers 2[/bold]   then   [bold]mlpkit sweep show mnist-lr-batch[/bold]
+    """
+    with _errors():
+        from mlpkit.app import sweep as sweeps
+
+        if target[0] == "show":
+            if len(target) != 2:
+                raise ConfigError("mlpkit sweep show NAME: give one sweep name")
+            summary = sweeps.show_sweep(target[1], storage=storage)
+            if export_best is not None:
+                where = sweeps.export_best(summary, export_best)
+                render.note(f"the best trial's config written to {where}")
+            if plot is not None:
+                plots.plot_sweep(target[1], sweeps.storage_url(Path("sweeps") / target[1], storage), plot)
+            _show(summary, json_, reports.sweep_summary)
+            return
+        if len(target) != 1:
+            raise ConfigError("mlpkit sweep: give one SWEEP.yaml (or: show NAME)")
+        try:
+            folder = sweeps.run_sweep(target[0], workers=workers, storage=storage, name=name, data_dir=data_dir)
+        except KeyboardInterrupt:
+            render.stopped("sweep stopped; run the same command again to continue the study")
+            raise typer.Exit(130) from None
+        summary = sweeps.show_sweep(name or Path(target[0]).stem, storage=storage)
+        _show(summary, json_, reports.sweep_summary)
+        if not json_:
+            render.note(f"trials in {folder}; see them with: mlpkit sweep show {name or Path(target[0]).stem}")
+
+
 data_app = typer.Typer(
     help="List, download and describe datasets.\n\nExample: [bold]mlpkit data download mnist[/bold]",
     no_args_is_help=True,

@@ -194,3 +194,28 @@ def plot_evaluation(ev: Any, path: str | Path, inputs: Iterable[str | Path] = ()
     save_figure(fig, p, inputs=inputs)
     plt.close(fig)
     return p
+
+
+def plot_sweep(name: str, storage: str, path: str | Path) -> list[Path]:
+    """A sweep's optimization history to ``path``, its parallel coordinates and slices beside it
+    (optuna.visualization.matplotlib)."""
+    require_matplotlib()
+    p = check_plot_path(path)
+    import optuna
+    from optuna.visualization import matplotlib as ovm
+
+    study = optuna.load_study(study_name=name, storage=storage)
+    written = []
+    for suffix, draw in (("", ovm.plot_optimization_history), ("-parallel", ovm.plot_parallel_coordinate),
+                         ("-slice", ovm.plot_slice)):
+        target = p.with_name(p.stem + suffix + p.suffix)
+        import warnings
+
+        with warnings.catch_warnings():  # optuna marks its matplotlib plots experimental
+            warnings.simplefilter("ignore")
+            axes: Any = draw(study)
+        first = axes.ravel()[0] if hasattr(axes, "ravel") else axes  # plot_slice gives an array of axes
+        fig = first.figure
+        save_figure(fig, target)
+        written.append(target)
+    return written

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from mlpkit.app.predict import Predictions
     from mlpkit.app.preview import ClassPreview, Preview
     from mlpkit.app.sources import Downloaded
+    from mlpkit.app.sweep import SweepSummary
     from mlpkit.data.cache import DatasetStatus
     from mlpkit.data.core import DatasetSummary
     from mlpkit.training.metrics import EvalResult
@@ -242,3 +243,22 @@ def _confusion_table(r: EvalResult, names: list[str], compact: bool) -> Table:
         acc = fmt_pct(r.per_class_accuracy[i]) if not compact else f"{100 * r.per_class_accuracy[i]:.1f}"
         t.add_row(label, *cells, *([] if compact else [str(sum(row))]), acc)
     return t
+
+
+def sweep_summary(s: SweepSummary) -> None:
+    """The best trials first, in a table that fits 60 columns (parameters on their own lines), then the
+    parameter importances."""
+    done = [t for t in s.trials if t.state == "complete"]
+    console.print(Text(f"sweep {shown(s.name)}: {count(len(s.trials), 'trial')}, {len(done)} complete; "
+                       f"objective {s.direction}d", style="bold"))
+    console.print(Text("trial  state       value  (best first)", style="dim"))
+    for r in s.trials[:10]:  # one line per trial, its parameters indented below: readable at 60 columns
+        value = f"{r.value:.4f}" if r.value is not None else "—"
+        console.print(f"{r.number:>5}  {r.state:<9} {value:>7}")
+        for k, v in r.params.items():
+            console.print(Text(f"         {k} = {v:.4g}" if isinstance(v, float) else f"         {k} = {v}"),
+                          soft_wrap=True)
+    if s.importances:
+        console.print(Text("parameter importances (fANOVA)", style="bold"))
+        for k, v in sorted(s.importances.items(), key=lambda kv: -kv[1]):
+            console.print(f"  {literal(k)}  {v:.2f}")
