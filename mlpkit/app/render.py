@@ -121,7 +121,7 @@ def one_line(message: str) -> str:
     """A message as one line of sane length: long tokens (a 5,000-character key, a 4,300-digit
     number) cut in the middle, the whole capped at MAX_MESSAGE characters, control characters shown."""
     text = shown(" ".join(message.split()))
-    text = _LONG_TOKEN.sub(lambda m: f"{m.group(0)[:100]}…({len(m.group(0)):,} characters)…{m.group(0)[-10:]}", text)
+    text = _LONG_TOKEN.sub(lambda m: f"{m.group(0)[:60]}…({len(m.group(0)):,} characters)…{m.group(0)[-10:]}", text)
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
