@@ -207,15 +207,25 @@ def _study(optuna: Any, sweep: Sweep, name: str, url: str) -> Any:
                "hyperband": lambda: optuna.pruners.HyperbandPruner(), "none": lambda: optuna.pruners.NopPruner()}
     import warnings
 
-    with warnings.catch_warnings():  # Optuna marks heartbeats experimental; they are what failover needs
-        warnings.simplefilter("ignore")
-        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
-        grace = float(os.environ.get(GRACE_ENV, "20"))  # seconds without a heartbeat before a trial is stale
-        storage = optuna.storages.RDBStorage(  # a worker killed mid-trial: its trial is failed and retried
-            url, heartbeat_interval=max(1, round(grace / 4)), grace_period=grace,
-            heartbeat_stale_trial_callback=callback)
-    return optuna.create_study(study_name=name, storage=storage, direction=sweep.direction,
-                               sampler=samplers[sweep.sampler](), pruner=pruners[sweep.pruner](), load_if_exists=True)
+    grace = float(os.environ.get(GRACE_ENV, "20"))  # seconds without a heartbeat before a trial is stale
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():  # Optuna marks heartbeats experimental; they are what failover needs
+                warnings.simplefilter("ignore")
+                callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
+                storage = optuna.storages.RDBStorage(  # a worker killed mid-trial: its trial is failed and retried
+                    url, heartbeat_interval=max(1, round(grace / 4)), grace_period=grace,
+                    heartbeat_stale_trial_callback=callback)
+            return optuna.create_study(study_name=name, storage=storage, direction=sweep.direction,
+                                       sampler=samplers[sweep.sampler](), pruner=pruners[sweep.pruner](),
+                                       load_if_exists=True)
+        except Exception as e:  # two machines creating the schema or the study at once: one loses the race
+            if attempt == 5 or ("sqlalchemy" not in type(e).__module__ and "Duplicated" not in type(e).__name__):
+                raise
+            import time
+
+            time.sleep(0.1 * 2**attempt)  # back off, then find what the other one made
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def run_worker(sweep_path: str, name: str, folder: str, storage: str | None, data_dir: str | None,

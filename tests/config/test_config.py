@@ -30,7 +30,17 @@ train:
 
 def test_shipped_configs_are_valid():
     for path in sorted(CONFIGS.rglob("*.yaml")):
+        if path.parent.name == "sweeps":  # sweep files, checked by the sweep loader
+            continue
         assert isinstance(load_config(path), Config), path
+
+
+def test_shipped_sweeps_are_valid():
+    pytest.importorskip("optuna")
+    from mlpkit.app.sweep import load_sweep
+
+    sweeps = sorted((CONFIGS / "sweeps").glob("*.yaml"))
+    assert sweeps and all(load_sweep(p).trials > 0 for p in sweeps)
 
 
 def test_defaults_and_short_form(write_config):
