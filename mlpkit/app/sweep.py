@@ -4,6 +4,7 @@ A sweep file names a base config, the keys to search and their distributions, th
 accuracy or loss: the test split is never used to choose), the budget, the sampler and the pruner:
 
     base: ../mnist-sigmoid.yaml          # relative to the sweep file
+    set: {data.validation: 10000}        # the same for every trial
     objective: val_acc                   # val_acc (maximized) | val_loss (minimized)
     trials: 12                           # completed or pruned trials in all, over every worker and every rerun
     timeout: null                        # seconds per worker, or null
@@ -40,7 +41,7 @@ from mlpkit.writer import make_folder
 OBJECTIVES = {"val_acc": "maximize", "val_loss": "minimize"}
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "hyperband", "none")
-KEYS = ("base", "objective", "trials", "timeout", "sampler", "pruner", "seed", "space")
+KEYS = ("base", "set", "objective", "trials", "timeout", "sampler", "pruner", "seed", "space")
 INSTALL_HINT = "pip install 'mlpkit[sweep]' (or pip install optuna)"
 GRACE_ENV = "MLPKIT_SWEEP_GRACE"
 
@@ -68,6 +69,7 @@ class Sweep:
     pruner: str
     seed: int
     space: list[Param] = field(default_factory=list)
+    fixed: tuple[str, ...] = ()  # ``set:``: the same --set items for every trial (data.validation, epochs)
 
     @property
     def direction(self) -> str:
@@ -144,15 +146,20 @@ def load_sweep(path: str | Path) -> Sweep:
     if not isinstance(space, dict) or not space:
         raise _fail(p, "space", "must map config keys (train.lr, model.layers[0].linear) to distributions")
     params = [_param(p, str(k), v) for k, v in space.items()]
+    fixed_map = data.get("set", {}) or {}
+    if not isinstance(fixed_map, dict):
+        raise _fail(p, "set", "must map config keys to values, e.g. {data.validation: 10000, train.epochs: 3}")
+    fixed = tuple(f"{k}={json.dumps(v)}" for k, v in fixed_map.items())
     if sampler == "grid" and any(q.choices is None for q in params):
         bad = next(q.key for q in params if q.choices is None)
         raise _fail(p, f"space.{bad}", "the grid sampler needs a list of choices for every key")
-    sweep = Sweep(p, base_path, objective, trials, float(timeout) if timeout else None, sampler, pruner, seed, params)
+    sweep = Sweep(p, base_path, objective, trials, float(timeout) if timeout else None, sampler, pruner, seed, params,
+                  fixed)
     for probe in _probes(params):  # every key path, and every end of every range, checked against the base config
-        cfg = load_config(base_path, probe)
+        cfg = load_config(base_path, fixed + probe)
     if cfg.data.validation == 0:
         raise _fail(p, "objective", f"{objective} is measured on a validation split, and {base} holds none out; "
-                    "set data.validation in the base config (the test split is never used to choose)")
+                    "set data.validation (in the base config or the sweep's set:); the test split never chooses")
     return sweep
 
 
@@ -187,7 +194,7 @@ def require_optuna() -> Any:
         import optuna
     except ImportError:
         raise MlpkitError(f"mlpkit sweep needs optuna, which is not installed; install it with {INSTALL_HINT}") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # mlpkit says what happened, in one line
     return optuna
 
 
@@ -252,7 +259,7 @@ def run_worker(sweep_path: str, name: str, folder: str, storage: str | None, dat
 
 def _objective(optuna: Any, sweep: Sweep, out: Path, trial: Any, data_dir: str | None) -> float:
     values = {q.key: _suggest(trial, q) for q in sweep.space}
-    overrides = tuple(f"{k}={json.dumps(v)}" for k, v in values.items())
+    overrides = sweep.fixed + tuple(f"{k}={json.dumps(v)}" for k, v in values.items())
     run = out / f"trial-{trial.number:04d}"
     trial.set_user_attr("run", str(run))
     trainer, writer = api.start_run(sweep.base, overrides, run, api.DataSource(data_dir), force=True)

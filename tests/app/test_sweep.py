@@ -34,7 +34,7 @@ SPACE = "space:\n  train.lr: {low: 0.02, high: 0.5, log: true}\n  model.layers[0
 
 
 @pytest.mark.parametrize("text,expect", [
-    ("trails: 3\n" + SPACE, "trails: unknown key (did you mean 'trials'?); expected one of base, objective"),
+    ("trails: 3\n" + SPACE, "trails: unknown key (did you mean 'trials'?); expected one of base, set, objective"),
     ("space:\n  train.lrr: {low: 0.1, high: 0.5}\n", "train.lrr (set by --set): unknown key (did you mean 'lr'?)"),
     ("space:\n  train.lr: {low: 0.5, high: 0.1}\n", "space.train.lr: low must be below high, got 0.5 and 0.1"),
     ("space:\n  train.lr: {low: 0, high: 0.1, log: true}\n", "space.train.lr: a log scale needs low > 0, got 0"),
@@ -58,7 +58,7 @@ def test_the_objective_needs_a_validation_split(tmp_path, monkeypatch):
     (tmp_path / "base.yaml").write_text((tmp_path / "base.yaml").read_text().replace("validation: 200",
                                                                                      "validation: 0"))
     r = runner.invoke(app, ["sweep", str(p)])
-    assert r.exit_code == 2 and "is measured on a validation split, and base.yaml holds none out" in r.output
+    assert r.exit_code == 2 and "is measured on a validation split, and base.yaml holds none out; set data.validation" in r.output
 
 
 def test_a_sweep_runs_trials_as_run_folders_and_reruns_continue_to_the_budget(tmp_path, monkeypatch):
@@ -130,3 +130,37 @@ def test_a_worker_killed_mid_trial_loses_only_that_trial(tmp_path):
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'sweeps' / 's' / 'study.db'}")
     states = [t.state.name for t in study.get_trials()]
     assert states.count("COMPLETE") == 3 and states[0] == "FAIL", states
+
+
+def test_set_gives_every_trial_the_same_values(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = _sweep(tmp_path, "set: {train.epochs: 1, data.validation: 100}\ntrials: 2\nsampler: random\npruner: none\n"
+               + SPACE)
+    r = runner.invoke(app, ["sweep", str(p), "--json"])
+    assert r.exit_code == 0, r.output
+    for t in json.loads(r.stdout)["trials"]:
+        lines = (Path(t["run"]) / "metrics.jsonl").read_text().splitlines()
+        assert len(lines) == 1  # one epoch, as set
+    p.write_text(p.read_text().replace("train.epochs: 1", "train.epochs: 0"))
+    r = runner.invoke(app, ["sweep", str(p)])
+    assert r.exit_code == 2 and "train.epochs (set by --set): must be >= 1, got 0" in r.output
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_sweep_cleanly_and_the_same_command_continues(tmp_path):
+    p = _sweep(tmp_path, "trials: 2\nsampler: random\npruner: none\n" + SPACE)
+    (tmp_path / "base.yaml").write_text((tmp_path / "base.yaml").read_text().replace("epochs: 2", "epochs: 400"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-c", "from mlpkit.app.cli import run; run()", "sweep", str(p)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint = tmp_path / "sweeps" / "s" / "trial-0000" / "checkpoints" / "last.npz"
+    while not checkpoint.exists():  # the event: the first trial is training
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        os.sched_yield()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate()
+    assert proc.returncode == 130 and "run the same command again to continue" in err and "Traceback" not in err
+    (tmp_path / "base.yaml").write_text((tmp_path / "base.yaml").read_text().replace("epochs: 400", "epochs: 2"))
+    r = subprocess.run([*cmd, "--json"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sum(t["state"] == "complete" for t in json.loads(r.stdout)["trials"]) == 2
