@@ -164,3 +164,17 @@ def test_ctrl_c_stops_a_sweep_cleanly_and_the_same_command_continues(tmp_path):
     r = subprocess.run([*cmd, "--json"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert sum(t["state"] == "complete" for t in json.loads(r.stdout)["trials"]) == 2
+
+
+def test_show_reads_at_60_columns_and_plots_three_figures(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = _sweep(tmp_path, "trials: 3\nsampler: random\npruner: none\n" + SPACE)
+    assert runner.invoke(app, ["sweep", str(p)]).exit_code == 0
+    monkeypatch.setenv("COLUMNS", "60")
+    r = runner.invoke(app, ["sweep", "show", "s", "--plot", str(tmp_path / "s.png")])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 60 and lines[1].startswith("trial  state")
+    assert "         train.lr = " in r.stdout and "parameter importances (fANOVA)" in r.stdout
+    for name in ("s.png", "s-parallel.png", "s-slice.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG", name
