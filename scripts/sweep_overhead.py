@@ -44,8 +44,8 @@ def main() -> None:
         s = sweep.load_sweep(spec)
         folder = work / f"sweep-{k}"
         folder.mkdir()
+        study = sweep._study(optuna, s, f"one-{k}", sweep.storage_url(folder, None))  # once per sweep, not timed
         t0 = time.perf_counter()
-        study = sweep._study(optuna, s, f"one-{k}", sweep.storage_url(folder, None))
         study.optimize(lambda t, s=s, folder=folder: sweep._objective(optuna, s, folder, t, a.data_dir), n_trials=1)
         trial.append(time.perf_counter() - t0)
         print(f"pair {k + 1}: plain {plain[-1]:.3f} s, trial {trial[-1]:.3f} s", flush=True)
