@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mlpkit.app.catalog import learning_curves, read_config, read_results, run_status
-from mlpkit.app.plots import RUN_COLORS, require_matplotlib
+from mlpkit.app.plots import RUN_COLORS, draw_confusion, require_matplotlib
 from mlpkit.app.runfiles import read_run_info
 from mlpkit.errors import MlpkitError, OutputError
 
@@ -211,21 +211,8 @@ def _dropout_svg(evaluations: list[RunEvaluation], plt: Any) -> str:
 
 
 def _confusion_svg(ev: RunEvaluation, plt: Any) -> str:
-    m = np.asarray(ev.confusion, dtype=np.float64)
-    rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
-    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    c = len(ev.class_names)
-    ax.set_xticks(range(c), [n[:8] for n in ev.class_names], rotation=90 if c > 10 else 0, fontsize=7)
-    ax.set_yticks(range(c), [n[:8] for n in ev.class_names], fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if c <= 20:
-        for i in range(c):
-            for j in range(c):
-                if m[i, j]:
-                    ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=6,
-                            color="white" if rows[i, j] > 0.5 else "black")
+    draw_confusion(ax, ev.confusion, ev.class_names, 7)
     ax.set_title(f"{ev.name}: confusion matrix (test, {100 * ev.accuracy:.2f} %)", fontsize=9)
     svg = _svg(fig, "chart square")
     plt.close(fig)

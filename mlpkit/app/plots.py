@@ -158,11 +158,30 @@ def plot_grad_profiles(profiles: list[Any], path: str | Path, norm: str = "db",
     return p
 
 
+def draw_confusion(ax: Any, confusion: list[list[int]], names: list[str], fontsize: int) -> None:
+    """A confusion matrix as a heatmap on ``ax``: each row normalized (the share of a true class given each
+    answer), its counts written in the cells where there are few enough classes to read them."""
+    import numpy as np
+
+    m = np.asarray(confusion, dtype=np.float64)
+    rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    c = len(names)
+    ax.set_xticks(range(c), [n[:8] for n in names], rotation=90 if c > 10 else 0, fontsize=fontsize)
+    ax.set_yticks(range(c), [n[:8] for n in names], fontsize=fontsize)
+    ax.set(xlabel="predicted", ylabel="true")
+    if c <= 20:
+        for i in range(c):
+            for j in range(c):
+                if m[i, j]:
+                    ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=fontsize - 1,
+                            color="white" if rows[i, j] > 0.5 else "black")
+
+
 def plot_evaluation(ev: Any, path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
     """``evaluate --plot``: the confusion matrix as a heatmap (row-normalized, counts written) beside the test
     images the model got most confidently wrong, each titled with the true class, the answer and its
     probability. ``ev`` is ``htmlreport.RunEvaluation``."""
-    import numpy as np
 
     plt = require_matplotlib("--plot")
     p = check_plot_path(path)
@@ -170,19 +189,8 @@ def plot_evaluation(ev: Any, path: str | Path, inputs: Iterable[str | Path] = ()
     fig = plt.figure(figsize=(13, 5.6), layout="constrained")
     grid = fig.add_gridspec(3, 8)
     ax = fig.add_subplot(grid[:, :4])
-    m = np.asarray(ev.confusion, dtype=np.float64)
-    rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    c = len(ev.class_names)
-    ax.set_xticks(range(c), [n[:8] for n in ev.class_names], rotation=90 if c > 10 else 0, fontsize=8)
-    ax.set_yticks(range(c), [n[:8] for n in ev.class_names], fontsize=8)
-    ax.set(xlabel="predicted", ylabel="true", title=f"confusion matrix (test: {100 * ev.accuracy:.2f} %)")
-    if c <= 20:
-        for i in range(c):
-            for j in range(c):
-                if m[i, j]:
-                    ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=7,
-                            color="white" if rows[i, j] > 0.5 else "black")
+    draw_confusion(ax, ev.confusion, ev.class_names, 8)
+    ax.set_title(f"confusion matrix (test: {100 * ev.accuracy:.2f} %)")
     for k in range(12):
         sub = fig.add_subplot(grid[k // 4, 4 + k % 4])
         sub.axis("off")
