@@ -3,10 +3,10 @@
 Both move pixels: every output pixel (i, j) samples the input, bilinearly, at
 (i, j) + a displacement. Samples that fall outside the image read 0, the background.
 
-- **elastic** ``{alpha, sigma}``: per image, two fields of uniform noise in [−1, 1] (one
-  per axis), each smoothed by a Gaussian of standard deviation ``sigma`` pixels (zero
-  beyond the edges, truncated at 4σ: ``scipy.ndimage.gaussian_filter(mode="constant")``)
-  and scaled by ``alpha`` pixels.
+- **elastic** ``{alpha, sigma}``: per image, two displacement fields (one per axis), each
+  ``alpha`` pixels × uniform noise in [−1, 1] smoothed by a Gaussian of standard deviation
+  ``sigma`` pixels (zero beyond the edges, truncated at 4σ, as
+  ``scipy.ndimage.gaussian_filter(mode="constant")``): Simard's field.
 - **affine** ``{rotate, scale, shear, translate}``: per image, a rotation by up to
   ±``rotate`` degrees, a zoom by a factor in [1 − ``scale``, 1 + ``scale``], a shear by up
   to ±``shear`` degrees, and a shift by up to ±``translate`` × the image's side, all about
@@ -15,22 +15,27 @@ Both move pixels: every output pixel (i, j) samples the input, bilinearly, at
 Each transform applies to an image with probability ``p``. Randomness comes only
 from the generator passed in, so a run is reproducible and resumes exactly.
 
-How it is fast (128 MNIST images, elastic distortions, 2-core EPYC: about 1.1 ms, against
-9.8 ms for ``gaussian_filter`` + ``map_coordinates`` on the batch; ``scripts/bench_augment.py``
-gives the cost inside a training epoch): float32, whole batches, a workspace reused between
-calls, and the costly steps as matrix products or one gather:
+How the field is drawn, and why it is Simard's. Smoothing is linear: on an H × W noise
+image N the field is α·G_H·N·G_Wᵀ, with G the (n, n) matrix of ``gaussian_filter1d``. Write
+G = U·S·Vᵀ (its SVD). Then G_H·N·G_Wᵀ = (U_H·S_H)·Z·(U_W·S_W)ᵀ with Z = V_Hᵀ·N·V_W, and an
+orthogonal change of basis keeps iid noise uncorrelated with the same variance: Z's entries
+are uncorrelated, mean 0, variance 1/3, exactly like N's. So drawing Z itself, uniform in
+[−1, 1], gives a field with Simard's mean and covariance, and a Gaussian's singular values
+fall so fast (σ = 4 on 28 pixels: 0.93, 0.75, 0.52, … 1e-4 by the 12th) that the directions
+holding under 1e-9 of the variance are dropped: a 12 × 12 Z instead of 28 × 28 noise.
+(Each field value is a weighted sum of many uniforms either way, close to Gaussian.)
 
-- the Gaussian smoothing is linear with a fixed kernel, so on an H × W field it is
-  ``G_H · U · G_Wᵀ`` with the (H, H) matrix ``G_H = gaussian_filter1d(I)``: two GEMMs over
-  every image at once (equal to ``gaussian_filter`` to 5e-9);
-- the noise is 16-bit: four uniform integers from each raw 64-bit draw, their scaling
-  folded into ``G_H`` and a fixed offset field;
-- an affine map is a (2, 3) matrix on the pixel grid [i, j, 1]: two broadcast sums of
-  (B, H, 1) and (B, 1, W) terms; identity and whole-pixel shifts stay exact, since small
-  integers are exact in float32;
-- bilinear sampling reads the four neighbours of each coordinate with ``take`` from a
-  padded copy of the batch, one index array into four shifted views (``map_coordinates``
-  on a (B, H, W) stack interpolates along the batch axis too, at 5× the cost).
+Every transform, the identity included, is then one matrix per image and axis: the
+sampling coordinate is ``B_H · C · B_Wᵀ`` with the bases B = [U·S | index | 1]. The elastic
+coefficients fill C's top-left block; an affine map M (coordinate = M·[i, j, 1]) puts M's
+three entries in the (index, 1), (1, index) and (1, 1) corners. All coordinates of a batch
+are two GEMMs, and identity and whole-pixel shifts stay exact (small integers are exact in
+float32, and the other terms are exact zeros).
+
+Bilinear sampling is OpenCV's ``remap`` (as in albumentations), on the batch stacked into one
+tall image with a row of background between images; it equals
+``scipy.ndimage.map_coordinates(order=1, mode="grid-constant")`` per image to float32 rounding
+(``bilinear`` below is the same sampling in plain NumPy, for reading and for the tests).
 """
 
 from __future__ import annotations
@@ -38,20 +43,37 @@ from __future__ import annotations
 import functools
 import math
 
+import cv2
 import numpy as np
 from scipy import ndimage
 
 from mlpkit.nn import matmul
 
-FLOAT_INDEX_LIMIT = 2**24  # float32 holds every integer below 2²⁴ exactly
+VARIANCE_DROPPED = 1e-7  # the share of an elastic field's variance left out with the smallest singular directions
+REMAP_LIMIT = 32767  # OpenCV's remap takes images and maps below SHRT_MAX rows and columns
+# One thread: the training step's BLAS threads already hold both cores, and a pool of OpenCV's beside them made
+# an augmented epoch 10 % slower (docs/performance.md).
+cv2.setNumThreads(1)
 
 
 @functools.lru_cache(maxsize=16)
 def smoothing_matrix(n: int, sigma: float) -> np.ndarray:
-    """(n, n) float32 G with G·u = ``gaussian_filter1d(u, sigma, mode="constant")`` for any u of length n."""
-    g = ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0, mode="constant").astype(np.float32)
+    """(n, n) float64 G with G·u = ``gaussian_filter1d(u, sigma, mode="constant")`` for any u of length n."""
+    g = ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0, mode="constant")
     g.flags.writeable = False  # cached and shared
     return g
+
+
+@functools.lru_cache(maxsize=16)
+def field_basis(n: int, sigma: float) -> np.ndarray:
+    """(n, k) float64 U_k·S_k: the leading singular directions of ``smoothing_matrix(n, sigma)``, scaled, that
+    hold all but ``VARIANCE_DROPPED`` of the variance G·u carries for iid u."""
+    u, s, _ = np.linalg.svd(smoothing_matrix(n, sigma))
+    share = np.cumsum(s**2) / np.sum(s**2)
+    k = int(np.searchsorted(share, 1 - VARIANCE_DROPPED)) + 1
+    basis = u[:, :k] * s[:k]
+    basis.flags.writeable = False
+    return basis
 
 
 def affine_matrices(h: int, w: int, angle: np.ndarray, zoom: np.ndarray, shear: np.ndarray, shift: np.ndarray
@@ -73,115 +95,191 @@ def affine_matrices(h: int, w: int, angle: np.ndarray, zoom: np.ndarray, shear: 
     return m
 
 
-def add_affine(coords: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """coords (2, B, H, W) += M·[i, j, 1] for per-image (B, 2, 3) matrices M: per axis, two broadcast sums of
-    small (B, H, 1) and (B, 1, W) terms, not a K = 3 GEMM (see ``Augmenter.coordinates``). Returns coords."""
-    _, _, h, w = coords.shape
-    m = m.astype(np.float32)[:, :, :, None, None]  # (B, 2, 3, 1, 1)
-    rows, cols = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)
-    for axis in (0, 1):
-        coords[axis] += m[:, axis, 0] * rows
-        coords[axis] += m[:, axis, 1] * cols + m[:, axis, 2]
-    return coords
-
-
 def affine_grid(h: int, w: int, angle: np.ndarray, zoom: np.ndarray, shear: np.ndarray, shift: np.ndarray
                 ) -> np.ndarray:
     """Sampling coordinates (2, B, H, W) float32, rows then columns, of the affine maps (see ``affine_matrices``)."""
     m = affine_matrices(h, w, angle, zoom, shear, shift)
-    return add_affine(np.zeros((2, len(m), h, w), np.float32), m)
+    i, j = np.arange(h, dtype=np.float64)[:, None], np.arange(w, dtype=np.float64)[None, :]
+    coords = m[:, :, 0, None, None] * i + m[:, :, 1, None, None] * j + m[:, :, 2, None, None]  # (B, 2, H, W)
+    return np.ascontiguousarray(coords.transpose(1, 0, 2, 3), dtype=np.float32)
+
+
+def bilinear(images: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Bilinear samples (B, H, W) float64 of ``images`` (B, H, W) at ``coords`` (2, B, H, W); outside reads 0.
+
+    The textbook version of what ``Augmenter.sample`` asks OpenCV for: the four neighbours of each
+    coordinate, weighted by the fractions of the way to them.
+    """
+    b, h, w = images.shape
+    padded = np.zeros((b, h + 2, w + 2))  # one ring of background: neighbours of [−1, h] × [−1, w] are inside
+    padded[:, 1:-1, 1:-1] = images
+    r = np.clip(coords[0].astype(np.float64), -1, h)
+    c = np.clip(coords[1].astype(np.float64), -1, w)
+    r0, c0 = np.floor(r), np.floor(c)
+    fr, fc = r - r0, c - c0
+    n = np.arange(b)[:, None, None]
+    top, left = r0.astype(np.intp) + 1, c0.astype(np.intp) + 1  # in the padding; r0 + 1 ≤ h + 1 is a valid row
+    bottom, right = np.minimum(top + 1, h + 1), np.minimum(left + 1, w + 1)  # at fraction 0 the weight is 0
+
+    def at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return padded[n, rows, cols]
+
+    upper = at(top, left) * (1 - fc) + at(top, right) * fc
+    lower = at(bottom, left) * (1 - fc) + at(bottom, right) * fc
+    return upper * (1 - fr) + lower * fr
+
+
+def _row_reach(m: np.ndarray, h: int, w: int) -> float:
+    """The largest row displacement |M[0]·[i, j, 1] − i| of affine maps (B, 2, 3) on an H × W grid: at a
+    corner, the map being linear."""
+    corners = np.array([[0, 0, 1], [0, w - 1, 1], [h - 1, 0, 1], [h - 1, w - 1, 1]], np.float64)
+    return float(np.abs((m[:, 0, None, :] * corners).sum(axis=-1) - corners[:, 0]).max(initial=0.0))
+
+
+def affine_reach(h: int, w: int, affine: dict | None) -> float:
+    """About the largest row displacement an ``affine`` setting can draw: the maps on a grid over its ranges
+    (rotations every 2.5°, the extremes of zoom, shear and shift)."""
+    if affine is None:
+        return 0.0
+    deg = math.pi / 180
+    rot = float(affine.get("rotate", 0.0))
+    angles = np.linspace(-rot, rot, 2 * math.ceil(rot / 2.5) + 1) * deg
+    zooms = 1 + np.array([-1.0, 0.0, 1.0]) * float(affine.get("scale", 0.0))
+    shears = np.array([-1.0, 0.0, 1.0]) * float(affine.get("shear", 0.0)) * deg
+    t = float(affine.get("translate", 0.0))
+    shifts = np.array([[a * h * t, c * w * t] for a in (-1, 1) for c in (-1, 1)])
+    grid = [(a, z, s, k) for a in angles for z in zooms for s in shears for k in range(len(shifts))]
+    a, z, s, k = (np.array(v) for v in zip(*grid))
+    return _row_reach(affine_matrices(h, w, a, z, s, shifts[k.astype(int)]), h, w)
 
 
 class Augmenter:
     """The transforms of one ``data.augment`` for (B, H, W) batches, with workspace reused between calls.
 
-    A batch of 128 MNIST images touches about 10 MB of temporaries; allocated afresh each
-    time they cost more in page faults than the arithmetic (2.5 ms against 0.8 ms for
-    ``sample``), so each batch size gets its buffers once. Not thread-safe: one
-    Augmenter per thread.
+    Not thread-safe: one Augmenter per thread.
     """
 
     def __init__(self, h: int, w: int, *, elastic: dict | None = None, affine: dict | None = None) -> None:
         self.h, self.w = h, w
         self.elastic = elastic if elastic is not None and elastic.get("alpha", 0.0) > 0 else None
         self.affine = affine
-        self.rows = np.arange(h, dtype=np.float32)[None, :, None]  # (1, H, 1)
-        self.cols = np.arange(w, dtype=np.float32)[None, None, :]  # (1, 1, W)
-        if self.elastic is not None:
-            sigma = float(self.elastic["sigma"])
-            alpha = float(self.elastic["alpha"])
-            gh, gw = smoothing_matrix(h, sigma).astype(np.float64), smoothing_matrix(w, sigma).astype(np.float64)
-            self.gh_u = (gh * (alpha * 2 / 65535)).astype(np.float32)  # see coordinates()
-            self.gwt = np.ascontiguousarray(gw.T, dtype=np.float32)
-            self.drift = (-alpha * np.outer(gh.sum(axis=1), gw.sum(axis=1))).astype(np.float32)  # G_H·1·1ᵀ·G_Wᵀ
-            ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-            self.base = np.stack([ii + self.drift, jj + self.drift]).astype(np.float32)  # (2, H, W)
+        sigma = float(self.elastic["sigma"]) if self.elastic is not None else None
+        bases = []
+        for n in (h, w):
+            elastic_part = field_basis(n, sigma) if sigma is not None else np.zeros((n, 0))
+            bases.append(np.hstack([elastic_part, np.arange(n)[:, None], np.ones((n, 1))]).astype(np.float32))
+        self.bh, self.bw = bases  # (H, KH) B_H and (W, KW) B_W
+        self.kh, self.kw = self.bh.shape[1] - 2, self.bw.shape[1] - 2  # elastic directions per axis
+        # The largest elastic displacement any draw can make: |B_H·Z·B_Wᵀ| ≤ α·Σ_p|B_H[i, p]|·Σ_q|B_W[j, q]|.
+        self.elastic_reach = 0.0 if self.elastic is None else float(self.elastic["alpha"]) * float(
+            np.abs(self.bh[:, : self.kh]).sum(axis=1).max() * np.abs(self.bw[:, : self.kw]).sum(axis=1).max())
         self._work: dict[int, dict[str, np.ndarray]] = {}
+        # Rows of background between neighbouring images in the tall image: past the farthest any draw of these
+        # settings reaches. Fixed from the settings alone, so that the images of a step do not depend on what
+        # was drawn before (a resumed run gets the same bytes).
+        self._gap = math.ceil(self.elastic_reach + affine_reach(h, w, affine)) + 2
+        self._background = np.nan  # the value the gaps hold now
 
     def _buffers(self, b: int) -> dict[str, np.ndarray]:
         work = self._work.get(b)
         if work is None:
             h, w, f32 = self.h, self.w, np.float32
-            self._work.clear()  # one batch size at a time: the workspace is ~50 floats per pixel
+            kh, kw = self.kh + 2, self.kw + 2
+            self._work.clear()  # one batch size at a time
             work = self._work[b] = {
-                "coords": np.empty((2, b, h, w), f32), "noise": np.empty((h, 2 * b * w), f32),
-                "smooth": np.empty((h, 2 * b * w), f32), "field": np.empty((h * 2 * b, w), f32),
-                # One ring of background above and left of every image, two below and right: the four
-                # neighbours of any coordinate clipped to [−1, h] × [−1, w] are then inside the padding.
-                "padded": np.zeros((b, h + 3, w + 3), f32),
-                "r0": np.empty((b, h, w), f32), "c0": np.empty((b, h, w), f32),
-                "fr": np.empty((b, h, w), f32), "fc": np.empty((b, h, w), f32),
-                "idx": np.empty((b, h, w), np.intp), "top": np.empty((b, h, w), f32),
-                "right": np.empty((b, h, w), f32), "bottom": np.empty((b, h, w), f32),
-                # Where pixel (0, 0) of each image lies in the flattened padding.
-                "offset": (np.arange(b, dtype=np.float64) * ((h + 3) * (w + 3)) + (w + 3) + 1)[:, None, None],
+                # Per axis a and image k a (KH, KW) coefficient matrix, laid out (KH, KW, 2, B) so that both GEMMs
+                # read it as is and write (2, B, H, W); entries outside the elastic block and the three affine
+                # corners stay 0.
+                "coef": np.zeros((kh, kw, 2, b), f32),
+                "half": np.empty((kw * 2 * b, h), f32),  # (B_H·C)ᵀ per axis and image, laid out (KW, 2, B, H)
+                "coords": np.empty((2, b, h, w), f32),
+                "tall": self._tall(b),
             }
+            self._background = np.nan
         return work
+
+    def _tall(self, b: int) -> np.ndarray:
+        """The batch stacked into one (G + B·(H + G), W) image, image k at row G + k·(H + G): bilinear samples
+        of one image never reach the next as long as they stay within G − 1 rows of it."""
+        return np.empty((self._gap + b * (self.h + self._gap), self.w), np.float32)
+
+    def _row_offsets(self, b: int) -> np.ndarray:
+        return self._gap + np.arange(b) * (self.h + self._gap)
 
     def coordinates(self, b: int, rng: np.random.Generator) -> np.ndarray:
         """Sampling coordinates (2, B, H, W) float32 for B images: identity plus the transforms (the
         workspace's array, valid until the next call)."""
-        h, w, work = self.h, self.w, self._buffers(b)
-        coords = work["coords"]
+        return self._coordinates(b, rng, tall=False)[0]
+
+    def _coordinates(self, b: int, rng: np.random.Generator, *, tall: bool) -> tuple[np.ndarray, bool]:
+        """Coordinates (2, B, H, W), and whether their rows are the tall image's: asked for with ``tall``,
+        and every sample of the draw within ``_gap`` − 1 rows of its image."""
+        h, w, kh, kw = self.h, self.w, self.kh, self.kw
+        work = self._buffers(b)
+        coef = work["coef"]
+        m = np.zeros((b, 2, 3))  # the affine part, the identity unless an affine map is drawn
+        m[:, 0, 0] = m[:, 1, 1] = 1
         el = self.elastic
-        if el is None:
-            coords[0] = self.rows  # the identity, (1, H, 1) and (1, 1, W) broadcast
-            coords[1] = self.cols
-        else:
+        if el is not None:
             on = rng.random(b) < el.get("p", 1.0)
-            # Uniform noise in [−1, 1] on a grid of 2¹⁶ levels: v = u·2/65535 − 1 for 16-bit integers u, four from
-            # each raw 64-bit draw (a third of the cost of float32 uniforms). The map v(u) is folded into fixed
-            # arrays: α·G_H·v·G_Wᵀ = (α·2/65535·G_H)·u·G_Wᵀ − α·G_H·1·1ᵀ·G_Wᵀ, ``gh_u`` and ``drift``.
-            # The noise is (H, 2·B·W), so that each smoothing pass is one GEMM over all images (half the time of
-            # a 28 × 28 product per image); the transpose back to (2, B, H, W) rides on the next addition.
-            # Through SciPy's BLAS, like the training step: with np.matmul (NumPy's own OpenBLAS, whose threads
-            # fight SciPy's; see mlpkit/nn/_kernels.py) an epoch took 4.4 s instead of 1.7 s.
-            noise = work["noise"]
-            raw = rng.bit_generator.random_raw(-(-noise.size // 4)).view(np.uint16)
-            np.copyto(noise, raw[: noise.size].reshape(noise.shape), casting="unsafe")
-            smooth = matmul(self.gh_u, noise, out=work["smooth"])  # along rows: (H, H) @ (H, 2BW)
-            field = matmul(smooth.reshape(h * 2 * b, w), self.gwt, out=work["field"])  # along columns
-            field = field.reshape(h, 2, b, w).transpose(1, 2, 0, 3)  # (2, B, H, W) view
-            if on.all():
-                np.add(field, self.base[:, None], out=coords)  # + identity − drift, (2, 1, H, W)
-            else:
-                np.add(field, self.drift, out=coords)
-                coords *= on[:, None, None]  # 0 where the transform is off for that image
-                coords[0] += self.rows
-                coords[1] += self.cols
+            # Z uniform in [−1, 1] on a grid of 2¹⁶ levels: α·(u·2/65535 − 1) for 16-bit integers u, four from
+            # each raw 64-bit draw (a third of the cost of float32 uniforms).
+            block = coef[:kh, :kw]
+            raw = rng.bit_generator.random_raw(-(-block.size // 4)).view(np.uint16)[: block.size]
+            alpha = float(el["alpha"])
+            np.multiply(raw.reshape(block.shape), np.float32(alpha * 2 / 65535), out=block, casting="unsafe")
+            block -= np.float32(alpha)
+            if not on.all():
+                block *= on.astype(np.float32)  # (B,) broadcast over (KH, KW, 2, B)
         affine = self.affine
-        if affine is None:
-            return coords
-        on = rng.random(b) < affine.get("p", 1.0)
-        deg = math.pi / 180
-        angle = rng.uniform(-1, 1, b) * affine.get("rotate", 0.0) * deg * on
-        zoom = 1 + rng.uniform(-1, 1, b) * affine.get("scale", 0.0) * on
-        shear = rng.uniform(-1, 1, b) * affine.get("shear", 0.0) * deg * on
-        shift = rng.uniform(-1, 1, (b, 2)) * affine.get("translate", 0.0) * np.array([h, w]) * on[:, None]
-        m = affine_matrices(h, w, angle, zoom, shear, shift)
-        m[:, 0, 0] -= 1  # the identity is in coords already: add (M − I)·[i, j, 1]
-        m[:, 1, 1] -= 1
-        return add_affine(coords, m)
+        if affine is not None:
+            on = rng.random(b) < affine.get("p", 1.0)
+            deg = math.pi / 180
+            angle = rng.uniform(-1, 1, b) * affine.get("rotate", 0.0) * deg * on
+            zoom = 1 + rng.uniform(-1, 1, b) * affine.get("scale", 0.0) * on
+            shear = rng.uniform(-1, 1, b) * affine.get("shear", 0.0) * deg * on
+            shift = rng.uniform(-1, 1, (b, 2)) * affine.get("translate", 0.0) * np.array([h, w]) * on[:, None]
+            m = affine_matrices(h, w, angle, zoom, shear, shift)
+        if tall:
+            # How far a row coordinate can stray from its own: the elastic bound plus the affine map's largest
+            # row displacement, which for a linear map is at a corner.
+            tall = self.elastic_reach + _row_reach(m, h, w) + 2 <= self._gap
+            if tall:
+                m[:, 0, 2] += self._row_offsets(b)  # whole numbers: exact
+        # coordinate = M[0]·i + M[1]·j + M[2]: B_H's index column times B_W's ones, and so on.
+        coef[kh, kw + 1] = m[:, :, 0].T
+        coef[kh + 1, kw] = m[:, :, 1].T
+        coef[kh + 1, kw + 1] = m[:, :, 2].T
+        # Two GEMMs through SciPy's BLAS, like the training step (see mlpkit/nn/_kernels.py), each reading its
+        # left operand transposed: (C per axis and image)ᵀ·B_Hᵀ, then (that)ᵀ·B_Wᵀ.
+        half = matmul(coef.reshape(kh + 2, -1).T, self.bh.T, out=work["half"])  # (KW·2·B, KH) @ (KH, H)
+        coords = work["coords"]
+        matmul(half.reshape(kw + 2, -1).T, self.bw.T, out=coords.reshape(-1, w))  # (2·B·H, KW) @ (KW, W)
+        return coords, tall
+
+    def _fill(self, work: dict[str, np.ndarray], images: np.ndarray, scale: float, shift: float) -> np.ndarray:
+        """The tall image of ``images`` in the model's units, its gaps holding the background."""
+        b, h, w = images.shape
+        tall = work["tall"]
+        if self._background != shift:  # NaN at first: never equal
+            tall.fill(shift)
+            self._background = shift
+        inner = tall[self._gap :].reshape(b, h + self._gap, w)[:, :h]
+        np.multiply(images, np.float32(scale), out=inner, casting="unsafe")
+        if shift:
+            inner += np.float32(shift)
+        return tall
+
+    @staticmethod
+    def _remap(tall: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.ndarray, shift: float) -> np.ndarray:
+        """Bilinear samples of ``tall`` at the (B, H, W) maps, into ``out``; outside reads ``shift``."""
+        b, h, w = rows.shape
+        cv2.remap(tall, cols.reshape(b * h, w), rows.reshape(b * h, w), cv2.INTER_LINEAR, dst=out.reshape(b * h, w),
+                  borderMode=cv2.BORDER_CONSTANT, borderValue=float(shift))
+        return out
+
+    def _fits_opencv(self, b: int) -> bool:
+        return self.w < REMAP_LIMIT and self._gap + b * (self.h + self._gap) < REMAP_LIMIT and b * self.h < REMAP_LIMIT
 
     def sample(self, images: np.ndarray, coords: np.ndarray, out: np.ndarray | None = None, *,
                scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
@@ -193,54 +291,29 @@ class Augmenter:
         extra cost: interpolation weights sum to 1, so interpolating converted values is the same.
         """
         b, h, w = images.shape
-        work = self._buffers(b)
-        padded = work["padded"]
-        padded.fill(shift)  # the background, converted
-        inner = padded[:, 1 : h + 1, 1 : w + 1]
-        np.multiply(images, np.float32(scale), out=inner, casting="unsafe")
-        if shift:
-            inner += np.float32(shift)
-        r0, c0, fr, fc, idx = work["r0"], work["c0"], work["fr"], work["fc"], work["idx"]
-        np.clip(coords[0], -1, h, out=fr)  # beyond the ring every sample reads background anyway
-        np.clip(coords[1], -1, w, out=fc)
-        np.floor(fr, out=r0)  # the top-left neighbour, in [−1, h]
-        np.floor(fc, out=c0)
-        fr -= r0  # the fractions, in [0, 1)
-        fc -= c0
-        if padded.size < FLOAT_INDEX_LIMIT:  # its index in the flattened padding, in float32 while exact
-            r0 *= w + 3
-            r0 += c0
-            r0 += work["offset"]
-            np.copyto(idx, r0, casting="unsafe")
-        else:  # huge images: integer arithmetic
-            np.copyto(idx, r0, casting="unsafe")
-            idx *= w + 3
-            idx += c0.astype(np.intp)
-            idx += work["offset"].astype(np.intp)
-        flat, top, right, bottom = padded.ravel(), work["top"], work["right"], work["bottom"]
-        flat.take(idx, out=top)  # the four neighbours: one index array into shifted views
-        flat[1:].take(idx, out=right)
-        right -= top
-        right *= fc
-        top += right  # the upper row, interpolated along columns
-        flat[w + 3 :].take(idx, out=bottom)
-        flat[w + 4 :].take(idx, out=right)
-        right -= bottom
-        right *= fc
-        bottom += right
-        bottom -= top
-        bottom *= fr
         out = np.empty((b, h, w), np.float32) if out is None else out
-        np.add(top, bottom, out=out)  # then along rows
-        # A convex combination stays in range, but rounding can step a hair past it; uint8-safe afterwards.
-        bounds = np.array([min(float(images.min(initial=0)), 0.0), float(images.max(initial=0))]) * scale + shift
-        return np.clip(out, bounds.min(), bounds.max(), out=out)
+        if not self._fits_opencv(b):  # beyond OpenCV's sizes: the plain version
+            np.multiply(bilinear(images, coords), scale, out=out, casting="unsafe")
+            out += np.float32(shift)
+            return out
+        tall = self._fill(self._buffers(b), images, scale, shift)
+        # Rows clipped to [−1, h], beyond which every sample reads background anyway, so that none reaches into
+        # the next image; columns outside [0, w) read OpenCV's border, the same background.
+        rows = np.clip(coords[0], -1, h).astype(np.float32)
+        rows += self._row_offsets(b)[:, None, None].astype(np.float32)
+        return self._remap(tall, rows, np.ascontiguousarray(coords[1], dtype=np.float32), out, shift)
 
     def __call__(self, images: np.ndarray, rng: np.random.Generator, out: np.ndarray | None = None, *,
                  scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
-        """A randomly transformed copy of ``images`` (B, H, W), float32 in the input's value range (times
-        ``scale``, plus ``shift``)."""
-        return self.sample(images, self.coordinates(len(images), rng), out, scale=scale, shift=shift)
+        """A randomly transformed copy of ``images`` (B, H, W), float32: bilinear samples of ``images ·
+        scale + shift`` (the model's units), in that range to float32 rounding."""
+        b = len(images)
+        coords, stacked = self._coordinates(b, rng, tall=self._fits_opencv(b))
+        if not stacked:  # too large for OpenCV, or a draw reaching past the gaps: clipped first
+            return self.sample(images, coords, out, scale=scale, shift=shift)
+        out = np.empty(images.shape, np.float32) if out is None else out
+        tall = self._fill(self._work[b], images, scale, shift)
+        return self._remap(tall, coords[0], coords[1], out, shift)
 
 
 def sample(images: np.ndarray, coords: np.ndarray) -> np.ndarray:
@@ -250,5 +323,7 @@ def sample(images: np.ndarray, coords: np.ndarray) -> np.ndarray:
 
 def augment(images: np.ndarray, rng: np.random.Generator, *, elastic: dict | None = None,
             affine: dict | None = None) -> np.ndarray:
-    """A randomly transformed copy of ``images`` (B, H, W), float32 in the input's value range."""
-    return Augmenter(*images.shape[1:], elastic=elastic, affine=affine)(images, rng)
+    """A randomly transformed copy of ``images`` (B, H, W), float32 in the input's value range (clipped to it:
+    rounding can step a hair past, and a picture made of it must not wrap around)."""
+    out = Augmenter(*images.shape[1:], elastic=elastic, affine=affine)(images, rng)
+    return np.clip(out, min(float(images.min(initial=0)), 0.0), float(images.max(initial=0)), out=out)

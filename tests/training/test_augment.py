@@ -71,22 +71,55 @@ def test_the_smoothing_matrices_are_scipys_gaussian_filter():
     np.testing.assert_allclose(gh.astype(np.float64) @ u @ gw.T.astype(np.float64), ref, atol=1e-6)
 
 
-def test_an_elastic_field_is_smoothed_noise_scaled_by_alpha():
-    # The displacement of an elastic-only augmenter is alpha × the smoothed uniform noise drawn from the generator.
+def test_an_elastic_field_is_alpha_times_the_basis_around_uniform_coefficients():
+    # The displacement of an elastic-only augmenter is α·B_H·Z·B_Wᵀ with Z uniform in [−1, 1], drawn from the
+    # generator after the per-image "applies" draw, as 16-bit integers laid out (KH, KW, 2, B).
     aug = augment.Augmenter(10, 12, elastic={"alpha": 3.0, "sigma": 2.0})
     coords = aug.coordinates(4, np.random.default_rng(6)).copy()
     rng = np.random.default_rng(6)
-    rng.random(4)  # the per-image "applies" draw
-    raw = rng.bit_generator.random_raw(2 * 4 * 10 * 12 // 4).view(np.uint16).reshape(10, 2 * 4 * 12)
-    noise = raw * (2 / 65535) - 1  # uniform in [−1, 1]
-    noise = noise.reshape(10, 2, 4, 12).transpose(1, 2, 0, 3)  # drawn as (H, 2, B, W)
+    rng.random(4)
+    kh, kw = aug.kh, aug.kw
+    raw = rng.bit_generator.random_raw(-(-kh * kw * 8 // 4)).view(np.uint16)[: kh * kw * 8]
+    z = (raw * (2 / 65535) - 1).reshape(kh, kw, 2, 4)
+    bh, bw = augment.field_basis(10, 2.0), augment.field_basis(12, 2.0)
+    field = 3.0 * np.einsum("ip,pqab,jq->abij", bh, z, bw)
+    identity = augment.affine_grid(10, 12, np.zeros(4), np.ones(4), np.zeros(4), np.zeros((4, 2)))
+    np.testing.assert_allclose(coords - identity, field, atol=2e-5)
+    assert np.abs(field).max() > 0.1 and z.min() >= -1 and z.max() <= 1
+
+
+@pytest.mark.parametrize("n,sigma", [(28, 4.0), (28, 6.0), (10, 2.0), (12, 1.0), (31, 0.5)])
+def test_the_basis_gives_simards_covariance(n, sigma):
+    # Simard's field α·G·N·Gᵀ (N iid uniform) has covariance α²/3·(G·Gᵀ ⊗ G·Gᵀ); the basis's α·B·Z·Bᵀ has
+    # α²/3·(B·Bᵀ ⊗ B·Bᵀ). B·Bᵀ = G·Gᵀ up to the dropped share of the variance.
+    g = augment.smoothing_matrix(n, sigma)
+    basis = augment.field_basis(n, sigma)
+    ggt, bbt = g @ g.T, basis @ basis.T
+    assert np.abs(bbt - ggt).max() <= 1e-3 * np.abs(ggt).max()
+    assert np.trace(ggt - bbt) <= augment.VARIANCE_DROPPED * np.trace(ggt) * (1 + 1e-9)
+    if (n, sigma) == (28, 4.0):
+        assert basis.shape[1] == 10  # Simard's σ on MNIST: 10 directions per axis instead of 28
+
+
+def test_drawn_fields_have_the_variance_of_smoothed_uniform_noise():
+    # Empirically, over 4,000 fields: per-pixel variance of mlpkit's fields and of gaussian_filter on uniform
+    # noise (Simard's recipe, drawn here independently) both match α²/3·(G·Gᵀ)ᵢᵢ·(G·Gᵀ)ⱼⱼ within sampling error.
     from scipy import ndimage
 
-    field = ndimage.gaussian_filter(noise.astype(np.float64), (0, 0, 2.0, 2.0), mode="constant") * 3.0
-    identity = augment.affine_grid(10, 12, np.zeros(4), np.ones(4), np.zeros(4), np.zeros((4, 2)))
-    np.testing.assert_allclose(coords - identity, field, atol=1e-5)
-    assert np.abs(field).max() > 0.1
-    assert noise.min() >= -1 and noise.max() <= 1 and abs(noise.mean()) < 0.1
+    alpha, sigma, n, draws = 34.0, 4.0, 28, 2000
+    aug = augment.Augmenter(n, n, elastic={"alpha": alpha, "sigma": sigma})
+    coords = aug.coordinates(draws, np.random.default_rng(0))
+    ours = (coords[0] - np.arange(n)[:, None]).astype(np.float64)  # (draws, n, n), rows' displacement
+    ours = np.concatenate([ours, (coords[1] - np.arange(n)).astype(np.float64)])
+    noise = np.random.default_rng(1).uniform(-1, 1, (2 * draws, n, n))
+    simard = alpha * ndimage.gaussian_filter(noise, (0, sigma, sigma), mode="constant")
+    g = augment.smoothing_matrix(n, sigma)
+    d = np.diag(g @ g.T)
+    theory = alpha**2 / 3 * np.outer(d, d)
+    for fields in (ours, simard):
+        ratio = fields.var(axis=0) / theory
+        assert ratio.min() > 0.9 and ratio.max() < 1.1 and abs(ratio.mean() - 1) < 0.01
+        assert abs(fields.mean()) < 0.02 * np.sqrt(theory.mean())
 
 
 def test_elastic_with_p_below_one_leaves_the_other_images_untouched():
@@ -273,11 +306,50 @@ def test_a_batch_larger_than_a_unit_is_augmented_in_slices_with_one_generator(mo
     np.testing.assert_array_equal(feed.get(2), ref)
 
 
-def test_past_float32_exact_integers_the_sampler_indexes_with_integers(monkeypatch):
-    # A float32 index is exact below 2^24 padded pixels (e.g. 17,000 MNIST images at once); past that the
-    # sampler computes it in integers, with the same result.
+def test_the_plain_numpy_sampler_is_scipys_bilinear_interpolation():
+    from scipy import ndimage
+
+    x = _images(5, 9, 11).astype(np.float64)
+    coords = np.random.default_rng(9).uniform(-4, 14, (2, 5, 9, 11))
+    coords[:, :, 0, :3] = [[-1.0, 3.0, 9.0]]  # on the edges of the clipped range: whole numbers, exactly
+    batch = np.broadcast_to(np.arange(5.0)[:, None, None], (5, 9, 11))
+    ref = ndimage.map_coordinates(x, np.stack([batch, *coords]), order=1, mode="grid-constant")
+    np.testing.assert_allclose(augment.bilinear(x, coords), ref, atol=1e-12)
+
+
+def test_beyond_opencvs_sizes_the_plain_sampler_gives_the_same_images(monkeypatch):
     x = _images(7, 9, 11)
     coords = np.random.default_rng(8).uniform(-3, 13, (2, 7, 9, 11)).astype(np.float32)
-    floats = augment.sample(x, coords)
-    monkeypatch.setattr(augment, "FLOAT_INDEX_LIMIT", 0)
-    np.testing.assert_array_equal(augment.sample(x, coords), floats)
+    fast = augment.sample(x, coords)
+    calls = []
+    bilinear = augment.bilinear
+    monkeypatch.setattr(augment, "bilinear", lambda *a: calls.append(1) or bilinear(*a))
+    monkeypatch.setattr(augment, "REMAP_LIMIT", 20)  # 7 images of 9 rows do not fit
+    np.testing.assert_allclose(augment.sample(x, coords), fast, atol=1e-4)
+    aug, again = augment.Augmenter(9, 11, **AUG), augment.Augmenter(9, 11, **AUG)
+    slow = aug(x, np.random.default_rng(2), scale=0.5, shift=-1)
+    monkeypatch.setattr(augment, "REMAP_LIMIT", 32767)
+    np.testing.assert_allclose(again(x, np.random.default_rng(2), scale=0.5, shift=-1), slow, atol=1e-4)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("settings", [
+    AUG,
+    {"elastic": {"alpha": 34.0, "sigma": 4.0}},
+    {"affine": {"rotate": 180, "scale": 0.5, "shear": 45, "translate": 0.5}},  # far-reaching: the gaps widen
+    {"elastic": {"alpha": 300.0, "sigma": 2.0, "p": 0.5}, "affine": {"rotate": 90, "p": 0.5}},
+])
+def test_the_stacked_fast_path_equals_sampling_each_image_alone(settings):
+    # __call__ stacks the batch into one tall image with the row offsets folded into the coordinates; each
+    # output must still be its own image sampled at its own coordinates, never a neighbour's pixels.
+    x = np.random.default_rng(3).integers(1, 256, (33, 12, 10)).astype(np.uint8)  # no background inside
+    aug = augment.Augmenter(12, 10, **settings)
+    for _ in range(3):
+        state = np.random.default_rng(5)
+        fast = aug(x, state, scale=1 / 255, shift=-0.5)
+        coords = augment.Augmenter(12, 10, **settings).coordinates(33, np.random.default_rng(5))
+        ref = np.stack([augment.bilinear(x[k : k + 1], coords[:, k : k + 1])[0] for k in range(33)]) / 255 - 0.5
+        # Rows in the tall image run to 33·(12 + gap): float32 holds them to half a spacing there, and these
+        # images change by up to 1 per pixel; a neighbour's pixel would be off by ~0.3.
+        last_row = np.float32(aug._gap + 33 * (12 + aug._gap))
+        np.testing.assert_allclose(fast, ref, atol=2 * float(np.spacing(last_row)))
