@@ -8,7 +8,9 @@ training split with the config's augmentation, and one epoch with ``data.augment
 removed, alternating, ``--reps`` times each; the epoch is ``Trainer.train_epoch``
 (training steps, the worker thread, and the end-of-epoch evaluation both runs share).
 ``--affine`` adds random affine maps (rotate 10°, scale 0.1, shear 5°, translate 0.1) to the
-config's elastic distortions. Also reports the transforms alone, one trainer unit at a time: µs per image.
+config's elastic distortions. Also reports the transforms alone, one trainer unit at a time: µs per image,
+split into the coordinates (noise, affine draws and the two GEMMs), filling the stacked image, and
+OpenCV's remap; and the time the augmented epoch spent making its units.
 """
 
 from __future__ import annotations
@@ -36,10 +38,34 @@ from mlpkit.training.trainer import Trainer
 AFFINE = {"rotate": 10.0, "scale": 0.1, "shear": 5.0, "translate": 0.1}
 
 
+MAKING = [0.0]  # seconds spent making augmented units (pipeline.AugmentedBatches._make)
+_make = pipeline.AugmentedBatches._make
+
+
+def _timed_make(self, u: int) -> None:
+    t0 = time.perf_counter()
+    _make(self, u)
+    MAKING[0] += time.perf_counter() - t0
+
+
+pipeline.AugmentedBatches._make = _timed_make  # type: ignore[method-assign]
+
+
 def epoch_seconds(trainer: Trainer) -> float:
     t0 = time.perf_counter()
     trainer.train_epoch()
     return time.perf_counter() - t0
+
+
+def per_image_us(fn, n_images: int, reps: int = 200) -> float:
+    """The fastest of 5 rounds of ``reps`` calls, µs per image."""
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / reps / n_images * 1e6)
+    return best
 
 
 def main() -> None:
@@ -61,8 +87,11 @@ def main() -> None:
     with_aug, without = Trainer(config_from_dict(base), data), Trainer(config_from_dict(plain), data)
     epoch_seconds(with_aug), epoch_seconds(without)  # warm-up: caches, BLAS threads, page faults
     times: dict[str, list[float]] = {"augmented": [], "plain": []}
+    making = []
     for _ in range(args.reps):
+        MAKING[0] = 0.0
         times["augmented"].append(epoch_seconds(with_aug))
+        making.append(MAKING[0])
         times["plain"].append(epoch_seconds(without))
 
     aug = with_aug.cfg.data.augment
@@ -70,11 +99,16 @@ def main() -> None:
                           affine=dataclasses.asdict(aug.affine) if aug.affine else None)
     images = data.x_train[: pipeline.UNIT_PIXELS // 784].reshape(-1, 28, 28)  # one unit, as the trainer makes them
     rng = np.random.default_rng(0)
-    augmenter(images, rng)
-    t0 = time.perf_counter()
-    for _ in range(200):
-        augmenter(images, rng)
-    per_image = (time.perf_counter() - t0) / 200 / len(images) * 1e6
+    scale, shift = float(data.scale), float(data.shift)
+    out = np.empty(images.shape, np.float32)
+    augmenter(images, rng, out, scale=scale, shift=shift)
+    b = len(images)
+    per_image = per_image_us(lambda: augmenter(images, rng, out, scale=scale, shift=shift), b)
+    coords, stacked = augmenter._coordinates(b, rng, tall=True)
+    work = augmenter._work[b]
+    parts = {"coordinates": per_image_us(lambda: augmenter._coordinates(b, rng, tall=True), b),
+             "fill": per_image_us(lambda: augmenter._fill(work, images, scale, shift), b),
+             "remap": per_image_us(lambda: augmenter._remap(work["tall"], coords[0], coords[1], out, shift), b)}
 
     a, p = statistics.median(times["augmented"]), statistics.median(times["plain"])
     hidden = "-".join(str(layer.get("linear")) for layer in base["model"]["layers"] if isinstance(layer, dict)
@@ -83,7 +117,9 @@ def main() -> None:
           f"augment {base['data']['augment']}")
     print(f"epoch without augmentation: {p:.2f} s (runs: {', '.join(f'{t:.2f}' for t in times['plain'])})")
     print(f"epoch with augmentation:    {a:.2f} s (runs: {', '.join(f'{t:.2f}' for t in times['augmented'])})")
-    print(f"ratio: {a / p:.2f}x   the transforms alone, {len(images)} images at a time: {per_image:.1f} us per image")
+    print(f"ratio: {a / p:.2f}x   making the augmented units: {statistics.median(making):.2f} s of the augmented epoch")
+    print(f"the transforms alone, {len(images)} images at a time: {per_image:.1f} us per image ("
+          + ", ".join(f"{k} {v:.1f}" for k, v in parts.items()) + f"; stacked: {stacked})")
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
   for configs/vanishing-sigmoid.yaml and its ReLU twin (trained here, inspect-grads style).
 - docs/figures/learning-curves.png: accuracy per epoch of the reproductions, read from
   the run folders scripts/reproduce.py leaves in runs/reproduce/ (the long elastic run apart).
-- docs/figures/simard-2003-elastic.png: test error against wall time of the elastic-distortion
-  reproduction, from runs/reproduce/simard-2003-elastic/test_curve.json.
+- docs/figures/<name>.png for each of RECORDS: test error against wall time of those reproductions,
+  from docs/curves/<name>.json (scripts/reproduce.py writes it).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def grad_norms(src: api.DataSource, epochs: int) -> Path:
 
 def learning_curves() -> Path | None:
     plt = require_matplotlib()
-    runs = sorted(p for p in (ROOT / "runs" / "reproduce").glob("*/metrics.jsonl") if p.parent.name != ELASTIC)
+    runs = sorted(p for p in (ROOT / "runs" / "reproduce").glob("*/metrics.jsonl") if p.parent.name not in RECORDS)
     if not runs:
         print("no runs in runs/reproduce/; run scripts/reproduce.py first", file=sys.stderr)
         return None
@@ -79,28 +79,39 @@ def learning_curves() -> Path | None:
 
 
 ELASTIC = "simard-2003-elastic"
+# Reproductions drawn as test error against wall time: name -> (title, published bar, its label).
+RECORDS = {
+    ELASTIC: ("784-800-10 sigmoid, elastic distortions (α = 34, σ = 4)", 0.70, "Simard et al. 2003: 0.70 %"),
+    "simard-2003-elastic-10min": ("The ten-minute recipe (configs/reproduce/simard-2003-elastic-10min.yaml)", 0.70,
+                                  "Simard et al. 2003: 0.70 %"),
+}
 
 
-def elastic_curve() -> Path | None:
+def record_curve(name: str) -> Path | None:
+    """docs/figures/<name>.png from docs/curves/<name>.json (or the run's test_curve.json)."""
     plt = require_matplotlib()
-    path = ROOT / "runs" / "reproduce" / ELASTIC / "test_curve.json"
-    if not path.is_file():
-        print(f"no {path}; run scripts/reproduce.py {ELASTIC} first", file=sys.stderr)
+    title, bar, label = RECORDS[name]
+    path = ROOT / "docs" / "curves" / f"{name}.json"
+    if path.is_file():
+        curve = json.loads(path.read_text())["curve"]
+    elif (ROOT / "runs" / "reproduce" / name / "test_curve.json").is_file():
+        curve = json.loads((ROOT / "runs" / "reproduce" / name / "test_curve.json").read_text())
+    else:
+        print(f"no {path}; run scripts/reproduce.py {name} first", file=sys.stderr)
         return None
-    curve = json.loads(path.read_text())
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     minutes = [c["minutes"] for c in curve]
     ax.plot(minutes, [c["test_error"] for c in curve], lw=0.8, label="test error (scored after every epoch)")
     if curve[0].get("val_error") is not None:
         ax.plot(minutes, [c["val_error"] for c in curve], lw=0.8, alpha=0.6, label="validation error")
-    ax.axhline(0.70, color="k", ls="--", lw=0.8, label="Simard et al. 2003: 0.70 %")
+    ax.axhline(bar, color="k", ls="--", lw=0.8, label=label)
     ax.set_yscale("log")
     ax.set_xlabel(f"wall time, minutes (2 cores); {len(curve)} epochs")
     ax.set_ylabel("error, %")
-    ax.set_title("784-800-10 sigmoid, elastic distortions (α = 34, σ = 4)", fontsize=10)
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    out = OUT / f"{ELASTIC}.png"
+    out = OUT / f"{name}.png"
     save_figure(fig, out)
     plt.close(fig)
     return out
@@ -110,15 +121,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--epochs", type=int, default=5, help="training epochs for the gradient-norm figure")
-    ap.add_argument("--only", choices=["grad-norms", "learning-curves", "elastic"])
+    ap.add_argument("--only", choices=["grad-norms", "learning-curves", *RECORDS])
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "grad-norms"):
         print(grad_norms(api.DataSource(args.data_dir), args.epochs))
     if args.only in (None, "learning-curves"):
         print(learning_curves())
-    if args.only in (None, "elastic"):
-        print(elastic_curve())
+    for name in RECORDS:
+        if args.only in (None, name):
+            print(record_curve(name))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Reproduce published MNIST results from the configs in configs/reproduce/.
 
     python scripts/reproduce.py all --data-dir ../shared/data/mnist
-    python scripts/reproduce.py nielsen-ch3 [nielsen-ch5 simard-2003 srivastava-2014]
+    python scripts/reproduce.py NAME [NAME ...]     (names: see RUNNERS below, or --help)
 
 Each reproduction trains (or, for Nielsen ch. 5, measures at initialization) the
 shipped config with mlpkit's own trainer on this machine, compares the result
@@ -36,6 +36,7 @@ CONFIGS = ROOT / "configs" / "reproduce"
 RESULTS = ROOT / "docs" / "results.md"
 STATE = ROOT / "docs" / "results.json"
 RUNS = ROOT / "runs" / "reproduce"
+CURVES = ROOT / "docs" / "curves"
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,9 @@ def srivastava(src: api.DataSource) -> list[Row]:
 
 def _train_with_test_curve(name: str, source: api.DataSource) -> tuple[float, float, list[dict]]:
     """Train like ``_train``, also scoring the test split after every epoch (reported, never used to choose
-    anything); the curve goes to runs/reproduce/<name>/test_curve.json. Returns the final test accuracy, the
-    wall seconds of the run (the per-epoch test scoring excluded), and the curve."""
+    anything); the curve goes to runs/reproduce/<name>/test_curve.json and docs/curves/<name>.json. Returns the
+    final test accuracy, the wall seconds of the run (data loading and the final score included, the per-epoch
+    test scoring excluded), and the curve."""
     out = RUNS / name
     start = time.perf_counter()
     trainer = api.prepare(CONFIGS / f"{name}.yaml", (), source)
@@ -145,35 +147,55 @@ def _train_with_test_curve(name: str, source: api.DataSource) -> tuple[float, fl
         (out / "test_curve.json").write_text(json.dumps(curve) + "\n")
 
     result = api.train_run(trainer, RunWriter(out, trainer.cfg, force=True), on_epoch=on_epoch)
-    return result.test.accuracy, time.perf_counter() - start - scoring, curve
+    seconds = time.perf_counter() - start - scoring
+    CURVES.mkdir(parents=True, exist_ok=True)
+    (CURVES / f"{name}.json").write_text(json.dumps({"wall_minutes": seconds / 60, "curve": [
+        {k: round(v, 4) if isinstance(v, float) else v for k, v in c.items()} for c in curve]}) + "\n")
+    return result.test.accuracy, seconds, curve
 
 
-def _milestones(curve: list[dict]) -> str:
-    """The test error reached at 10, 20, 30, 60 and 90 minutes into the run, as far as it lasted."""
+def _milestones(curve: list[dict], marks: tuple[int, ...] = (10, 20, 30, 60, 90)) -> str:
+    """The test error reached at the given minutes into the run, as far as it lasted."""
     parts = []
-    for minutes in (10, 20, 30, 60, 90):
+    for minutes in marks:
         done = [c for c in curve if c["minutes"] <= minutes]
         if done and done[-1] is not curve[-1]:
             parts.append(f"{done[-1]['test_error']:.2f} % at {minutes} min (epoch {done[-1]['epoch']})")
     return "; ".join(parts + [f"{curve[-1]['test_error']:.2f} % when it finished, at {curve[-1]['minutes']:.1f} min"])
 
 
-def simard_elastic(src: api.DataSource) -> list[Row]:
-    name = "simard-2003-elastic"
+def _curve_row(name: str, source_text: str, published: str, bar_err: float, src: api.DataSource, *,
+               minutes: float | None = None, marks: tuple[int, ...] = (10, 20, 30, 60, 90), note: str = "") -> Row:
+    """A reproduction scored by its final test error (and, with ``minutes``, its wall time), with the curve."""
     acc, seconds, curve = _train_with_test_curve(name, src)
     err = 100 * (1 - acc)
     best = min(curve, key=lambda c: c["test_error"])
-    note = (f"test error during the run (scored after every epoch, never used to choose anything): "
-            f"{_milestones(curve)}; lowest {best['test_error']:.2f} % at epoch {best['epoch']}. Curve: "
-            f"runs/reproduce/{name}/test_curve.json, figure: [figures/{name}.png](figures/{name}.png)")
-    return [Row(name, "Simard, Steinkraus & Platt 2003, elastic distortions", "0.70 % test error "
-                "(784-800-10, cross-entropy, elastically distorted training images)", "≤ 0.70 %",
-                f"{err:.2f} % ({100 * acc:.2f} % accuracy)", err <= 0.70 + 1e-9, f"{seconds / 60:.1f} min",
-                f"configs/reproduce/{name}.yaml", note)]
+    passed = err <= bar_err + 1e-9 and (minutes is None or seconds <= 60 * minutes)
+    bar = f"≤ {bar_err:.2f} %" + (f" in ≤ {minutes:g} min" if minutes else "")
+    text = (f"test error during the run (scored after every epoch, never used to choose anything): "
+            f"{_milestones(curve, marks)}; lowest {best['test_error']:.2f} % at epoch {best['epoch']}. Curve: "
+            f"[curves/{name}.json](curves/{name}.json), figure: [figures/{name}.png](figures/{name}.png)")
+    return Row(name, source_text, published, bar, f"{err:.2f} % ({100 * acc:.2f} % accuracy)", passed,
+               f"{seconds / 60:.1f} min", f"configs/reproduce/{name}.yaml", "; ".join(p for p in (note, text) if p))
+
+
+def simard_elastic(src: api.DataSource) -> list[Row]:
+    return [_curve_row("simard-2003-elastic", "Simard, Steinkraus & Platt 2003, elastic distortions",
+                       "0.70 % test error (784-800-10, cross-entropy, elastically distorted training images)", 0.70,
+                       src)]
+
+
+def simard_elastic_10min(src: api.DataSource) -> list[Row]:
+    return [_curve_row("simard-2003-elastic-10min", "Simard, Steinkraus & Platt 2003, elastic distortions",
+                       "0.70 % test error (784-800-10, elastically distorted training images)", 0.70, src,
+                       minutes=10, marks=(2, 4, 6, 8),
+                       note="wall time from before loading MNIST to the final test score, on 2 cores; the recipe "
+                            "was chosen on the validation split (5,000 training images held out)")]
 
 
 RUNNERS = {"nielsen-ch5": nielsen_ch5, "nielsen-ch3": nielsen_ch3, "simard-2003": simard,
-           "srivastava-2014": srivastava, "simard-2003-elastic": simard_elastic}
+           "srivastava-2014": srivastava, "simard-2003-elastic": simard_elastic,
+           "simard-2003-elastic-10min": simard_elastic_10min}
 
 
 def write_table(rows: list[Row]) -> None:
