@@ -220,6 +220,9 @@ def pytorch_time_to_99_3(src: api.DataSource) -> list[Row]:
             cmd += ["--torch-python", os.environ["MLPKIT_TORCH_PYTHON"]]
         subprocess.run(cmd, check=True)
         summary = json.loads(summary_file.read_text())
+    if not summary["runs"]["torch"]:
+        print(f"   {name}: skipped, PyTorch is not installed here (set MLPKIT_TORCH_PYTHON)", flush=True)
+        return []
     mine, theirs = summary["runs"]["mlpkit"][0], summary["runs"]["torch"][0]
     m_time = summary["medians"]["mlpkit"]
     if summary.get("ratio") is not None:

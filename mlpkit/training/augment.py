@@ -274,12 +274,19 @@ class Augmenter:
     def _remap(tall: np.ndarray, rows: np.ndarray, cols: np.ndarray, out: np.ndarray, shift: float) -> np.ndarray:
         """Bilinear samples of ``tall`` at the (B, H, W) maps, into ``out``; outside reads ``shift``."""
         b, h, w = rows.shape
-        cv2.remap(tall, cols.reshape(b * h, w), rows.reshape(b * h, w), cv2.INTER_LINEAR, dst=out.reshape(b * h, w),
+        # remap reads each map entry on its own, so the maps can take any 2-D shape: one image per row, (B, H·W),
+        # ran 2.3× faster than (B·H, W), whose 28-wide rows leave OpenCV's vector loops little to do.
+        shape = (b, h * w) if h * w < REMAP_LIMIT else (b * h, w)
+        dst = out if out.flags.c_contiguous else np.empty(out.shape, np.float32)  # reshaped as a view
+        cv2.remap(tall, cols.reshape(shape), rows.reshape(shape), cv2.INTER_LINEAR, dst=dst.reshape(shape),
                   borderMode=cv2.BORDER_CONSTANT, borderValue=float(shift))
+        if dst is not out:
+            out[...] = dst
         return out
 
     def _fits_opencv(self, b: int) -> bool:
-        return self.w < REMAP_LIMIT and self._gap + b * (self.h + self._gap) < REMAP_LIMIT and b * self.h < REMAP_LIMIT
+        return self.w < REMAP_LIMIT and self._gap + b * (self.h + self._gap) < REMAP_LIMIT and b * self.h < REMAP_LIMIT \
+            and b < REMAP_LIMIT
 
     def sample(self, images: np.ndarray, coords: np.ndarray, out: np.ndarray | None = None, *,
                scale: float = 1.0, shift: float = 0.0) -> np.ndarray:

@@ -353,3 +353,47 @@ def test_the_stacked_fast_path_equals_sampling_each_image_alone(settings):
         # images change by up to 1 per pixel; a neighbour's pixel would be off by ~0.3.
         last_row = np.float32(aug._gap + 33 * (12 + aug._gap))
         np.testing.assert_allclose(fast, ref, atol=2 * float(np.spacing(last_row)))
+
+
+def test_a_draw_reaching_past_the_gaps_is_clipped_first_and_sampled_the_same():
+    # The gaps between stacked images are fixed from the settings; a draw that could reach further (here forced
+    # by narrowing them) takes the clipped path, with the same images.
+    x = np.random.default_rng(4).integers(1, 256, (20, 12, 10)).astype(np.uint8)
+    settings = {"elastic": {"alpha": 30.0, "sigma": 2.0}, "affine": {"rotate": 30}}
+    wide, narrow = augment.Augmenter(12, 10, **settings), augment.Augmenter(12, 10, **settings)
+    narrow._gap = 2
+    assert wide._gap > 10
+    a = wide(x, np.random.default_rng(6))
+    coords, stacked = narrow._coordinates(20, np.random.default_rng(6), tall=True)
+    assert not stacked  # rows left as the images' own, for clipping
+    # As in the test above: float32 holds the tall image's rows to half a spacing; these images change by up to
+    # 255 per pixel.
+    atol = 255 * 2 * float(np.spacing(np.float32(wide._gap + 20 * (12 + wide._gap))))
+    np.testing.assert_allclose(narrow(x, np.random.default_rng(6)), a, atol=atol)
+    ref = np.stack([augment.bilinear(x[k : k + 1], coords[:, k : k + 1])[0] for k in range(20)])
+    np.testing.assert_allclose(a, ref, atol=atol)
+
+
+def test_the_gaps_cover_what_the_settings_can_draw():
+    # affine_reach samples the settings' ranges; 2,000 random draws never reach past it.
+    for affine in ({"rotate": 10, "scale": 0.1, "shear": 5, "translate": 0.1}, {"rotate": 180, "scale": 0.5},
+                   {"shear": 45, "translate": 0.5}):
+        aug = augment.Augmenter(28, 28, affine=affine)
+        rng = np.random.default_rng(0)
+        deg = np.pi / 180
+        n = 2000
+        m = augment.affine_matrices(28, 28, rng.uniform(-1, 1, n) * affine.get("rotate", 0) * deg,
+                                    1 + rng.uniform(-1, 1, n) * affine.get("scale", 0),
+                                    rng.uniform(-1, 1, n) * affine.get("shear", 0) * deg,
+                                    rng.uniform(-1, 1, (n, 2)) * affine.get("translate", 0) * 28)
+        assert augment._row_reach(m, 28, 28) + 2 <= aug._gap
+
+
+def test_a_strided_output_array_is_written_too():
+    x = _images(6, 9, 11)
+    aug = augment.Augmenter(9, 11, **AUG)
+    whole = np.zeros((6, 9, 22), np.float32)
+    out = whole[:, :, ::2]  # not contiguous
+    got = aug(x, np.random.default_rng(1), out)
+    np.testing.assert_array_equal(got, augment.Augmenter(9, 11, **AUG)(x, np.random.default_rng(1)))
+    assert got is out and np.array_equal(whole[:, :, ::2], got) and np.abs(got).sum() > 0
