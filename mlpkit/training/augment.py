@@ -21,8 +21,9 @@ G = U·S·Vᵀ (its SVD). Then G_H·N·G_Wᵀ = (U_H·S_H)·Z·(U_W·S_W)ᵀ wit
 orthogonal change of basis keeps iid noise uncorrelated with the same variance: Z's entries
 are uncorrelated, mean 0, variance 1/3, exactly like N's. So drawing Z itself, uniform in
 [−1, 1], gives a field with Simard's mean and covariance, and a Gaussian's singular values
-fall so fast (σ = 4 on 28 pixels: 0.93, 0.75, 0.52, … 1e-4 by the 12th) that the directions
-holding under 1e-9 of the variance are dropped: a 12 × 12 Z instead of 28 × 28 noise.
+fall so fast (σ = 4 on 28 pixels: 0.93, 0.75, 0.52, … 3e-4 by the 11th) that the directions
+holding under 1e-7 of the variance are dropped (below float32's resolution of the coordinates):
+a 10 × 10 Z instead of 28 × 28 noise.
 (Each field value is a weighted sum of many uniforms either way, close to Gaussian.)
 
 Every transform, the identity included, is then one matrix per image and axis: the
@@ -32,10 +33,13 @@ three entries in the (index, 1), (1, index) and (1, 1) corners. All coordinates 
 are two GEMMs, and identity and whole-pixel shifts stay exact (small integers are exact in
 float32, and the other terms are exact zeros).
 
-Bilinear sampling is OpenCV's ``remap`` (as in albumentations), on the batch stacked into one
-tall image with a row of background between images; it equals
-``scipy.ndimage.map_coordinates(order=1, mode="grid-constant")`` per image to float32 rounding
-(``bilinear`` below is the same sampling in plain NumPy, for reading and for the tests).
+Bilinear sampling is OpenCV's ``remap`` (as in albumentations), one call for the batch stacked
+into one tall image, with gaps of background rows between images wider than any draw of the
+settings can reach (its row offsets ride in the affine corner, so the GEMMs write the tall
+image's coordinates directly). It equals ``scipy.ndimage.map_coordinates(order=1,
+mode="grid-constant")`` per image to float32 rounding of those coordinates (``bilinear`` below
+is the same sampling in plain NumPy, for reading, for the tests, and for images beyond
+OpenCV's sizes).
 """
 
 from __future__ import annotations
