@@ -244,12 +244,11 @@ class Augmenter:
             shear = rng.uniform(-1, 1, b) * affine.get("shear", 0.0) * deg * on
             shift = rng.uniform(-1, 1, (b, 2)) * affine.get("translate", 0.0) * np.array([h, w]) * on[:, None]
             m = affine_matrices(h, w, angle, zoom, shear, shift)
-        if tall:
-            # How far a row coordinate can stray from its own: the elastic bound plus the affine map's largest
-            # row displacement, which for a linear map is at a corner.
-            tall = self.elastic_reach + _row_reach(m, h, w) + 2 <= self._gap
-            if tall:
-                m[:, 0, 2] += self._row_offsets(b)  # whole numbers: exact
+        # How far a row coordinate can stray from its own: the elastic bound plus the affine map's largest row
+        # displacement, which for a linear map is at a corner.
+        stacked = tall and self.elastic_reach + _row_reach(m, h, w) + 2 <= self._gap
+        if stacked:
+            m[:, 0, 2] += self._row_offsets(b)  # whole numbers: exact
         # coordinate = M[0]·i + M[1]·j + M[2]: B_H's index column times B_W's ones, and so on.
         coef[kh, kw + 1] = m[:, :, 0].T
         coef[kh + 1, kw] = m[:, :, 1].T
@@ -259,7 +258,7 @@ class Augmenter:
         half = matmul(coef.reshape(kh + 2, -1).T, self.bh.T, out=work["half"])  # (KW·2·B, KH) @ (KH, H)
         coords = work["coords"]
         matmul(half.reshape(kw + 2, -1).T, self.bw.T, out=coords.reshape(-1, w))  # (2·B·H, KW) @ (KW, W)
-        return coords, tall
+        return coords, stacked
 
     def _fill(self, work: dict[str, np.ndarray], images: np.ndarray, scale: float, shift: float) -> np.ndarray:
         """The tall image of ``images`` in the model's units, its gaps holding the background."""
@@ -289,8 +288,8 @@ class Augmenter:
         return out
 
     def _fits_opencv(self, b: int) -> bool:
-        return self.w < REMAP_LIMIT and self._gap + b * (self.h + self._gap) < REMAP_LIMIT and b * self.h < REMAP_LIMIT \
-            and b < REMAP_LIMIT
+        # The tall image's rows bound b·h and b too, so either shape of the maps in _remap fits.
+        return self.w < REMAP_LIMIT and self._gap + b * (self.h + self._gap) < REMAP_LIMIT
 
     def sample(self, images: np.ndarray, coords: np.ndarray, out: np.ndarray | None = None, *,
                scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
