@@ -9,8 +9,8 @@ removed, alternating, ``--reps`` times each; the epoch is ``Trainer.train_epoch`
 (training steps, the worker thread, and the end-of-epoch evaluation both runs share).
 ``--affine`` adds random affine maps (rotate 10°, scale 0.1, shear 5°, translate 0.1) to the
 config's elastic distortions. Also reports the transforms alone, one trainer unit at a time: µs per image,
-split into the coordinates (noise, affine draws and the two GEMMs), filling the stacked image, and
-OpenCV's remap; and the time the augmented epoch spent making its units.
+split into the coordinates (noise, affine draws and each chunk's two GEMMs), filling the stacked images,
+and OpenCV's remap; and the time the augmented epoch spent making its units.
 """
 
 from __future__ import annotations
@@ -104,11 +104,26 @@ def main() -> None:
     augmenter(images, rng, out, scale=scale, shift=shift)
     b = len(images)
     per_image = per_image_us(lambda: augmenter(images, rng, out, scale=scale, shift=shift), b)
-    coords, stacked = augmenter._coordinates(b, rng, tall=True)
-    work = augmenter._work[b]
-    parts = {"coordinates": per_image_us(lambda: augmenter._coordinates(b, rng, tall=True), b),
-             "fill": per_image_us(lambda: augmenter._fill(work, images, scale, shift), b),
-             "remap": per_image_us(lambda: augmenter._remap(work["tall"], coords[0], coords[1], out, shift), b)}
+    work = augmenter._draw(b, rng, stacked=True)
+    starts = range(0, b, work.per)
+
+    def coordinates() -> None:  # the draws and every chunk's two GEMMs
+        w = augmenter._draw(b, rng, stacked=True)
+        for c in range(w.chunks):
+            augmenter._chunk_coordinates(w, c)
+
+    def fill() -> None:
+        for s in starts:
+            augmenter._fill(work, images[s : s + work.per], scale, shift)
+
+    coords = augmenter._chunk_coordinates(work, 0)
+
+    def remap() -> None:  # each chunk sampled at the first chunk's coordinates
+        for s in starts:
+            augmenter._remap(work.tall, coords[0], coords[1], out[s : s + work.per], shift)
+
+    parts = {"coordinates": per_image_us(coordinates, b), "fill": per_image_us(fill, b),
+             "remap": per_image_us(remap, b)}
 
     a, p = statistics.median(times["augmented"]), statistics.median(times["plain"])
     hidden = "-".join(str(layer.get("linear")) for layer in base["model"]["layers"] if isinstance(layer, dict)
@@ -119,7 +134,8 @@ def main() -> None:
     print(f"epoch with augmentation:    {a:.2f} s (runs: {', '.join(f'{t:.2f}' for t in times['augmented'])})")
     print(f"ratio: {a / p:.2f}x   making the augmented units: {statistics.median(making):.2f} s of the augmented epoch")
     print(f"the transforms alone, {len(images)} images at a time: {per_image:.1f} us per image ("
-          + ", ".join(f"{k} {v:.1f}" for k, v in parts.items()) + f"; stacked: {stacked})")
+          + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+          + f"; {work.chunks} chunks of {work.per}, stacked: {augmenter._stacks(work.per)})")
 
 
 if __name__ == "__main__":

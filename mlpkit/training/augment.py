@@ -29,23 +29,25 @@ a 10 × 10 Z instead of 28 × 28 noise.
 Every transform, the identity included, is then one matrix per image and axis: the
 sampling coordinate is ``B_H · C · B_Wᵀ`` with the bases B = [U·S | index | 1]. The elastic
 coefficients fill C's top-left block; an affine map M (coordinate = M·[i, j, 1]) puts M's
-three entries in the (index, 1), (1, index) and (1, 1) corners. All coordinates of a batch
-are two GEMMs, and identity and whole-pixel shifts stay exact (small integers are exact in
-float32, and the other terms are exact zeros).
+three entries in the (index, 1), (1, index) and (1, 1) corners. A batch's transforms are drawn
+at once; its coordinates are two GEMMs per chunk of 32 images, and identity and whole-pixel
+shifts stay exact (small integers are exact in float32, and the other terms are exact zeros).
 
-Bilinear sampling is OpenCV's ``remap`` (as in albumentations), one call for the batch stacked
-into one tall image, with gaps of background rows between images wider than any draw of the
-settings can reach (its row offsets ride in the affine corner, so the GEMMs write the tall
-image's coordinates directly). It equals ``scipy.ndimage.map_coordinates(order=1,
-mode="grid-constant")`` per image to float32 rounding of those coordinates (``bilinear`` below
-is the same sampling in plain NumPy, for reading, for the tests, and for images beyond
-OpenCV's sizes).
+Bilinear sampling is OpenCV's ``remap`` (as in albumentations), one call per chunk stacked into
+one tall image, with gaps of background rows between images wider than any draw of the
+settings can reach (a bound over their ranges: ``affine_reach`` and ``Augmenter.elastic_reach``).
+Its row offsets ride in the affine corner, so the GEMMs write the tall image's coordinates
+directly, and a chunk's coordinates are read while still in the core's cache. It equals
+``scipy.ndimage.map_coordinates(order=1, mode="grid-constant")`` per image to float32 rounding
+of those coordinates (``bilinear`` below is the same sampling in plain NumPy, for reading, for
+the tests, and for images beyond OpenCV's sizes).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -55,6 +57,9 @@ from mlpkit.nn import matmul
 
 VARIANCE_DROPPED = 1e-7  # the share of an elastic field's variance left out with the smallest singular directions
 REMAP_LIMIT = 32767  # OpenCV's remap takes images and maps below SHRT_MAX rows and columns
+# Images sampled at a time (32 MNIST digits): a chunk's coordinates, stacked images and output, about 0.5 MB,
+# stay in the core's cache from being written to being read (docs/performance.md).
+CHUNK_PIXELS = 32 * 28 * 28
 # One thread: the training step's BLAS threads already hold both cores, and a pool of OpenCV's beside them made
 # an augmented epoch 10 % slower (docs/performance.md).
 cv2.setNumThreads(1)
@@ -133,32 +138,45 @@ def bilinear(images: np.ndarray, coords: np.ndarray) -> np.ndarray:
     return upper * (1 - fr) + lower * fr
 
 
-def _row_reach(m: np.ndarray, h: int, w: int) -> float:
-    """The largest row displacement |M[0]·[i, j, 1] − i| of affine maps (B, 2, 3) on an H × W grid: at a
-    corner, the map being linear."""
-    corners = np.array([[0, 0, 1], [0, w - 1, 1], [h - 1, 0, 1], [h - 1, w - 1, 1]], np.float64)
-    return float(np.abs((m[:, 0, None, :] * corners).sum(axis=-1) - corners[:, 0]).max(initial=0.0))
-
-
 def affine_reach(h: int, w: int, affine: dict | None) -> float:
-    """About the largest row displacement an ``affine`` setting can draw: the maps on a grid over its ranges
-    (rotations every 2.5°, the extremes of zoom, shear and shift)."""
+    """The farthest any draw of an ``affine`` setting moves a row coordinate on an H × W grid: a bound, by the
+    triangle inequality, over the settings' whole ranges.
+
+    Row 0 of M (``affine_matrices``) is [cos θ, sin θ]/z, whatever the shear, so the row displacement of pixel
+    (i, j) is (cos θ/z − 1)(i − c₀) + (sin θ/z)(j − c₁) − (cos θ·t₀ + sin θ·t₁)/z, with |i − c₀| ≤ (H − 1)/2,
+    |j − c₁| ≤ (W − 1)/2 and |t| ≤ translate × the side.
+    """
     if affine is None:
         return 0.0
-    deg = math.pi / 180
-    rot = float(affine.get("rotate", 0.0))
-    angles = np.linspace(-rot, rot, 2 * math.ceil(rot / 2.5) + 1) * deg
-    zooms = 1 + np.array([-1.0, 0.0, 1.0]) * float(affine.get("scale", 0.0))
-    shears = np.array([-1.0, 0.0, 1.0]) * float(affine.get("shear", 0.0)) * deg
-    t = float(affine.get("translate", 0.0))
-    shifts = np.array([[a * h * t, c * w * t] for a in (-1, 1) for c in (-1, 1)])
-    grid = [(a, z, s, k) for a in angles for z in zooms for s in shears for k in range(len(shifts))]
-    a, z, s, k = (np.array(v) for v in zip(*grid))
-    return _row_reach(affine_matrices(h, w, a, z, s, shifts[k.astype(int)]), h, w)
+    rot = min(float(affine.get("rotate", 0.0)), 180.0) * math.pi / 180
+    s, t = float(affine.get("scale", 0.0)), float(affine.get("translate", 0.0))
+    inv_zoom = (1 / (1 + s), 1 / (1 - s))
+    # cos θ/z − 1 is bilinear in (cos θ, 1/z), cos θ in [cos rot, 1]: its largest size is at a corner.
+    a = max(abs(c * q - 1) for c in (math.cos(rot), 1.0) for q in inv_zoom)
+    b = math.sin(min(rot, math.pi / 2)) * inv_zoom[1]  # the largest |sin θ/z|
+    return a * (h - 1) / 2 + b * (w - 1) / 2 + inv_zoom[1] * t * h + b * t * w
+
+
+@dataclass
+class _Workspace:
+    """The arrays one batch size reuses, and the views of them each chunk's products read and write."""
+
+    chunks: int  # the batch is sampled in this many chunks ...
+    per: int  # ... of this many images (the last may hold fewer)
+    coef: np.ndarray  # (chunks, KH, KW, 2, per): per chunk, axis and image a coefficient matrix
+    left: list[np.ndarray]  # per chunk, its coefficients as the first product's left operand (KW·2·per, KH)
+    half: np.ndarray  # (KW·2·per, H): (B_H·C)ᵀ per axis and image of a chunk, laid out (KW, 2, per, H)
+    coords: np.ndarray  # (2, per, H, W): a chunk's sampling coordinates, rows then columns
+    tall: np.ndarray  # a chunk's images stacked, gaps between them (``Augmenter._tall``)
+    inner: np.ndarray  # (per, H, W): the images' places in ``tall``
+    background: float = math.nan  # the value the gaps hold now (NaN: not filled yet)
 
 
 class Augmenter:
     """The transforms of one ``data.augment`` for (B, H, W) batches, with workspace reused between calls.
+
+    A batch is drawn at once and sampled in chunks of up to ``CHUNK_PIXELS``: each chunk's coordinates are
+    written, then read by OpenCV, while they are still in the core's cache.
 
     Not thread-safe: one Augmenter per thread.
     """
@@ -167,6 +185,10 @@ class Augmenter:
         self.h, self.w = h, w
         self.elastic = elastic if elastic is not None and elastic.get("alpha", 0.0) > 0 else None
         self.affine = affine
+        if affine is not None:
+            deg, t = math.pi / 180, affine.get("translate", 0.0)
+            self._affine_ranges = np.array([affine.get("rotate", 0.0) * deg, affine.get("scale", 0.0),
+                                            affine.get("shear", 0.0) * deg, t * h, t * w])[:, None]
         sigma = float(self.elastic["sigma"]) if self.elastic is not None else None
         bases = []
         for n in (h, w):
@@ -177,97 +199,121 @@ class Augmenter:
         # The largest elastic displacement any draw can make: |B_H·Z·B_Wᵀ| ≤ α·Σ_p|B_H[i, p]|·Σ_q|B_W[j, q]|.
         self.elastic_reach = 0.0 if self.elastic is None else float(self.elastic["alpha"]) * float(
             np.abs(self.bh[:, : self.kh]).sum(axis=1).max() * np.abs(self.bw[:, : self.kw]).sum(axis=1).max())
-        self._work: dict[int, dict[str, np.ndarray]] = {}
-        # Rows of background between neighbouring images in the tall image: past the farthest any draw of these
-        # settings reaches. Fixed from the settings alone, so that the images of a step do not depend on what
-        # was drawn before (a resumed run gets the same bytes).
-        self._gap = math.ceil(self.elastic_reach + affine_reach(h, w, affine)) + 2
-        self._background = np.nan  # the value the gaps hold now
+        # How far any row coordinate of these settings can stray from its own row, and the rows of background
+        # between neighbouring images in the stacked image: past it. Fixed from the settings alone, so that the
+        # images of a step do not depend on what was drawn before (a resumed run gets the same bytes).
+        self.reach = self.elastic_reach + affine_reach(h, w, affine)
+        self._gap = math.ceil(self.reach) + 2
+        self._work: dict[int, _Workspace] = {}
 
-    def _buffers(self, b: int) -> dict[str, np.ndarray]:
+    def _layout(self, b: int) -> tuple[int, int]:
+        """(chunks, images per chunk) for a batch of b: chunks of at most CHUNK_PIXELS, as even as can be."""
+        most = max(1, CHUNK_PIXELS // (self.h * self.w))
+        chunks = -(-b // most)
+        return chunks, -(-b // chunks)
+
+    def _buffers(self, b: int) -> _Workspace:
         work = self._work.get(b)
         if work is None:
             h, w, f32 = self.h, self.w, np.float32
             kh, kw = self.kh + 2, self.kw + 2
+            chunks, per = self._layout(b)
             self._work.clear()  # one batch size at a time
-            work = self._work[b] = {
-                # Per axis a and image k a (KH, KW) coefficient matrix, laid out (KH, KW, 2, B) so that both GEMMs
-                # read it as is and write (2, B, H, W); entries outside the elastic block and the three affine
-                # corners stay 0.
-                "coef": np.zeros((kh, kw, 2, b), f32),
-                "half": np.empty((kw * 2 * b, h), f32),  # (B_H·C)ᵀ per axis and image, laid out (KW, 2, B, H)
-                "coords": np.empty((2, b, h, w), f32),
-                "tall": self._tall(b),
-            }
-            self._background = np.nan
+            # Entries outside the elastic block and the three affine corners stay 0.
+            coef = np.zeros((chunks, kh, kw, 2, per), f32)
+            tall = self._tall(per)
+            work = self._work[b] = _Workspace(
+                chunks, per, coef, [coef[c].reshape(kh, -1).T for c in range(chunks)],
+                np.empty((kw * 2 * per, h), f32), np.empty((2, per, h, w), f32), tall,
+                tall[self._gap :].reshape(per, h + self._gap, w)[:, :h])
         return work
 
-    def _tall(self, b: int) -> np.ndarray:
-        """The batch stacked into one (G + B·(H + G), W) image, image k at row G + k·(H + G): bilinear samples
-        of one image never reach the next as long as they stay within G − 1 rows of it."""
-        return np.empty((self._gap + b * (self.h + self._gap), self.w), np.float32)
+    def _tall(self, per: int) -> np.ndarray:
+        """``per`` images stacked into one (G + per·(H + G), W) image, image k at row G + k·(H + G): bilinear
+        samples of one image never reach the next as long as they stay within G − 1 rows of it."""
+        return np.empty((self._gap + per * (self.h + self._gap), self.w), np.float32)
 
-    def _row_offsets(self, b: int) -> np.ndarray:
-        return self._gap + np.arange(b) * (self.h + self._gap)
+    def _stacks(self, per: int) -> bool:
+        """Whether chunks of ``per`` images are sampled stacked as they are: every draw stays within the gaps
+        (always, unless a test narrows them), and the stacked image fits OpenCV."""
+        return self.reach + 2 <= self._gap and self._fits_opencv(per)
 
-    def coordinates(self, b: int, rng: np.random.Generator) -> np.ndarray:
-        """Sampling coordinates (2, B, H, W) float32 for B images: identity plus the transforms (the
-        workspace's array, valid until the next call)."""
-        return self._coordinates(b, rng, tall=False)[0]
+    def _fits_opencv(self, per: int) -> bool:
+        # The stacked image's rows bound per·h and per too, so either shape of the maps in _remap fits.
+        return self.w < REMAP_LIMIT and self._gap + per * (self.h + self._gap) < REMAP_LIMIT
 
-    def _coordinates(self, b: int, rng: np.random.Generator, *, tall: bool) -> tuple[np.ndarray, bool]:
-        """Coordinates (2, B, H, W), and whether their rows are the tall image's: asked for with ``tall``,
-        and every sample of the draw within ``_gap`` − 1 rows of its image."""
+    def _draw(self, b: int, rng: np.random.Generator, *, stacked: bool) -> _Workspace:
+        """Draw the transforms of b images into the workspace's coefficients; with ``stacked``, their rows are
+        the stacked image's."""
         h, w, kh, kw = self.h, self.w, self.kh, self.kw
         work = self._buffers(b)
-        coef = work["coef"]
+        coef, per = work.coef, work.per
         m = np.zeros((b, 2, 3))  # the affine part, the identity unless an affine map is drawn
         m[:, 0, 0] = m[:, 1, 1] = 1
         el = self.elastic
         if el is not None:
             on = rng.random(b) < el.get("p", 1.0)
             # Z uniform in [−1, 1] on a grid of 2¹⁶ levels: α·(u·2/65535 − 1) for 16-bit integers u, four from
-            # each raw 64-bit draw (a third of the cost of float32 uniforms).
-            block = coef[:kh, :kw]
+            # each raw 64-bit draw (a third of the cost of float32 uniforms). Drawn for whole chunks, the last
+            # one's unused places included, laid out (chunks, KH, KW, 2, per).
+            block = coef[:, :kh, :kw]
             raw = rng.bit_generator.random_raw(-(-block.size // 4)).view(np.uint16)[: block.size]
             alpha = float(el["alpha"])
             np.multiply(raw.reshape(block.shape), np.float32(alpha * 2 / 65535), out=block, casting="unsafe")
             block -= np.float32(alpha)
             if not on.all():
-                block *= on.astype(np.float32)  # (B,) broadcast over (KH, KW, 2, B)
+                applies = np.zeros(work.chunks * per, np.float32)
+                applies[:b] = on
+                block *= applies.reshape(work.chunks, 1, 1, 1, per)
         affine = self.affine
         if affine is not None:
-            on = rng.random(b) < affine.get("p", 1.0)
-            deg = math.pi / 180
-            angle = rng.uniform(-1, 1, b) * affine.get("rotate", 0.0) * deg * on
-            zoom = 1 + rng.uniform(-1, 1, b) * affine.get("scale", 0.0) * on
-            shear = rng.uniform(-1, 1, b) * affine.get("shear", 0.0) * deg * on
-            shift = rng.uniform(-1, 1, (b, 2)) * affine.get("translate", 0.0) * np.array([h, w]) * on[:, None]
-            m = affine_matrices(h, w, angle, zoom, shear, shift)
-        # How far a row coordinate can stray from its own: the elastic bound plus the affine map's largest row
-        # displacement, which for a linear map is at a corner.
-        stacked = tall and self.elastic_reach + _row_reach(m, h, w) + 2 <= self._gap
+            # One draw for all: whether it applies, then the angle, zoom, shear and shift (rows, columns), each
+            # uniform over its range.
+            u = rng.random((6, b))
+            r = u[1:]
+            r *= 2
+            r -= 1
+            r *= self._affine_ranges
+            if not (on := u[0] < affine.get("p", 1.0)).all():
+                r *= on
+            m = affine_matrices(h, w, r[0], 1 + r[1], r[2], r[3:].T)
         if stacked:
-            m[:, 0, 2] += self._row_offsets(b)  # whole numbers: exact
+            m[:, 0, 2] += self._gap + np.arange(b) % per * (h + self._gap)  # whole numbers: exact
         # coordinate = M[0]·i + M[1]·j + M[2]: B_H's index column times B_W's ones, and so on.
-        coef[kh, kw + 1] = m[:, :, 0].T
-        coef[kh + 1, kw] = m[:, :, 1].T
-        coef[kh + 1, kw + 1] = m[:, :, 2].T
-        # Two GEMMs through SciPy's BLAS, like the training step (see mlpkit/nn/_kernels.py), each reading its
-        # left operand transposed: (C per axis and image)ᵀ·B_Hᵀ, then (that)ᵀ·B_Wᵀ.
-        half = matmul(coef.reshape(kh + 2, -1).T, self.bh.T, out=work["half"])  # (KW·2·B, KH) @ (KH, H)
-        coords = work["coords"]
-        matmul(half.reshape(kw + 2, -1).T, self.bw.T, out=coords.reshape(-1, w))  # (2·B·H, KW) @ (KW, W)
-        return coords, stacked
+        corners = np.zeros((work.chunks * per, 2, 3), np.float32)
+        corners[:b] = m
+        corners = corners.reshape(work.chunks, per, 2, 3).transpose(0, 3, 2, 1)  # (chunks, 3, 2, per)
+        coef[:, kh, kw + 1] = corners[:, 0]
+        coef[:, kh + 1, kw] = corners[:, 1]
+        coef[:, kh + 1, kw + 1] = corners[:, 2]
+        return work
 
-    def _fill(self, work: dict[str, np.ndarray], images: np.ndarray, scale: float, shift: float) -> np.ndarray:
-        """The tall image of ``images`` in the model's units, its gaps holding the background."""
-        b, h, w = images.shape
-        tall = work["tall"]
-        if self._background != shift:  # NaN at first: never equal
+    def _chunk_coordinates(self, work: _Workspace, c: int) -> np.ndarray:
+        """Chunk c's coordinates (2, per, H, W), from two GEMMs through SciPy's BLAS, like the training step
+        (see mlpkit/nn/_kernels.py), each reading its left operand transposed: (C per axis and image)ᵀ·B_Hᵀ,
+        then (that)ᵀ·B_Wᵀ."""
+        half = matmul(work.left[c], self.bh.T, out=work.half)  # (KW·2·per, KH) @ (KH, H)
+        # (2·per·H, KW) @ (KW, W)
+        matmul(half.reshape(self.kw + 2, -1).T, self.bw.T, out=work.coords.reshape(-1, self.w))
+        return work.coords
+
+    def coordinates(self, b: int, rng: np.random.Generator) -> np.ndarray:
+        """Sampling coordinates (2, B, H, W) float32 for B images: identity plus the transforms."""
+        work = self._draw(b, rng, stacked=False)
+        coords = np.empty((2, b, self.h, self.w), np.float32)
+        for c, start in enumerate(range(0, b, work.per)):
+            chunk = coords[:, start : start + work.per]
+            chunk[...] = self._chunk_coordinates(work, c)[:, : chunk.shape[1]]
+        return coords
+
+    def _fill(self, work: _Workspace, images: np.ndarray, scale: float, shift: float) -> np.ndarray:
+        """The stacked image of ``images`` (at most ``per``) in the model's units, its gaps holding the
+        background."""
+        tall = work.tall
+        if work.background != shift:  # NaN at first: never equal
             tall.fill(shift)
-            self._background = shift
-        inner = tall[self._gap :].reshape(b, h + self._gap, w)[:, :h]
+            work.background = shift
+        inner = work.inner[: len(images)]
         np.multiply(images, np.float32(scale), out=inner, casting="unsafe")
         if shift:
             inner += np.float32(shift)
@@ -287,10 +333,6 @@ class Augmenter:
             out[...] = dst
         return out
 
-    def _fits_opencv(self, b: int) -> bool:
-        # The tall image's rows bound b·h and b too, so either shape of the maps in _remap fits.
-        return self.w < REMAP_LIMIT and self._gap + b * (self.h + self._gap) < REMAP_LIMIT
-
     def sample(self, images: np.ndarray, coords: np.ndarray, out: np.ndarray | None = None, *,
                scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
         """Bilinear samples (B, H, W) float32 of ``images`` (B, H, W) at ``coords`` (2, B, H, W); outside
@@ -302,28 +344,39 @@ class Augmenter:
         """
         b, h, w = images.shape
         out = np.empty((b, h, w), np.float32) if out is None else out
-        if not self._fits_opencv(b):  # beyond OpenCV's sizes: the plain version
+        work = self._buffers(b)
+        if not self._fits_opencv(work.per):  # beyond OpenCV's sizes: the plain version
             np.multiply(bilinear(images, coords), scale, out=out, casting="unsafe")
             out += np.float32(shift)
             return out
-        tall = self._fill(self._buffers(b), images, scale, shift)
-        # Rows clipped to [−1, h], beyond which every sample reads background anyway, so that none reaches into
-        # the next image; columns outside [0, w) read OpenCV's border, the same background.
-        rows = np.clip(coords[0], -1, h).astype(np.float32)
-        rows += self._row_offsets(b)[:, None, None].astype(np.float32)
-        return self._remap(tall, rows, np.ascontiguousarray(coords[1], dtype=np.float32), out, shift)
+        offsets = (self._gap + np.arange(work.per) * (h + self._gap)).astype(np.float32)[:, None, None]
+        for start in range(0, b, work.per):
+            part = slice(start, start + work.per)
+            tall = self._fill(work, images[part], scale, shift)
+            # Rows clipped to [−1, h], beyond which every sample reads background anyway, so that none reaches
+            # into the next image; columns outside [0, w) read OpenCV's border, the same background.
+            rows = np.clip(coords[0, part], -1, h).astype(np.float32)
+            rows += offsets[: len(rows)]
+            self._remap(tall, rows, np.ascontiguousarray(coords[1, part], dtype=np.float32), out[part], shift)
+        return out
 
     def __call__(self, images: np.ndarray, rng: np.random.Generator, out: np.ndarray | None = None, *,
                  scale: float = 1.0, shift: float = 0.0) -> np.ndarray:
         """A randomly transformed copy of ``images`` (B, H, W), float32: bilinear samples of ``images ·
         scale + shift`` (the model's units), in that range to float32 rounding."""
         b = len(images)
-        coords, stacked = self._coordinates(b, rng, tall=self._fits_opencv(b))
-        if not stacked:  # too large for OpenCV, or a draw reaching past the gaps: clipped first
-            return self.sample(images, coords, out, scale=scale, shift=shift)
+        per = self._layout(b)[1]
+        if not self._stacks(per):  # too large for OpenCV, or gaps narrower than a draw can reach: clipped first
+            return self.sample(images, self.coordinates(b, rng), out, scale=scale, shift=shift)
         out = np.empty(images.shape, np.float32) if out is None else out
-        tall = self._fill(self._work[b], images, scale, shift)
-        return self._remap(tall, coords[0], coords[1], out, shift)
+        work = self._draw(b, rng, stacked=True)
+        for c, start in enumerate(range(0, b, per)):
+            coords = self._chunk_coordinates(work, c)
+            part = slice(start, start + per)
+            n = len(images[part])
+            self._remap(self._fill(work, images[part], scale, shift), coords[0, :n], coords[1, :n], out[part],
+                        shift)
+        return out
 
 
 def sample(images: np.ndarray, coords: np.ndarray) -> np.ndarray:

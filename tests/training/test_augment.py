@@ -339,9 +339,14 @@ def test_beyond_opencvs_sizes_the_plain_sampler_gives_the_same_images(monkeypatc
     {"affine": {"rotate": 180, "scale": 0.5, "shear": 45, "translate": 0.5}},  # far-reaching: the gaps widen
     {"elastic": {"alpha": 300.0, "sigma": 2.0, "p": 0.5}, "affine": {"rotate": 90, "p": 0.5}},
 ])
-def test_the_stacked_fast_path_equals_sampling_each_image_alone(settings):
-    # __call__ stacks the batch into one tall image with the row offsets folded into the coordinates; each
-    # output must still be its own image sampled at its own coordinates, never a neighbour's pixels.
+@pytest.mark.parametrize("chunk", [None, 10])
+def test_the_stacked_fast_path_equals_sampling_each_image_alone(settings, chunk, monkeypatch):
+    # __call__ stacks each chunk of the batch into one tall image with the row offsets folded into the
+    # coordinates; each output must still be its own image sampled at its own coordinates, never a neighbour's
+    # pixels. chunk=10: 33 images in four chunks of 9, 9, 9 and 6.
+    if chunk:
+        monkeypatch.setattr(augment, "CHUNK_PIXELS", chunk * 12 * 10)
+        assert augment.Augmenter(12, 10)._layout(33) == (4, 9)
     x = np.random.default_rng(3).integers(1, 256, (33, 12, 10)).astype(np.uint8)  # no background inside
     aug = augment.Augmenter(12, 10, **settings)
     for _ in range(3):
@@ -355,17 +360,19 @@ def test_the_stacked_fast_path_equals_sampling_each_image_alone(settings):
         np.testing.assert_allclose(fast, ref, atol=2 * float(np.spacing(last_row)))
 
 
-def test_a_draw_reaching_past_the_gaps_is_clipped_first_and_sampled_the_same():
-    # The gaps between stacked images are fixed from the settings; a draw that could reach further (here forced
-    # by narrowing them) takes the clipped path, with the same images.
+@pytest.mark.parametrize("chunk", [None, 6])
+def test_a_draw_reaching_past_the_gaps_is_clipped_first_and_sampled_the_same(chunk, monkeypatch):
+    # The gaps between stacked images are fixed from the settings; were they narrower than a draw can reach
+    # (forced here), the batch takes the clipped path, with the same images (chunk=6: in chunks of 5).
+    if chunk:
+        monkeypatch.setattr(augment, "CHUNK_PIXELS", chunk * 12 * 10)
     x = np.random.default_rng(4).integers(1, 256, (20, 12, 10)).astype(np.uint8)
     settings = {"elastic": {"alpha": 30.0, "sigma": 2.0}, "affine": {"rotate": 30}}
     wide, narrow = augment.Augmenter(12, 10, **settings), augment.Augmenter(12, 10, **settings)
     narrow._gap = 2
-    assert wide._gap > 10
+    assert wide._gap > 10 and wide._stacks(20) and not narrow._stacks(20)
     a = wide(x, np.random.default_rng(6))
-    coords, stacked = narrow._coordinates(20, np.random.default_rng(6), tall=True)
-    assert not stacked  # rows left as the images' own, for clipping
+    coords = narrow.coordinates(20, np.random.default_rng(6))
     # As in the test above: float32 holds the tall image's rows to half a spacing; these images change by up to
     # 255 per pixel.
     atol = 255 * 2 * float(np.spacing(np.float32(wide._gap + 20 * (12 + wide._gap))))
@@ -374,11 +381,21 @@ def test_a_draw_reaching_past_the_gaps_is_clipped_first_and_sampled_the_same():
     np.testing.assert_allclose(a, ref, atol=atol)
 
 
+def _row_reach(m, h, w):
+    """The largest row displacement |M[0]·[i, j, 1] − i| of affine maps (B, 2, 3): at a corner of the grid."""
+    corners = np.array([[0, 0, 1], [0, w - 1, 1], [h - 1, 0, 1], [h - 1, w - 1, 1]], np.float64)
+    return np.abs(np.einsum("bk,ck->bc", m[:, 0], corners) - corners[:, 0]).max()
+
+
 def test_the_gaps_cover_what_the_settings_can_draw():
-    # affine_reach samples the settings' ranges; 2,000 random draws never reach past it.
+    # affine_reach bounds the row displacement over the settings' whole ranges: exact for a quarter turn or a
+    # shift alone, and 2,000 random draws never pass it.
+    assert augment.affine_reach(28, 28, {"rotate": 90}) == pytest.approx(27.0)  # a corner goes to the far one
+    assert augment.affine_reach(28, 28, {"translate": 0.1}) == pytest.approx(2.8)
+    assert augment.affine_reach(28, 28, {"shear": 45}) == 0  # shear moves columns only
     for affine in ({"rotate": 10, "scale": 0.1, "shear": 5, "translate": 0.1}, {"rotate": 180, "scale": 0.5},
-                   {"shear": 45, "translate": 0.5}):
-        aug = augment.Augmenter(28, 28, affine=affine)
+                   {"shear": 45, "translate": 0.5}, {"rotate": 30, "scale": 0.2}):
+        aug = augment.Augmenter(28, 28, elastic={"alpha": 34.0, "sigma": 4.0}, affine=affine)
         rng = np.random.default_rng(0)
         deg = np.pi / 180
         n = 2000
@@ -386,7 +403,9 @@ def test_the_gaps_cover_what_the_settings_can_draw():
                                     1 + rng.uniform(-1, 1, n) * affine.get("scale", 0),
                                     rng.uniform(-1, 1, n) * affine.get("shear", 0) * deg,
                                     rng.uniform(-1, 1, (n, 2)) * affine.get("translate", 0) * 28)
-        assert augment._row_reach(m, 28, 28) + 2 <= aug._gap
+        reach = augment.affine_reach(28, 28, affine)
+        assert _row_reach(m, 28, 28) <= reach and reach < 1.5 * _row_reach(m, 28, 28)
+        assert aug.reach == aug.elastic_reach + reach and aug.reach + 2 <= aug._gap and aug._stacks(128)
 
 
 def test_a_strided_output_array_is_written_too():
@@ -397,3 +416,26 @@ def test_a_strided_output_array_is_written_too():
     got = aug(x, np.random.default_rng(1), out)
     np.testing.assert_array_equal(got, augment.Augmenter(9, 11, **AUG)(x, np.random.default_rng(1)))
     assert got is out and np.array_equal(whole[:, :, ::2], got) and np.abs(got).sum() > 0
+
+
+def test_affine_draws_are_uniform_over_their_ranges():
+    # Each image's map is recovered from its coordinates (exactly affine: three pixels give M) and unpicked into
+    # angle, zoom, shear and shift (affine_matrices' formulas inverted): each uniform over ± its setting.
+    settings = {"rotate": 20.0, "scale": 0.1, "shear": 5.0, "translate": 0.1}
+    n, side = 4000, 28
+    coords = augment.Augmenter(side, side, affine=settings).coordinates(n, np.random.default_rng(7))
+    c = coords.astype(np.float64)
+    m = np.stack([c[:, :, 1, 0] - c[:, :, 0, 0], c[:, :, 0, 1] - c[:, :, 0, 0], c[:, :, 0, 0]], axis=-1)  # (2, n, 3)
+    zoom = 1 / np.hypot(m[0, :, 0], m[0, :, 1])
+    angle = np.arctan2(m[0, :, 1], m[0, :, 0])
+    cos, sin = np.cos(angle), np.sin(angle)
+    shear = np.arctan(-(m[1, :, 0] * zoom + sin) / cos)
+    centre = np.full(2, (side - 1) / 2)
+    inv = np.stack([m[0, :, :2], m[1, :, :2]], axis=1)  # (n, 2, 2)
+    shift = np.linalg.solve(inv, (centre - m[:, :, 2].T)[:, :, None])[:, :, 0] - centre
+    deg = np.pi / 180
+    for values, half_width in [(angle, 20 * deg), (zoom - 1, 0.1), (shear, 5 * deg), (shift[:, 0], 2.8),
+                               (shift[:, 1], 2.8)]:
+        u = values / half_width  # uniform on [−1, 1]: mean 0, variance 1/3, reaching both ends
+        assert np.abs(u).max() <= 1 + 1e-4 and np.abs(u).max() > 0.99
+        assert abs(u.mean()) < 0.03 and abs(u.var() - 1 / 3) < 0.02
