@@ -248,8 +248,6 @@ class Augmenter:
         h, w, kh, kw = self.h, self.w, self.kh, self.kw
         work = self._buffers(b)
         coef, per = work.coef, work.per
-        m = np.zeros((b, 2, 3))  # the affine part, the identity unless an affine map is drawn
-        m[:, 0, 0] = m[:, 1, 1] = 1
         el = self.elastic
         if el is not None:
             on = rng.random(b) < el.get("p", 1.0)
@@ -277,6 +275,9 @@ class Augmenter:
             if not (on := u[0] < affine.get("p", 1.0)).all():
                 r *= on
             m = affine_matrices(h, w, r[0], 1 + r[1], r[2], r[3:].T)
+        else:  # the identity
+            m = np.zeros((b, 2, 3))
+            m[:, 0, 0] = m[:, 1, 1] = 1
         if stacked:
             m[:, 0, 2] += self._gap + np.arange(b) % per * (h + self._gap)  # whole numbers: exact
         # coordinate = M[0]·i + M[1]·j + M[2]: B_H's index column times B_W's ones, and so on.
@@ -372,8 +373,7 @@ class Augmenter:
         work = self._draw(b, rng, stacked=True)
         for c, start in enumerate(range(0, b, per)):
             coords = self._chunk_coordinates(work, c)
-            part = slice(start, start + per)
-            n = len(images[part])
+            part, n = slice(start, start + per), min(per, b - start)
             self._remap(self._fill(work, images[part], scale, shift), coords[0, :n], coords[1, :n], out[part],
                         shift)
         return out
