@@ -7,6 +7,8 @@ Trains one epoch of the config's network (784-800-10, batch 32 by default) on MN
 training split with the config's augmentation, and one epoch with ``data.augment``
 removed, alternating, ``--reps`` times each; the epoch is ``Trainer.train_epoch``
 (training steps, the worker thread, and the end-of-epoch evaluation both runs share).
+The ratio is of the medians; beside it, each augmented epoch over the plain epoch
+run just before it (the machine's speed drifts over seconds, and a pair shares it).
 ``--affine`` adds random affine maps (rotate 10°, scale 0.1, shear 5°, translate 0.1) to the
 config's elastic distortions. Also reports the transforms alone, one trainer unit at a time: µs per image,
 split into the coordinates (noise, affine draws and each chunk's two GEMMs), filling the stacked images,
@@ -72,7 +74,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "reproduce" / "simard-2003-elastic.yaml"))
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--affine", action="store_true", help="add random affine maps to the config's augmentation")
     args = ap.parse_args()
 
@@ -89,10 +91,10 @@ def main() -> None:
     times: dict[str, list[float]] = {"augmented": [], "plain": []}
     making = []
     for _ in range(args.reps):
+        times["plain"].append(epoch_seconds(without))
         MAKING[0] = 0.0
         times["augmented"].append(epoch_seconds(with_aug))
         making.append(MAKING[0])
-        times["plain"].append(epoch_seconds(without))
 
     aug = with_aug.cfg.data.augment
     augmenter = Augmenter(28, 28, elastic=dataclasses.asdict(aug.elastic) if aug.elastic else None,
@@ -132,7 +134,9 @@ def main() -> None:
           f"augment {base['data']['augment']}")
     print(f"epoch without augmentation: {p:.2f} s (runs: {', '.join(f'{t:.2f}' for t in times['plain'])})")
     print(f"epoch with augmentation:    {a:.2f} s (runs: {', '.join(f'{t:.2f}' for t in times['augmented'])})")
-    print(f"ratio: {a / p:.2f}x   making the augmented units: {statistics.median(making):.2f} s of the augmented epoch")
+    pairs = sorted(t / u for t, u in zip(times["augmented"], times["plain"], strict=True))
+    print(f"ratio: {a / p:.2f}x (pairs: {', '.join(f'{r:.2f}' for r in pairs)})   "
+          f"making the augmented units: {statistics.median(making):.2f} s of the augmented epoch")
     print(f"the transforms alone, {len(images)} images at a time: {per_image:.1f} us per image ("
           + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
           + f"; {work.chunks} chunks of {work.per}, stacked: {augmenter._stacks(work.per)})")

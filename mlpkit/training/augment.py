@@ -218,7 +218,8 @@ class Augmenter:
             h, w, f32 = self.h, self.w, np.float32
             kh, kw = self.kh + 2, self.kw + 2
             chunks, per = self._layout(b)
-            self._work.clear()  # one batch size at a time
+            if len(self._work) > 1:  # two batch sizes at a time: an epoch's full units and its last one
+                self._work.clear()
             # Entries outside the elastic block and the three affine corners stay 0.
             coef = np.zeros((chunks, kh, kw, 2, per), f32)
             tall = self._tall(per)

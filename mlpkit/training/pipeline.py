@@ -1,6 +1,6 @@
 """Augmented minibatches, made a unit at a time in the trainer's own thread.
 
-An epoch's minibatches are grouped into units of about ``UNIT_PIXELS`` pixels (128 MNIST
+An epoch's minibatches are grouped into units of about ``UNIT_PIXELS`` pixels (2,048 MNIST
 images). Unit u is augmented with its own generator, seeded by (the epoch's seed, u), so
 what a step trains on depends only on the seed, the epoch's order and the step: a resumed
 run recomputes the unit it stopped in and gets the same images.
@@ -11,7 +11,8 @@ beside it only takes turns with it. Measured on one epoch of 784-800-10, batch 3
 Simard's elastic distortions (``scripts/bench_augment.py``, 2-core EPYC): 2.4 s with a
 background thread one chunk ahead against 2.0 s in the trainer's thread (with an earlier,
 slower version of the transforms), and 1.73 s with units made by 2 threads in bursts
-against 1.69 s in the trainer's thread (1.12 s without augmentation).
+against 1.69 s in the trainer's thread (1.12 s without augmentation); with elastic + affine
+maps and units of 2,048, each half made by its own thread, 1.69 against 1.68 s.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import numpy as np
 
 from mlpkit.training.augment import Augmenter
 
-# Pixels augmented at once: 128 MNIST images, 400 KB per float32 array, so that the ~20 passes over the
-# workspace stay in the cache (docs/performance.md); larger images make fewer per
-# unit, and a batch larger than this is done in slices.
-UNIT_PIXELS = 128 * 28 * 28
+# Pixels augmented at once: 2,048 MNIST images. A unit's transforms are drawn in a few calls whatever its size,
+# and sampled in chunks small enough for the cache (augment.CHUNK_PIXELS), so a large unit only spreads the
+# per-unit calls thinner (at 128 images, drawing and seeding took ~40 % of a unit's time), and an epoch's units took 0.52 s
+# at 128, 0.33 s at 1,024, 0.29 s at 2,048 and 0.28 s at 4,096 (docs/performance.md). Larger images make
+# fewer per unit, and a batch larger than this is done in slices.
+UNIT_PIXELS = 2048 * 28 * 28
 
 
 class AugmentedBatches:
