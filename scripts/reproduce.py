@@ -261,9 +261,10 @@ def pytorch_time_to_99_3(src: api.DataSource) -> list[Row]:
     if below:
         per_epoch = theirs["curve"][-1][1] / len(theirs["curve"])
         epochs = next(e for e, _, a in mine["curve"] if a >= summary["target"])
-        note += (f"; PyTorch's loop waits on the loader, and its steps share the two cores with the workers; at its "
-                 f"{per_epoch:.0f} s per epoch, the {epochs} epochs mlpkit needed would take it about "
-                 f"{per_epoch * epochs / 60:.0f} min (an extrapolation, not a measurement)")
+        waits = ("PyTorch's loop waits on the loader, and its steps share the two cores with the workers"
+                 if theirs["workers"] else "PyTorch's loop transforms each batch, image by image, before its step")
+        note += (f"; {waits}; at its {per_epoch:.0f} s per epoch, the {epochs} epochs mlpkit needed would take it "
+                 f"about {per_epoch * epochs / 60:.0f} min (an extrapolation, not a measurement)")
     return [Row(name, "PyTorch 2.14 + torchvision 0.29 (transforms.v2.ElasticTransform in a DataLoader)",
                 "time to 99.3 % test accuracy", "mlpkit ≤ 0.5 × PyTorch's time",
                 f"mlpkit {m_time / 60:.1f} min, PyTorch {t_text}: {below}{ratio:.2f}×", ratio <= 0.5,
