@@ -360,6 +360,20 @@ def test_the_stacked_fast_path_equals_sampling_each_image_alone(settings, chunk,
         np.testing.assert_allclose(fast, ref, atol=2 * float(np.spacing(last_row)))
 
 
+def test_workspaces_kept_for_two_batch_sizes_give_what_fresh_ones_give(monkeypatch):
+    # An epoch alternates full units with its last, shorter one: both workspaces are kept, a third size
+    # replaces them, and reusing either never leaks one call's coefficients or pixels into the next.
+    monkeypatch.setattr(augment, "CHUNK_PIXELS", 8 * 12 * 10)
+    settings = {"elastic": {"alpha": 3.0, "sigma": 1.5, "p": 0.5}, "affine": {"rotate": 20, "translate": 0.1}}
+    x = np.random.default_rng(4).integers(1, 256, (40, 12, 10)).astype(np.uint8)
+    aug = augment.Augmenter(12, 10, **settings)
+    for call, b in enumerate([33, 7, 33, 7, 33, 40, 33]):
+        fresh = augment.Augmenter(12, 10, **settings)(x[:b], np.random.default_rng(call), scale=0.5, shift=-1.0)
+        np.testing.assert_array_equal(aug(x[:b], np.random.default_rng(call), scale=0.5, shift=-1.0), fresh)
+        assert b in aug._work and len(aug._work) <= 2
+    assert sorted(aug._work) == [33, 40]
+
+
 @pytest.mark.parametrize("chunk", [None, 6])
 def test_a_draw_reaching_past_the_gaps_is_clipped_first_and_sampled_the_same(chunk, monkeypatch):
     # The gaps between stacked images are fixed from the settings; were they narrower than a draw can reach
