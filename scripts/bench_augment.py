@@ -135,7 +135,8 @@ def main() -> None:
     print(f"epoch without augmentation: {p:.2f} s (runs: {', '.join(f'{t:.2f}' for t in times['plain'])})")
     print(f"epoch with augmentation:    {a:.2f} s (runs: {', '.join(f'{t:.2f}' for t in times['augmented'])})")
     pairs = sorted(t / u for t, u in zip(times["augmented"], times["plain"], strict=True))
-    print(f"ratio: {a / p:.2f}x (pairs: {', '.join(f'{r:.2f}' for r in pairs)})   "
+    print(f"ratio: {a / p:.2f}x (the pairs' median {statistics.median(pairs):.2f}x; pairs: "
+          f"{', '.join(f'{r:.2f}' for r in pairs)})   "
           f"making the augmented units: {statistics.median(making):.2f} s of the augmented epoch")
     print(f"the transforms alone, {len(images)} images at a time: {per_image:.1f} us per image ("
           + ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
