@@ -35,9 +35,13 @@ shifts stay exact (small integers are exact in float32, and the other terms are 
 
 Bilinear sampling is OpenCV's ``remap`` (as in albumentations), one call per chunk stacked into
 one tall image, with gaps of background rows between images wider than any draw of the
-settings can reach (a bound over their ranges: ``affine_reach`` and ``Augmenter.elastic_reach``).
-Its row offsets ride in the affine corner, so the GEMMs write the tall image's coordinates
-directly, and a chunk's coordinates are read while still in the core's cache. It equals
+settings can reach (a bound over their ranges: ``affine_reach`` and ``Augmenter.elastic_reach``),
+and as many columns of background on either side: a sample whose neighbours all lie inside the
+image takes OpenCV's vector loop, one near its edge the much slower border path (a quarter of the
+sampling time, for Simard's settings on MNIST). Wherever a sample lands past the side columns it
+reads the border value, the same background, so only the rows need the bound. The offsets ride
+in the affine corner, so the GEMMs write the tall image's coordinates directly, and a chunk's
+coordinates are read while still in the core's cache. It equals
 ``scipy.ndimage.map_coordinates(order=1, mode="grid-constant")`` per image to float32 rounding
 of those coordinates (``bilinear`` below is the same sampling in plain NumPy, for reading, for
 the tests, and for images beyond OpenCV's sizes).
@@ -167,7 +171,7 @@ class _Workspace:
     left: list[np.ndarray]  # per chunk, its coefficients as the first product's left operand (KW·2·per, KH)
     half: np.ndarray  # (KW·2·per, H): (B_H·C)ᵀ per axis and image of a chunk, laid out (KW, 2, per, H)
     coords: np.ndarray  # (2, per, H, W): a chunk's sampling coordinates, rows then columns
-    tall: np.ndarray  # a chunk's images stacked, gaps between them (``Augmenter._tall``)
+    tall: np.ndarray  # a chunk's images stacked, gaps between and beside them (``Augmenter._tall``)
     inner: np.ndarray  # (per, H, W): the images' places in ``tall``
     background: float = math.nan  # the value the gaps hold now (NaN: not filled yet)
 
@@ -204,6 +208,7 @@ class Augmenter:
         # images of a step do not depend on what was drawn before (a resumed run gets the same bytes).
         self.reach = self.elastic_reach + affine_reach(h, w, affine)
         self._gap = math.ceil(self.reach) + 2
+        self._side = self._gap  # columns of background on either side of each image
         self._work: dict[int, _Workspace] = {}
 
     def _layout(self, b: int) -> tuple[int, int]:
@@ -226,13 +231,14 @@ class Augmenter:
             work = self._work[b] = _Workspace(
                 chunks, per, coef, [coef[c].reshape(kh, -1).T for c in range(chunks)],
                 np.empty((kw * 2 * per, h), f32), np.empty((2, per, h, w), f32), tall,
-                tall[self._gap :].reshape(per, h + self._gap, w)[:, :h])
+                tall[self._gap :].reshape(per, h + self._gap, -1)[:, :h, self._side : self._side + w])
         return work
 
     def _tall(self, per: int) -> np.ndarray:
-        """``per`` images stacked into one (G + per·(H + G), W) image, image k at row G + k·(H + G): bilinear
-        samples of one image never reach the next as long as they stay within G − 1 rows of it."""
-        return np.empty((self._gap + per * (self.h + self._gap), self.w), np.float32)
+        """``per`` images stacked into one (G + per·(H + G), G + W + G) image, image k at row G + k·(H + G)
+        and column G: bilinear samples of one image never reach the next as long as they stay within G − 1
+        rows of it, and those within G − 1 columns of it take OpenCV's fast path."""
+        return np.empty((self._gap + per * (self.h + self._gap), self.w + 2 * self._side), np.float32)
 
     def _stacks(self, per: int) -> bool:
         """Whether chunks of ``per`` images are sampled stacked as they are: every draw stays within the gaps
@@ -241,7 +247,7 @@ class Augmenter:
 
     def _fits_opencv(self, per: int) -> bool:
         # The stacked image's rows bound per·h and per too, so either shape of the maps in _remap fits.
-        return self.w < REMAP_LIMIT and self._gap + per * (self.h + self._gap) < REMAP_LIMIT
+        return self.w + 2 * self._side < REMAP_LIMIT and self._gap + per * (self.h + self._gap) < REMAP_LIMIT
 
     def _draw(self, b: int, rng: np.random.Generator, *, stacked: bool) -> _Workspace:
         """Draw the transforms of b images into the workspace's coefficients; with ``stacked``, their rows are
@@ -279,8 +285,9 @@ class Augmenter:
         else:  # the identity
             m = np.zeros((b, 2, 3))
             m[:, 0, 0] = m[:, 1, 1] = 1
-        if stacked:
-            m[:, 0, 2] += self._gap + np.arange(b) % per * (h + self._gap)  # whole numbers: exact
+        if stacked:  # whole numbers: exact
+            m[:, 0, 2] += self._gap + np.arange(b) % per * (h + self._gap)
+            m[:, 1, 2] += self._side
         # coordinate = M[0]·i + M[1]·j + M[2]: B_H's index column times B_W's ones, and so on.
         corners = np.zeros((work.chunks * per, 2, 3), np.float32)
         corners[:b] = m
@@ -356,10 +363,12 @@ class Augmenter:
             part = slice(start, start + work.per)
             tall = self._fill(work, images[part], scale, shift)
             # Rows clipped to [−1, h], beyond which every sample reads background anyway, so that none reaches
-            # into the next image; columns outside [0, w) read OpenCV's border, the same background.
+            # into the next image; columns, shifted past the side gap, read background there or OpenCV's border
+            # beyond it, the same value.
             rows = np.clip(coords[0, part], -1, h).astype(np.float32)
             rows += offsets[: len(rows)]
-            self._remap(tall, rows, np.ascontiguousarray(coords[1, part], dtype=np.float32), out[part], shift)
+            cols = np.add(coords[1, part], self._side, dtype=np.float32)
+            self._remap(tall, rows, cols, out[part], shift)
         return out
 
     def __call__(self, images: np.ndarray, rng: np.random.Generator, out: np.ndarray | None = None, *,
