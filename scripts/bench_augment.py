@@ -1,7 +1,7 @@
 """What on-the-fly augmentation costs: one training epoch with data.augment against the same epoch without.
 
     python scripts/bench_augment.py --data-dir ../shared/data/mnist [--config configs/reproduce/simard-2003-elastic.yaml]
-        [--reps 3] [--affine]
+        [--reps 7] [--affine]
 
 Trains one epoch of the config's network (784-800-10, batch 32 by default) on MNIST's
 training split with the config's augmentation, and one epoch with ``data.augment``
@@ -74,7 +74,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "reproduce" / "simard-2003-elastic.yaml"))
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--affine", action="store_true", help="add random affine maps to the config's augmentation")
     args = ap.parse_args()
 
