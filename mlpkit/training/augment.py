@@ -36,12 +36,10 @@ shifts stay exact (small integers are exact in float32, and the other terms are 
 Bilinear sampling is OpenCV's ``remap`` (as in albumentations), one call per chunk stacked into
 one tall image, with gaps of background rows between images wider than any draw of the
 settings can reach (a bound over their ranges: ``affine_reach`` and ``Augmenter.elastic_reach``),
-and as many columns of background on either side: a sample whose neighbours all lie inside the
-image takes OpenCV's vector loop, one near its edge the much slower border path (a quarter of the
-sampling time, for Simard's settings on MNIST). Wherever a sample lands past the side columns it
-reads the border value, the same background, so only the rows need the bound. The offsets ride
-in the affine corner, so the GEMMs write the tall image's coordinates directly, and a chunk's
-coordinates are read while still in the core's cache. It equals
+and as many columns of background beside them, so that samples near an image's side take OpenCV's
+vector loop, not its slower border path (past the columns the border reads the same background: no
+bound needed). The offsets ride in the affine corner, so the GEMMs write the tall image's
+coordinates directly, and a chunk's coordinates are read while still in the core's cache. It equals
 ``scipy.ndimage.map_coordinates(order=1, mode="grid-constant")`` per image to float32 rounding
 of those coordinates (``bilinear`` below is the same sampling in plain NumPy, for reading, for
 the tests, and for images beyond OpenCV's sizes).
@@ -363,8 +361,7 @@ class Augmenter:
             part = slice(start, start + work.per)
             tall = self._fill(work, images[part], scale, shift)
             # Rows clipped to [−1, h], beyond which every sample reads background anyway, so that none reaches
-            # into the next image; columns, shifted past the side gap, read background there or OpenCV's border
-            # beyond it, the same value.
+            # into the next image; columns read the side gap's background, or beyond it the same from the border.
             rows = np.clip(coords[0, part], -1, h).astype(np.float32)
             rows += offsets[: len(rows)]
             cols = np.add(coords[1, part], self._side, dtype=np.float32)
