@@ -278,10 +278,25 @@ RUNNERS = {"nielsen-ch5": nielsen_ch5, "nielsen-ch3": nielsen_ch3, "simard-2003"
            "ciresan-2010-mlp": ciresan_mlp}
 
 
+def _commit() -> str | None:
+    """The checkout's commit, "+changes" when tracked files differ from it; None outside a git checkout."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def write_table(rows: list[Row]) -> None:
     previous = json.loads(STATE.read_text()) if STATE.is_file() else {}
     for r in rows:
-        previous[r.name] = {**r.__dict__, "machine": _machine(), "date": time.strftime("%Y-%m-%d")}
+        previous[r.name] = {**r.__dict__, "machine": _machine(), "date": time.strftime("%Y-%m-%d"),
+                            "commit": _commit()}
     order = [n for runner in RUNNERS for n in previous
              if n == runner or (n.startswith(runner + "-") and n not in RUNNERS)]
     STATE.write_text(json.dumps(previous, indent=2) + "\n")
