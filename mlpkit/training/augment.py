@@ -238,6 +238,10 @@ class Augmenter:
         rows of it, and those within G − 1 columns of it take OpenCV's fast path."""
         return np.empty((self._gap + per * (self.h + self._gap), self.w + 2 * self._side), np.float32)
 
+    def _row_offsets(self, k: np.ndarray) -> np.ndarray:
+        """The stacked image's row of image k's row 0 (see ``_tall``)."""
+        return self._gap + k * (self.h + self._gap)
+
     def _stacks(self, per: int) -> bool:
         """Whether chunks of ``per`` images are sampled stacked as they are: every draw stays within the gaps
         (always, unless a test narrows them), and the stacked image fits OpenCV."""
@@ -273,10 +277,7 @@ class Augmenter:
             # One draw for all: whether it applies, then the angle, zoom, shear and shift (rows, columns), each
             # uniform over its range.
             u = rng.random((6, b))
-            r = u[1:]
-            r *= 2
-            r -= 1
-            r *= self._affine_ranges
+            r = (u[1:] * 2 - 1) * self._affine_ranges
             if not (on := u[0] < affine.get("p", 1.0)).all():
                 r *= on
             m = affine_matrices(h, w, r[0], 1 + r[1], r[2], r[3:].T)
@@ -284,7 +285,7 @@ class Augmenter:
             m = np.zeros((b, 2, 3))
             m[:, 0, 0] = m[:, 1, 1] = 1
         if stacked:  # whole numbers: exact
-            m[:, 0, 2] += self._gap + np.arange(b) % per * (h + self._gap)
+            m[:, 0, 2] += self._row_offsets(np.arange(b) % per)
             m[:, 1, 2] += self._side
         # coordinate = M[0]·i + M[1]·j + M[2]: B_H's index column times B_W's ones, and so on.
         corners = np.zeros((work.chunks * per, 2, 3), np.float32)
@@ -356,7 +357,7 @@ class Augmenter:
             np.multiply(bilinear(images, coords), scale, out=out, casting="unsafe")
             out += np.float32(shift)
             return out
-        offsets = (self._gap + np.arange(work.per) * (h + self._gap)).astype(np.float32)[:, None, None]
+        offsets = self._row_offsets(np.arange(work.per)).astype(np.float32)[:, None, None]
         for start in range(0, b, work.per):
             part = slice(start, start + work.per)
             tall = self._fill(work, images[part], scale, shift)
